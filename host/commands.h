@@ -1,0 +1,10 @@
+/* commands.h — the armo CLI's subcommands, one file each (host/cmd_*.c).
+ * Each takes the arguments after its name (argv[0] is the subcommand) and
+ * returns the process exit status. */
+#ifndef ARMO_COMMANDS_H
+#define ARMO_COMMANDS_H
+
+int cmd_inspect(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,49 @@
+/* cpu_backend.h — the whole forward on the CPU: embedding, N decoder layers,
+ * final RMSNorm, and the model's head, in fp32 on bf16 / f16 / f32 weights.
+ *
+ * The oracle for every GPU test and the way to score small models without a
+ * GPU.  It scores packed variable-length batches (no padding) so that it can
+ * stand in for the CUDA backend behind the same calls. */
+#ifndef ARMO_CPU_BACKEND_H
+#define ARMO_CPU_BACKEND_H
+
+#include <stdint.h>
+
+#include "host/cpu_ops.h"
+#include "host/errors.h"
+#include "weights/model.h"
+
+#define ARMO_MAX_LABELS 16
+
+typedef struct {
+    int n_tokens;
+    int last_pos;                /* index (in the sequence) of h_last */
+    int gating_pos;              /* index of h_prompt; -1 for a single-head RM */
+    float score;                 /* ArmoRM score, or label 0's score */
+    int n_objectives;            /* ArmoRM: K; else 0 */
+    float rewards[ARMO_MAX_OBJECTIVES];
+    float gating[ARMO_MAX_OBJECTIVES];
+    float coefficients[ARMO_MAX_OBJECTIVES];
+    int n_labels;                /* single-head RM: labels; else 0 */
+    float labels[ARMO_MAX_LABELS];
+} armo_result;
+
+typedef struct armo_cpu armo_cpu;
+
+/* nthreads <= 0: one per online CPU. */
+armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e);
+void armo_cpu_destroy(armo_cpu *c);
+
+/* Scores nseq packed sequences: ids[cu_seqlens[s] .. cu_seqlens[s+1]).
+ * gating_pos[s] is the in-sequence index of the gating token (ArmoRM; found
+ * with armo_find_gating_pos) and is ignored for a single-head RM (may be
+ * NULL).  Every id must be < vocab and every sequence non-empty and no longer
+ * than max_position_embeddings; violations are errors naming the sequence. */
+int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                   const int32_t *gating_pos, armo_result *out, armo_err *e);
+
+/* The fp32 head weights the backend converted at create time (shared with
+ * the CUDA engine's tests). */
+const armo_head_f32 *armo_cpu_head(const armo_cpu *c);
+
+#endif
