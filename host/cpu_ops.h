@@ -48,6 +48,13 @@ void cpu_rope_apply(float *x, int n, int nheads, int head_dim, const int32_t *po
 void cpu_attention(float *out, const float *q, const float *k, const float *v,
                    const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd);
 
+/* The same for a subset of query rows only (global token indices rows[r],
+ * r < nrows), writing out [nrows, nh*hd]: lets GPU tests check long sequences
+ * (8192 tokens) on sampled rows without an O(n^2) CPU pass over all of them. */
+void cpu_attention_rows(float *out, const float *q, const float *k, const float *v,
+                        const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
+                        const int32_t *rows, int nrows);
+
 /* out[i] = silu(gate[i]) * up[i] for i < count; out may alias gate or up. */
 void cpu_swiglu(float *out, const float *gate, const float *up, int64_t count);
 
