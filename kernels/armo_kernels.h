@@ -123,7 +123,7 @@ typedef struct {
     const float *transform;      /* [K, K], adjusted = rewards @ M */
 } armo_head_dev;
 
-/* Floats of scratch armo_head_f32 needs for nseq sequences. */
+/* Floats of scratch armo_gated_head_f32 needs for nseq sequences. */
 size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq);
 
 /* For each of nseq sequences: rewards = W_r h_last; z = gating MLP(h_prompt)
@@ -131,9 +131,9 @@ size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq);
  * logit_scale; coefficients = gate @ Mᵀ; score = Σ rewards * coefficients.
  * h_last, h_prompt fp32 [nseq, H]; rewards, gating, coefficients [nseq, K];
  * score [nseq]; scratch armo_head_scratch_floats() floats.  K <= 1024. */
-cudaError_t armo_head_f32(const armo_head_dev *hw, const float *h_last, const float *h_prompt,
-                          int nseq, float *rewards, float *gating, float *coefficients,
-                          float *score, float *scratch, cudaStream_t stream);
+cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last, const float *h_prompt,
+                                int nseq, float *rewards, float *gating, float *coefficients,
+                                float *score, float *scratch, cudaStream_t stream);
 
 /* Single-head RM: scores[nseq, labels] = h_last · Wᵀ, W [labels, hidden] fp32. */
 cudaError_t armo_seqcls_head_f32(const float *w, int labels, int hidden, const float *h_last,

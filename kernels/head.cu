@@ -116,7 +116,7 @@ extern "C" size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq) {
     return (size_t)2 * (size_t)(nseq > 0 ? nseq : 0) * (size_t)widest;
 }
 
-extern "C" cudaError_t armo_head_f32(const armo_head_dev *hw, const float *h_last,
+extern "C" cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last,
                                      const float *h_prompt, int nseq, float *rewards,
                                      float *gating, float *coefficients, float *score,
                                      float *scratch, cudaStream_t stream) {
