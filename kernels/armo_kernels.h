@@ -26,11 +26,13 @@
 
 #include <cuda_runtime_api.h>
 
-#include "host/errors.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* host/errors.h has no extern "C" guard of its own: included here, inside
+ * ours, so that C++ (.cu) translation units link against the C armo_err_set. */
+#include "host/errors.h"
 
 /* ---- 1. embedding gather (kernels/embedding.cu) ---------------------------
  * out[i, :] = table[ids[i], :] for i < n; table [vocab, hidden] bf16,
