@@ -243,16 +243,22 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     const int kvh = h / (nh / nkv);
     const int per_lane = hd / 32;
     const size_t q_stride = (size_t)nh * hd, kv_stride = (size_t)nkv * hd;
+    /* fixed-bound unrolled loops with a guard keep qv / acc in registers */
     float qv[SA_MAX_HD / 32];
-    for (int c = 0; c < per_lane; c++)
-        qv[c] = bf16_bits_to_f32(q[(size_t)tok * q_stride + (size_t)h * hd + lane + 32 * c]);
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++)
+        qv[c] = c < per_lane
+                    ? bf16_bits_to_f32(q[(size_t)tok * q_stride + (size_t)h * hd + lane + 32 * c])
+                    : 0.0f;
 
     /* pass 1: max score */
     float mx = -INFINITY;
     for (int j = first + warp; j <= tok; j += SA_WARPS) {
         const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
         float d = 0.0f;
-        for (int c = 0; c < per_lane; c++) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
         mx = fmaxf(mx, warp_sum(d) * scale);
     }
     if (lane == 0) warp_max_s[warp] = mx;
@@ -262,18 +268,25 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
 
     /* pass 2: exp-sum and weighted V */
     float l = 0.0f, acc[SA_MAX_HD / 32];
-    for (int c = 0; c < per_lane; c++) acc[c] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++) acc[c] = 0.0f;
     for (int j = first + warp; j <= tok; j += SA_WARPS) {
         const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
         const uint16_t *vr = v + (size_t)j * kv_stride + (size_t)kvh * hd;
         float d = 0.0f;
-        for (int c = 0; c < per_lane; c++) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
         const float p = expf(warp_sum(d) * scale - m);
         l += p;
-        for (int c = 0; c < per_lane; c++) acc[c] += p * bf16_bits_to_f32(vr[lane + 32 * c]);
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane) acc[c] += p * bf16_bits_to_f32(vr[lane + 32 * c]);
     }
     if (lane == 0) warp_l_s[warp] = l;
-    for (int c = 0; c < per_lane; c++) warp_acc_s[warp][lane + 32 * c] = acc[c];
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++)
+        if (c < per_lane) warp_acc_s[warp][lane + 32 * c] = acc[c];
     __syncthreads();
     float lsum = 0.0f;
     for (int w = 0; w < SA_WARPS; w++) lsum += warp_l_s[w];
