@@ -17,7 +17,7 @@
 #include "test_util.h"
 #include "weights/model.h"
 
-static char g_tmp[1024];
+static char g_tmp[512];
 
 static void path_join(char *out, size_t len, const char *a, const char *b) {
     snprintf(out, len, "%s/%s", a, b);
