@@ -597,6 +597,90 @@ static uint64_t rng(void) { /* xorshift64* */
     return g_rng * 2685821657736338717ULL;
 }
 
+/* Opens a corrupted file: it must either open with every invariant the
+ * reader promises (tensors inside the mapping, sizes consistent, names sorted
+ * and findable, non-empty ranges disjoint) or fail with a message naming it. */
+static void fuzz_open(const char *path, const char *stage, int it, int *opened, int *failed) {
+    st_checkpoint ck;
+    armo_err e;
+    memset(&e, 0, sizeof e);
+    if (st_open_file(&ck, path, &e) == 0) {
+        (*opened)++;
+        int ok = ck.nfiles == 1;
+        const unsigned char *lo = ck.files[0].map;
+        const unsigned char *hi = lo + ck.files[0].size;
+        for (int i = 0; i < ck.ntensors && ok; i++) {
+            const st_tensor *t = &ck.tensors[i];
+            const unsigned char *d = t->data;
+            ok = t->name && d >= lo + 8 && d <= hi && t->nbytes <= (size_t)(hi - d) &&
+                 t->ndim >= 0 && t->ndim <= ST_MAX_DIMS && t->numel >= 0 &&
+                 t->nbytes == (size_t)t->numel * armo_dtype_size(t->dtype) &&
+                 (i == 0 || strcmp(ck.tensors[i - 1].name, t->name) < 0) &&
+                 st_find(&ck, t->name) == t;
+            for (int j = 0; j < i && ok; j++) {
+                const st_tensor *u = &ck.tensors[j];
+                const unsigned char *ud = u->data;
+                if (t->nbytes && u->nbytes) ok = d + t->nbytes <= ud || ud + u->nbytes <= d;
+            }
+            volatile unsigned sum = 0;
+            for (size_t b = 0; ok && b < t->nbytes; b++) sum += d[b];
+            (void)sum;
+        }
+        CHECK(ok, "fuzz %s %d: opened checkpoint violates an invariant", stage, it);
+        st_close(&ck);
+    } else {
+        (*failed)++;
+        if (getenv("ST_TEST_VERBOSE")) printf("fuzz %s %d: %s\n", stage, it, e.msg);
+        CHECK(e.msg[0] != '\0', "fuzz %s %d: failure without a message", stage, it);
+        CHECK(test_contains(e.msg, "f.safetensors"), "fuzz %s %d: no file name: %s", stage, it,
+              e.msg);
+        CHECK(is_zeroed(&ck), "fuzz %s %d: not zeroed after failure", stage, it);
+    }
+}
+
+/* Rewrites one or two of the numbers in `header` (outside strings) as
+ * interesting values (0, small, negative, near a power of two, past 2^63,
+ * reals), keeping the JSON well-formed, so that the semantic checks (shape,
+ * offsets, overflow) see hostile values rather than the JSON parser refusing
+ * the header. */
+static void mutate_numbers(const char *header, char *out, size_t cap) {
+    static const char *const interesting[] = {
+        "0", "1", "2", "3", "4", "8", "12", "16", "20", "24", "28", "32", "40", "42", "48",
+        "-1", "-8", "7", "4294967296", "4294967295", "2147483648", "4611686018427387904",
+        "9223372036854775807", "9223372036854775806", "18446744073709551615", "1e3", "2.0",
+        "3037000500", "65536"};
+    int nnum = 0, in_str = 0;
+    for (const char *p = header; *p; p++) {
+        if (*p == '"') in_str = !in_str;
+        else if (!in_str && *p >= '0' && *p <= '9' && (p == header || p[-1] < '0' || p[-1] > '9'))
+            nnum++;
+    }
+    int pick1 = nnum ? (int)(rng() % (uint64_t)nnum) : -1;
+    int pick2 = (nnum && rng() % 2) ? (int)(rng() % (uint64_t)nnum) : -1;
+    size_t n = 0;
+    int idx = 0;
+    in_str = 0;
+    for (const char *p = header; *p && n + 32 < cap;) {
+        if (*p == '"') in_str = !in_str;
+        if (!in_str && *p >= '0' && *p <= '9') {
+            const char *q = p;
+            while (*q >= '0' && *q <= '9') q++;
+            if (idx == pick1 || idx == pick2) {
+                const char *v = interesting[rng() % (sizeof interesting / sizeof *interesting)];
+                n += (size_t)snprintf(out + n, cap - n, "%s", v);
+            } else {
+                memcpy(out + n, p, (size_t)(q - p));
+                n += (size_t)(q - p);
+            }
+            idx++;
+            p = q;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+}
+
 static void test_fuzz(void) {
     /* base file: a few tensors, contiguous data */
     const char *header =
@@ -639,40 +723,30 @@ static void test_fuzz(void) {
             CHECK(0, "fuzz: cannot write %s", path);
             break;
         }
-        st_checkpoint ck;
-        armo_err e;
-        memset(&e, 0, sizeof e);
-        if (st_open_file(&ck, path, &e) == 0) {
-            opened++;
-            /* every invariant the reader promises */
-            int ok = ck.nfiles == 1;
-            const unsigned char *lo = ck.files[0].map;
-            const unsigned char *hi = lo + ck.files[0].size;
-            for (int i = 0; i < ck.ntensors && ok; i++) {
-                const st_tensor *t = &ck.tensors[i];
-                const unsigned char *d = t->data;
-                ok = t->name && d >= lo + 8 && d <= hi && t->nbytes <= (size_t)(hi - d) &&
-                     t->ndim >= 0 && t->ndim <= ST_MAX_DIMS &&
-                     t->nbytes == (size_t)t->numel * armo_dtype_size(t->dtype) &&
-                     (i == 0 || strcmp(ck.tensors[i - 1].name, t->name) < 0) &&
-                     st_find(&ck, t->name) == t;
-                volatile unsigned sum = 0;
-                for (size_t b = 0; ok && b < t->nbytes; b++) sum += d[b];
-                (void)sum;
-            }
-            CHECK(ok, "fuzz iteration %d: opened checkpoint violates an invariant", it);
-            st_close(&ck);
-        } else {
-            failed++;
-            CHECK(e.msg[0] != '\0', "fuzz iteration %d: failure without a message", it);
-            CHECK(test_contains(e.msg, "f.safetensors"), "fuzz iteration %d: no file name: %s",
-                  it, e.msg);
-            CHECK(is_zeroed(&ck), "fuzz iteration %d: not zeroed after failure", it);
-        }
+        fuzz_open(path, "bytes", it, &opened, &failed);
     }
-    printf("fuzz: %d opened, %d refused\n", opened, failed);
+    printf("fuzz bytes: %d opened, %d refused\n", opened, failed);
     CHECK(failed > 1000, "fuzz should mostly produce refusals (%d)", failed);
     CHECK(opened > 10, "fuzz should also produce some valid files (%d)", opened);
+
+    /* stage 2: valid JSON, hostile numbers */
+    int opened2 = 0, failed2 = 0;
+    char mutated[2048];
+    for (int it = 0; it < 1000; it++) {
+        mutate_numbers(header, mutated, sizeof mutated);
+        buf b = compose(mutated, data, sizeof data);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(b.bytes, 1, b.len, f) != b.len || fclose(f) != 0) {
+            CHECK(0, "fuzz: cannot write %s", path);
+            free(b.bytes);
+            break;
+        }
+        free(b.bytes);
+        fuzz_open(path, "numbers", it, &opened2, &failed2);
+    }
+    printf("fuzz numbers: %d opened, %d refused\n", opened2, failed2);
+    CHECK(failed2 > 300 && opened2 > 10, "numbers fuzz mix: %d opened, %d refused", opened2,
+          failed2);
     free(work);
     free(base.bytes);
 }
