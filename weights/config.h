@@ -22,6 +22,11 @@ typedef enum {
 } armo_rope_type;
 
 #define ARMO_MAX_EOS 8
+/* Limits the engine's fixed-size result arrays impose (see cpu_ops.h,
+ * cpu_backend.h, model.h). */
+#define ARMO_CONFIG_MAX_OBJECTIVES 64
+#define ARMO_CONFIG_MAX_LABELS 16
+#define ARMO_CONFIG_MAX_GATING_HIDDEN 7
 
 typedef struct {
     armo_arch arch;

@@ -1,0 +1,409 @@
+/* cpu_ops.c — the CPU reference operators (see cpu_ops.h).
+ *
+ * Plain C11, fp32 math, written to be obviously correct first and reasonably
+ * fast second: they are the oracle of every CUDA kernel and of the golden
+ * tests, and they run tiny checkpoints end to end.  Shapes and conventions
+ * follow Hugging Face transformers' Llama (rotate-half RoPE, the "llama3"
+ * frequency rescaling, RMSNorm as x * rsqrt(mean(x^2) + eps) * w) and the
+ * ArmoRM head of LlamaForRewardModelWithGating.
+ *
+ * Every result of cpu_matmul depends only on its own row and token (fixed
+ * summation order), so the thread count never changes a bit of the output.
+ * The operators are void (the header fixes that), so where scratch memory is
+ * needed they either avoid the heap (attention recomputes scores instead of
+ * storing them) or fall back to a slower path that needs none (matmul). */
+#include "host/cpu_ops.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weights/dtype.h"
+
+/* ---- dot product ---------------------------------------------------------
+ * Eight independent fp32 partial sums combined pairwise: more accurate than
+ * one serial sum, lets the compiler use SIMD without -ffast-math, and always
+ * the same order for a given length. */
+static float dot_f32(const float *a, const float *b, int64_t len) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= len; j += 8) {
+        s[0] += a[j + 0] * b[j + 0];
+        s[1] += a[j + 1] * b[j + 1];
+        s[2] += a[j + 2] * b[j + 2];
+        s[3] += a[j + 3] * b[j + 3];
+        s[4] += a[j + 4] * b[j + 4];
+        s[5] += a[j + 5] * b[j + 5];
+        s[6] += a[j + 6] * b[j + 6];
+        s[7] += a[j + 7] * b[j + 7];
+    }
+    for (int t = 0; j < len; j++, t++) s[t] += a[j] * b[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static double dot_f64(const float *a, const float *b, int64_t len) {
+    double s = 0.0;
+    for (int64_t j = 0; j < len; j++) s += (double)a[j] * (double)b[j];
+    return s;
+}
+
+static const void *weight_row(const armo_weight *w, int64_t r) {
+    return (const char *)w->data + (size_t)r * (size_t)w->cols * armo_dtype_size(w->dtype);
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+void cpu_embed(float *out, const armo_weight *embed, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++)
+        armo_convert_to_f32(out + (size_t)i * (size_t)embed->cols, weight_row(embed, ids[i]),
+                            embed->dtype, (size_t)embed->cols);
+}
+
+/* ---- matmul -------------------------------------------------------------
+ * Each worker owns a contiguous range of output rows.  It converts a block of
+ * weight rows to fp32 once and reuses the block for all n tokens, so the
+ * conversion costs O(rows*cols) however large the batch is. */
+
+#define MATMUL_BLOCK_ROWS 8
+
+typedef struct {
+    float *y;
+    const float *x;
+    const armo_weight *w;
+    int n;
+    int64_t row_begin, row_end;
+} matmul_job;
+
+static void *matmul_worker(void *arg) {
+    const matmul_job *job = arg;
+    const armo_weight *w = job->w;
+    const int64_t cols = w->cols, rows = w->rows;
+    const int is_f32 = w->dtype == ARMO_DT_F32;
+    float *block = NULL;
+    if (!is_f32) block = malloc((size_t)MATMUL_BLOCK_ROWS * (size_t)cols * sizeof(float));
+    for (int64_t r0 = job->row_begin; r0 < job->row_end; r0 += MATMUL_BLOCK_ROWS) {
+        int64_t nb = job->row_end - r0;
+        if (nb > MATMUL_BLOCK_ROWS) nb = MATMUL_BLOCK_ROWS;
+        const float *wb;
+        if (is_f32) {
+            wb = (const float *)weight_row(w, r0);
+        } else if (block) {
+            armo_convert_to_f32(block, weight_row(w, r0), w->dtype, (size_t)(nb * cols));
+            wb = block;
+        } else {
+            wb = NULL; /* out of memory for the block: convert element-wise below */
+        }
+        for (int t = 0; t < job->n; t++) {
+            const float *xt = job->x + (size_t)t * (size_t)cols;
+            float *yt = job->y + (size_t)t * (size_t)rows;
+            for (int64_t r = 0; r < nb; r++) {
+                if (wb) {
+                    yt[r0 + r] = dot_f32(xt, wb + (size_t)r * (size_t)cols, cols);
+                } else {
+                    /* same summation order as dot_f32, no scratch memory */
+                    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                    const void *wr = weight_row(w, r0 + r);
+                    int64_t j = 0;
+                    for (; j + 8 <= cols; j += 8)
+                        for (int q = 0; q < 8; q++)
+                            s[q] += xt[j + q] * armo_load_f32(wr, w->dtype, (size_t)(j + q));
+                    for (int q = 0; j < cols; j++, q++)
+                        s[q] += xt[j] * armo_load_f32(wr, w->dtype, (size_t)j);
+                    yt[r0 + r] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+                }
+            }
+        }
+    }
+    free(block);
+    return NULL;
+}
+
+#define MATMUL_MAX_THREADS 256
+
+void cpu_matmul(float *y, const float *x, const armo_weight *w, int n, int nthreads) {
+    const int64_t rows = w->rows;
+    if (n <= 0 || rows <= 0) return;
+    if (nthreads > MATMUL_MAX_THREADS) nthreads = MATMUL_MAX_THREADS;
+    /* Threads only pay off when there is work to split: below ~1M multiply-adds
+     * the create/join overhead dominates. */
+    if ((double)n * (double)rows * (double)w->cols < 1e6) nthreads = 1;
+    if (nthreads > rows) nthreads = (int)rows;
+    if (nthreads <= 1) {
+        matmul_job job = {y, x, w, n, 0, rows};
+        matmul_worker(&job);
+        return;
+    }
+    matmul_job jobs[MATMUL_MAX_THREADS];
+    pthread_t tids[MATMUL_MAX_THREADS];
+    int started[MATMUL_MAX_THREADS];
+    /* Whole blocks per thread so that every thread converts complete blocks. */
+    int64_t nblocks = (rows + MATMUL_BLOCK_ROWS - 1) / MATMUL_BLOCK_ROWS;
+    for (int t = 0; t < nthreads; t++) {
+        int64_t b0 = nblocks * t / nthreads, b1 = nblocks * (t + 1) / nthreads;
+        int64_t r0 = b0 * MATMUL_BLOCK_ROWS, r1 = b1 * MATMUL_BLOCK_ROWS;
+        if (r1 > rows) r1 = rows;
+        if (r0 > rows) r0 = rows;
+        jobs[t] = (matmul_job){y, x, w, n, r0, r1};
+    }
+    for (int t = 1; t < nthreads; t++) {
+        int rc = pthread_create(&tids[t], NULL, matmul_worker, &jobs[t]);
+        started[t] = rc == 0;
+        if (rc != 0) /* no thread: do its share on this one instead */
+            fprintf(stderr, "%s:%d: pthread_create failed (%s); computing inline\n", __FILE__,
+                    __LINE__, strerror(rc));
+    }
+    matmul_worker(&jobs[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (started[t]) {
+            int rc = pthread_join(tids[t], NULL);
+            if (rc != 0)
+                fprintf(stderr, "%s:%d: pthread_join failed (%s)\n", __FILE__, __LINE__,
+                        strerror(rc));
+        } else {
+            matmul_worker(&jobs[t]);
+        }
+    }
+}
+
+/* ---- RMSNorm ------------------------------------------------------------
+ * Statistics in double (cheap, and closer to the exact value than the fp32
+ * reference's own rounding); the normalisation itself in fp32 in the
+ * reference's order: (x * rsqrt(var + eps)) * w. */
+
+static void rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps) {
+    double ss = 0.0;
+    for (int j = 0; j < dim; j++) ss += (double)x[j] * (double)x[j];
+    float var = (float)(ss / dim);
+    float inv = (float)(1.0 / sqrt((double)(var + eps)));
+    for (int j = 0; j < dim; j++) out[j] = (x[j] * inv) * w[j];
+}
+
+void cpu_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
+    for (int i = 0; i < n; i++)
+        rmsnorm_row(out + (size_t)i * dim, x + (size_t)i * dim, w, dim, eps);
+}
+
+void cpu_add_rmsnorm(float *residual, const float *delta, float *out, const float *w, int n,
+                     int dim, float eps) {
+    for (int i = 0; i < n; i++) {
+        float *r = residual + (size_t)i * dim;
+        const float *d = delta + (size_t)i * dim;
+        for (int j = 0; j < dim; j++) r[j] += d[j];
+        rmsnorm_row(out + (size_t)i * dim, r, w, dim, eps);
+    }
+}
+
+/* ---- RoPE ---------------------------------------------------------------
+ * Frequencies step by step in fp32, as transformers computes them:
+ *   inv_freq = 1 / (theta ** (arange(0, hd, 2).float() / hd))
+ * and for rope_type "llama3" (_compute_llama3_parameters):
+ *   wavelen = 2π / inv_freq
+ *   wavelen > orig_max / low_freq_factor   -> inv_freq / factor
+ *   wavelen < orig_max / high_freq_factor  -> inv_freq
+ *   otherwise smooth = (orig_max / wavelen - low) / (high - low),
+ *             (1 - smooth) * inv_freq / factor + smooth * inv_freq. */
+
+void cpu_rope_inv_freq(const armo_config *cfg, float *inv_freq) {
+    const int hd = cfg->head_dim;
+    const float theta = (float)cfg->rope_theta;
+    /* torch evaluates `scalar / t` as t.reciprocal() * scalar, in fp32 */
+    for (int i = 0; i < hd / 2; i++) {
+        float expo = (float)(2 * i) / (float)hd;
+        inv_freq[i] = 1.0f / powf(theta, expo);
+    }
+    if (cfg->rope_type != ARMO_ROPE_LLAMA3) return;
+    const float factor = (float)cfg->rope_factor;
+    const float low = (float)cfg->rope_low_freq_factor;
+    const float high_minus_low = (float)(cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
+    const float old_ctx = (float)cfg->rope_original_max_pos;
+    const float low_freq_wavelen =
+        (float)((double)cfg->rope_original_max_pos / cfg->rope_low_freq_factor);
+    const float high_freq_wavelen =
+        (float)((double)cfg->rope_original_max_pos / cfg->rope_high_freq_factor);
+    const float two_pi = (float)(2.0 * M_PI);
+    for (int i = 0; i < hd / 2; i++) {
+        float f = inv_freq[i];
+        float wavelen = (1.0f / f) * two_pi;
+        float scaled = wavelen > low_freq_wavelen ? f / factor : f;
+        if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+            float smooth = ((1.0f / wavelen) * old_ctx - low) / high_minus_low;
+            scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+        }
+        inv_freq[i] = scaled;
+    }
+}
+
+void cpu_rope_apply(float *x, int n, int nheads, int head_dim, const int32_t *pos,
+                    const float *inv_freq) {
+    const int half = head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        float *row = x + (size_t)i * (size_t)nheads * (size_t)head_dim;
+        for (int j = 0; j < half; j++) {
+            float angle = (float)pos[i] * inv_freq[j];
+            float c = cosf(angle), s = sinf(angle);
+            for (int h = 0; h < nheads; h++) {
+                float *xh = row + (size_t)h * head_dim;
+                float x1 = xh[j], x2 = xh[j + half];
+                xh[j] = x1 * c - x2 * s;
+                xh[j + half] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+/* ---- attention ----------------------------------------------------------
+ * One query row of one head: two passes over its keys (max, then exp-sum and
+ * weighted V sum), recomputing q·k in the second pass so that no scratch
+ * buffer is needed.  The output row itself accumulates the V sum. */
+
+static void attend_row(float *o, const float *qh, const float *k, const float *v, int64_t key0,
+                       int64_t key1, int kv_stride, int kv_off, int hd, float scale) {
+    float m = -INFINITY;
+    for (int64_t j = key0; j <= key1; j++) {
+        float s = dot_f32(qh, k + (size_t)j * kv_stride + kv_off, hd) * scale;
+        if (s > m) m = s;
+    }
+    for (int d = 0; d < hd; d++) o[d] = 0.0f;
+    float l = 0.0f;
+    for (int64_t j = key0; j <= key1; j++) {
+        float s = dot_f32(qh, k + (size_t)j * kv_stride + kv_off, hd) * scale;
+        float p = expf(s - m);
+        l += p;
+        const float *vj = v + (size_t)j * kv_stride + kv_off;
+        for (int d = 0; d < hd; d++) o[d] += p * vj[d];
+    }
+    float inv_l = 1.0f / l;
+    for (int d = 0; d < hd; d++) o[d] *= inv_l;
+}
+
+/* Sequence index of global token row (binary search over cu_seqlens). */
+static int seq_of_row(const int32_t *cu_seqlens, int nseq, int64_t row) {
+    int lo = 0, hi = nseq - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (cu_seqlens[mid] <= row) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static void attend_token(float *out_row, const float *q, const float *k, const float *v,
+                         int64_t row, int64_t seq_start, int nh, int nkv, int hd) {
+    const int group = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qrow = q + (size_t)row * (size_t)nh * hd;
+    for (int h = 0; h < nh; h++)
+        attend_row(out_row + (size_t)h * hd, qrow + (size_t)h * hd, k, v, seq_start, row,
+                   nkv * hd, (h / group) * hd, hd, scale);
+}
+
+void cpu_attention(float *out, const float *q, const float *k, const float *v,
+                   const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd) {
+    for (int s = 0; s < nseq; s++)
+        for (int64_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++)
+            attend_token(out + (size_t)i * (size_t)nh * hd, q, k, v, i, cu_seqlens[s], nh, nkv,
+                         hd);
+}
+
+void cpu_attention_rows(float *out, const float *q, const float *k, const float *v,
+                        const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
+                        const int32_t *rows, int nrows) {
+    for (int r = 0; r < nrows; r++) {
+        int s = seq_of_row(cu_seqlens, nseq, rows[r]);
+        attend_token(out + (size_t)r * (size_t)nh * hd, q, k, v, rows[r], cu_seqlens[s], nh, nkv,
+                     hd);
+    }
+}
+
+/* ---- SwiGLU ------------------------------------------------------------- */
+
+void cpu_swiglu(float *out, const float *gate, const float *up, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        float g = gate[i];
+        float silu = g / (1.0f + expf(-g));
+        out[i] = silu * up[i];
+    }
+}
+
+/* ---- heads --------------------------------------------------------------
+ * The head is tiny next to the backbone, so its dot products run in double
+ * and its small scratch vectors come from the heap; should that allocation
+ * fail the outputs are NaN (never silently plausible numbers). */
+
+void cpu_armo_head(const armo_head_f32 *hw, const float *h_last, const float *h_prompt, int nseq,
+                   float *rewards, float *gating, float *coefficients, float *score) {
+    const int H = hw->hidden, K = hw->k;
+    int maxdim = 0;
+    for (int l = 1; l <= hw->nlayers; l++)
+        if (hw->dims[l] > maxdim) maxdim = hw->dims[l];
+    float *buf_a = malloc((size_t)maxdim * sizeof(float));
+    float *buf_b = malloc((size_t)maxdim * sizeof(float));
+    double *adjusted = malloc((size_t)K * sizeof(double));
+    for (int s = 0; s < nseq; s++) {
+        float *rw = rewards + (size_t)s * K, *gt = gating + (size_t)s * K;
+        float *cf = coefficients + (size_t)s * K;
+        if (!buf_a || !buf_b || !adjusted) {
+            fprintf(stderr, "%s:%d: out of memory in the ArmoRM head\n", __FILE__, __LINE__);
+            for (int j = 0; j < K; j++) rw[j] = gt[j] = cf[j] = NAN;
+            score[s] = NAN;
+            continue;
+        }
+        const float *hl = h_last + (size_t)s * H, *hp = h_prompt + (size_t)s * H;
+        /* rewards = W_r · h_last */
+        for (int j = 0; j < K; j++) rw[j] = (float)dot_f64(hw->regression + (size_t)j * H, hl, H);
+        /* gating MLP on h_prompt, ReLU after every layer but the last */
+        const float *in = hp;
+        float *outv = buf_a;
+        for (int l = 0; l < hw->nlayers; l++) {
+            const int din = hw->dims[l], dout = hw->dims[l + 1];
+            for (int o = 0; o < dout; o++) {
+                double z = dot_f64(hw->gw[l] + (size_t)o * din, in, din) + (double)hw->gb[l][o];
+                if (l < hw->nlayers - 1 && z < 0.0) z = 0.0;
+                outv[o] = (float)z;
+            }
+            in = outv;
+            outv = outv == buf_a ? buf_b : buf_a;
+        }
+        /* gate = softmax(z / T) * logit_scale */
+        double zmax = -INFINITY;
+        for (int j = 0; j < K; j++) {
+            double zt = (double)in[j] / (double)hw->temperature;
+            if (zt > zmax) zmax = zt;
+        }
+        double zsum = 0.0;
+        for (int j = 0; j < K; j++) zsum += exp((double)in[j] / (double)hw->temperature - zmax);
+        for (int j = 0; j < K; j++)
+            gt[j] = (float)(exp((double)in[j] / (double)hw->temperature - zmax) / zsum *
+                            (double)hw->logit_scale);
+        /* adjusted = rewards @ M: adjusted[k] = Σ_j rewards[j] M[j][k];
+         * coefficients = gate @ Mᵀ: coef[j] = Σ_k gate[k] M[j][k];
+         * score = Σ_k gate[k] adjusted[k] (= Σ_j rewards[j] coef[j]). */
+        for (int kk = 0; kk < K; kk++) {
+            double a = 0.0;
+            for (int j = 0; j < K; j++) a += (double)rw[j] * (double)hw->transform[(size_t)j * K + kk];
+            adjusted[kk] = a;
+        }
+        for (int j = 0; j < K; j++) {
+            double c = 0.0;
+            for (int kk = 0; kk < K; kk++)
+                c += (double)gt[kk] * (double)hw->transform[(size_t)j * K + kk];
+            cf[j] = (float)c;
+        }
+        double sc = 0.0;
+        for (int kk = 0; kk < K; kk++) sc += (double)gt[kk] * adjusted[kk];
+        score[s] = (float)sc;
+    }
+    free(adjusted);
+    free(buf_b);
+    free(buf_a);
+}
+
+void cpu_seqcls_head(const float *w, int labels, int hidden, const float *h_last, int nseq,
+                     float *scores) {
+    for (int s = 0; s < nseq; s++)
+        for (int j = 0; j < labels; j++)
+            scores[(size_t)s * labels + j] =
+                (float)dot_f64(w + (size_t)j * hidden, h_last + (size_t)s * hidden, hidden);
+}
