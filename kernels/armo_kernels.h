@@ -73,9 +73,10 @@ cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv, int
  * token i's own sequence.
  *
  * armo_attention_bf16 picks the variant: the flash kernel (tensor cores,
- * mma.sync m16n8k16, online softmax; hd 64 or 128) unless the environment
- * variable ARMO_ATTN=simple selects the simple one (read once per process).
- * The two variants are also callable directly. */
+ * mma.sync m16n8k16, online softmax; hd 16, 32, 64 or 128) unless the
+ * environment variable ARMO_ATTN=simple selects the simple one (read once per
+ * process) or hd is one the flash kernel does not take.  The two variants are
+ * also callable directly. */
 cudaError_t armo_attention_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
                                 const uint16_t *v, const int32_t *cu_seqlens, int nseq, int n,
                                 int max_seqlen, int nh, int nkv, int hd, cudaStream_t stream);
@@ -85,13 +86,15 @@ cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *q, const ui
                                       cudaStream_t stream);
 /* Simple variant: one block per (token, query head), scores in fp32 with a
  * two-pass softmax over its keys (max, then exp-sum and weighted V).  Any hd
- * that is a multiple of 32 up to 256.  Slow; for checking and bisecting. */
+ * up to 256.  Slow; for checking and bisecting. */
 cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
                                        const uint16_t *v, const int32_t *cu_seqlens, int nseq,
                                        int n, int max_seqlen, int nh, int nkv, int hd,
                                        cudaStream_t stream);
 /* 1 when armo_attention_bf16 uses the simple variant (ARMO_ATTN=simple). */
 int armo_attention_use_simple(void);
+/* 1 when the flash kernel takes this head_dim (16, 32, 64, 128). */
+int armo_attention_flash_supports(int hd);
 
 /* ---- 5. SwiGLU (kernels/swiglu.cu) -------------------------------------------
  * gate_up [n, 2*inter] bf16, each row [gate(inter) | up(inter)] (the fused

@@ -4,8 +4,8 @@
  * over keys 0..i of token i's own sequence, query head h reading KV head
  * h / (nh/nkv)):
  *
- * flash (default): one block of 4 warps per (sequence, 64-query tile, query
- *   head).  Q tile -> registers as mma A fragments; for each 64-key tile up to
+ * flash (default; head_dim 16, 32, 64 or 128): one block of 4 warps per
+ *   (sequence, 64-query tile, query head).  Q tile -> registers as mma A fragments; for each 64-key tile up to
  *   the diagonal, K goes to shared memory row-major and V transposed
  *   ([dim][key]) so that every B fragment is one 32-bit shared load;
  *   S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16 (fp32 accumulate);
@@ -16,8 +16,10 @@
  *
  * simple (ARMO_ATTN=simple): one block of 4 warps per (token, query head);
  *   pass 1 finds the max score, pass 2 sums exp and the weighted V rows, all
- *   fp32, scores recomputed rather than stored, so any length works.  Slow
- *   and obviously correct: the bisecting reference on a GPU machine.
+ *   fp32, scores recomputed rather than stored, so any length works; any
+ *   head_dim up to 256 (the dispatcher's fallback for head dims the flash
+ *   kernel does not take).  Slow and obviously correct: the bisecting
+ *   reference on a GPU machine.
  *
  * mma.sync fragment layouts used below (PTX ISA, m16n8k16, .bf16; g = lane/4,
  * t = lane%4; each 32-bit register holds two consecutive-column elements,
@@ -241,13 +243,13 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     }
     const int first = cu_seqlens[lo]; /* keys first..tok */
     const int kvh = h / (nh / nkv);
-    const int per_lane = hd / 32;
+    const int per_lane = (hd + 31) / 32; /* lane owns dims lane + 32c < hd */
     const size_t q_stride = (size_t)nh * hd, kv_stride = (size_t)nkv * hd;
     /* fixed-bound unrolled loops with a guard keep qv / acc in registers */
     float qv[SA_MAX_HD / 32];
 #pragma unroll
     for (int c = 0; c < SA_MAX_HD / 32; c++)
-        qv[c] = c < per_lane
+        qv[c] = c < per_lane && lane + 32 * c < hd
                     ? bf16_bits_to_f32(q[(size_t)tok * q_stride + (size_t)h * hd + lane + 32 * c])
                     : 0.0f;
 
@@ -258,7 +260,7 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
         float d = 0.0f;
 #pragma unroll
         for (int c = 0; c < SA_MAX_HD / 32; c++)
-            if (c < per_lane) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+            if (c < per_lane && lane + 32 * c < hd) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
         mx = fmaxf(mx, warp_sum(d) * scale);
     }
     if (lane == 0) warp_max_s[warp] = mx;
@@ -276,17 +278,17 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
         float d = 0.0f;
 #pragma unroll
         for (int c = 0; c < SA_MAX_HD / 32; c++)
-            if (c < per_lane) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+            if (c < per_lane && lane + 32 * c < hd) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
         const float p = expf(warp_sum(d) * scale - m);
         l += p;
 #pragma unroll
         for (int c = 0; c < SA_MAX_HD / 32; c++)
-            if (c < per_lane) acc[c] += p * bf16_bits_to_f32(vr[lane + 32 * c]);
+            if (c < per_lane && lane + 32 * c < hd) acc[c] += p * bf16_bits_to_f32(vr[lane + 32 * c]);
     }
     if (lane == 0) warp_l_s[warp] = l;
 #pragma unroll
     for (int c = 0; c < SA_MAX_HD / 32; c++)
-        if (c < per_lane) warp_acc_s[warp][lane + 32 * c] = acc[c];
+        if (c < per_lane && lane + 32 * c < hd) warp_acc_s[warp][lane + 32 * c] = acc[c];
     __syncthreads();
     float lsum = 0.0f;
     for (int w = 0; w < SA_WARPS; w++) lsum += warp_l_s[w];
@@ -307,7 +309,7 @@ extern "C" cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t 
                                                   const int32_t *cu_seqlens, int nseq, int n,
                                                   int max_seqlen, int nh, int nkv, int hd,
                                                   cudaStream_t stream) {
-    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || hd % 32 != 0 || hd > SA_MAX_HD ||
+    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || hd > SA_MAX_HD ||
         nh > 65535)
         return cudaErrorInvalidValue;
     if (n == 0 || nseq == 0) return cudaSuccess;
@@ -322,7 +324,7 @@ extern "C" cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *
                                                  const int32_t *cu_seqlens, int nseq, int n,
                                                  int max_seqlen, int nh, int nkv, int hd,
                                                  cudaStream_t stream) {
-    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || (hd != 64 && hd != 128) ||
+    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || !armo_attention_flash_supports(hd) ||
         nh > 65535)
         return cudaErrorInvalidValue;
     if ((((uintptr_t)out | (uintptr_t)q | (uintptr_t)k | (uintptr_t)v) & 15) != 0)
@@ -332,13 +334,29 @@ extern "C" cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *
     if (ntiles > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)nseq, ntiles, (unsigned)nh);
     const float scale_log2 = 1.4426950408889634f / sqrtf((float)hd);
-    if (hd == 128)
+    switch (hd) {
+    case 128:
         flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
                                                                scale_log2);
-    else
+        break;
+    case 64:
         flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
                                                               scale_log2);
+        break;
+    case 32:
+        flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                              scale_log2);
+        break;
+    default: /* 16 */
+        flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                              scale_log2);
+        break;
+    }
     return cudaGetLastError();
+}
+
+extern "C" int armo_attention_flash_supports(int hd) {
+    return hd == 16 || hd == 32 || hd == 64 || hd == 128;
 }
 
 extern "C" int armo_attention_use_simple(void) {
@@ -354,7 +372,7 @@ extern "C" cudaError_t armo_attention_bf16(uint16_t *out, const uint16_t *q, con
                                            const uint16_t *v, const int32_t *cu_seqlens, int nseq,
                                            int n, int max_seqlen, int nh, int nkv, int hd,
                                            cudaStream_t stream) {
-    if (armo_attention_use_simple())
+    if (armo_attention_use_simple() || !armo_attention_flash_supports(hd))
         return armo_attention_simple_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv,
                                           hd, stream);
     return armo_attention_flash_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv, hd,

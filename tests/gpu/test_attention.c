@@ -3,7 +3,9 @@
  *   nh 32 / nkv 8 (GQA 4), hd 128, lengths 1, 7, 128, 1000, 8192;
  *   nh 16 / nkv 16 (GQA 1), hd 128, lengths 1, 7, 64, 65, 1000;
  *   nh 32 / nkv 8, hd 64, lengths 1, 7, 63, 200, 1000;
- *   nh 8 / nkv 8, hd 64, lengths 3, 129.
+ *   nh 8 / nkv 8, hd 64, lengths 3, 129;
+ *   nh 4 / nkv 2, hd 16 and nh 4 / nkv 1, hd 32 (the tiny test models' shapes);
+ *   nh 4 / nkv 2, hd 48 through armo_attention_bf16 (falls back to simple).
  * Rows checked: every row of sequences up to 256 tokens, and for longer ones
  * the first and last rows, the rows around the 64-row tile edges and random
  * rows (the CPU reference is O(len) per row).  The whole output is also
@@ -65,8 +67,10 @@ static void run_case(const int *lens, int nseq, int nh, int nkv, int hd, uint64_
     uint16_t *d_out = gpu_alloc(qc * 2);
     float *got = gpu_host_alloc((size_t)m * row_width * 4);
 
-    const attn_fn fns[2] = {armo_attention_flash_bf16, armo_attention_simple_bf16};
-    const char *names[2] = {"flash", "simple"};
+    const int flash_ok = armo_attention_flash_supports(hd);
+    const attn_fn fns[2] = {flash_ok ? armo_attention_flash_bf16 : armo_attention_bf16,
+                            armo_attention_simple_bf16};
+    const char *names[2] = {flash_ok ? "flash" : "dispatch", "simple"};
     for (int variant = 0; variant < 2; variant++) {
         GPU_CHECK(cudaMemset(d_out, 0xFF, qc * 2));
         GPU_CHECK(fns[variant](d_out, d_q, d_k, d_v, d_cu, nseq, n, max_len, nh, nkv, hd, 0));
@@ -109,9 +113,14 @@ int main(void) {
     const int lens_b[] = {1, 7, 64, 65, 1000};
     const int lens_c[] = {1, 7, 63, 200, 1000};
     const int lens_d[] = {3, 129};
+    const int lens_e[] = {1, 7, 70, 5};
+    const int lens_f[] = {2, 130};
     run_case(lens_a, 5, 32, 8, 128, 41);
     run_case(lens_b, 5, 16, 16, 128, 42);
     run_case(lens_c, 5, 32, 8, 64, 43);
     run_case(lens_d, 2, 8, 8, 64, 44);
+    run_case(lens_e, 4, 4, 2, 16, 45);
+    run_case(lens_f, 2, 4, 1, 32, 46);
+    run_case(lens_e, 4, 4, 2, 48, 47);
     return test_finish("gpu_test_attention");
 }
