@@ -67,8 +67,8 @@ cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv, int
 /* ---- 4. attention (kernels/attention.cu) ------------------------------------
  * Causal GQA attention over packed variable-length sequences.
  * q [n, nh*hd], k and v [n, nkv*hd], out [n, nh*hd], all bf16; cu_seqlens
- * int32 [nseq+1] on the device; max_seqlen = the longest sequence (host
- * value, sizes the grid).  Query head h reads KV head h / (nh / nkv)
+ * int32 [nseq+1] on the device; max_seqlen >= the longest sequence (host
+ * value, sizes the flash grid: rows past it would not be computed).  Query head h reads KV head h / (nh / nkv)
  * (nh % nkv == 0).  softmax(q·kᵀ / sqrt(hd)) in fp32 over the keys 0..i of
  * token i's own sequence.
  *
@@ -135,12 +135,14 @@ size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq);
  * (ReLU between layers, none after the last); gate = softmax(z / T) *
  * logit_scale; coefficients = gate @ Mᵀ; score = Σ rewards * coefficients.
  * h_last, h_prompt fp32 [nseq, H]; rewards, gating, coefficients [nseq, K];
- * score [nseq]; scratch armo_head_scratch_floats() floats.  K <= 1024. */
+ * score [nseq]; scratch armo_head_scratch_floats() floats.  K <= 1024,
+ * nseq <= 65535 (per call). */
 cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last, const float *h_prompt,
                                 int nseq, float *rewards, float *gating, float *coefficients,
                                 float *score, float *scratch, cudaStream_t stream);
 
-/* Single-head RM: scores[nseq, labels] = h_last · Wᵀ, W [labels, hidden] fp32. */
+/* Single-head RM: scores[nseq, labels] = h_last · Wᵀ, W [labels, hidden] fp32;
+ * nseq <= 65535 (per call). */
 cudaError_t armo_seqcls_head_f32(const float *w, int labels, int hidden, const float *h_last,
                                  int nseq, float *scores, cudaStream_t stream);
 

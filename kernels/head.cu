@@ -65,6 +65,7 @@ __global__ void linear_f32_kernel(float *y, const float *x, const float *w, cons
 
 static cudaError_t launch_linear(float *y, const float *x, const float *w, const float *bias,
                                  int nseq, int in, int out, int relu, cudaStream_t stream) {
+    if (nseq > 65535) return cudaErrorInvalidValue; /* grid.y; heads see far fewer rows */
     dim3 grid(armo_ceil_div(out, LIN_WARPS), (unsigned)nseq);
     linear_f32_kernel<<<grid, LIN_WARPS * 32, 0, stream>>>(y, x, w, bias, nseq, in, out, relu);
     return cudaGetLastError();
