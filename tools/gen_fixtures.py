@@ -64,7 +64,7 @@ GATING_PATTERN_IDS = [128009, 128006, 78191, 128007, 271]
 TAR_MTIME = 1716422400    # fixed (2024-05-23) so archives are reproducible
 
 HIDDEN = 64
-HEAD_DIM = 16
+HEAD_DIM = 64  # > hidden/heads on purpose: the CUDA kernels need head_dim 64 or 128
 INTERMEDIATE = 128
 N_LAYERS = 2
 N_HEADS = 4
@@ -91,6 +91,7 @@ def armorm_config():
         "gating_hidden_dim": GATING_HIDDEN,
         "gating_n_hidden": GATING_N_HIDDEN,
         "gating_temperature": 10,
+        "head_dim": HEAD_DIM,
         "hidden_act": "silu",
         "hidden_size": HIDDEN,
         "initializer_range": 0.02,
@@ -343,6 +344,10 @@ def long_text(rng, n_words):
     return " ".join(out)
 
 
+# one prompt, three responses: the score CLI test builds pairs and best-of-N from them
+SHARED_PROMPT = "Why is the sky blue? Answer in one or two sentences."
+
+
 def chat_cases(rng):
     """(name, messages) pairs rendered with the Llama-3 chat template."""
     return [
@@ -395,6 +400,18 @@ def chat_cases(rng):
             {"role": "user", "content": "Hi"},
             {"role": "assistant", "content": "Hey"},
         ]),
+        ("shared_prompt_r0", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Sunlight scatters off air molecules, and blue light scatters most because its wavelength is short, so the sky looks blue."},
+        ]),
+        ("shared_prompt_r1", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Because the ocean reflects onto it."},
+        ]),
+        ("shared_prompt_r2", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Rayleigh scattering: intensity goes as 1/wavelength^4, so blue (~450 nm) scatters about 5x more than red (~700 nm)."},
+        ]),
         ("long_600", [
             {"role": "system", "content": "You are a meticulous technical reviewer."},
             {"role": "user", "content": "Summarise the following notes:\n" + long_text(rng, 260)},
@@ -418,13 +435,13 @@ def build_cases(tokenizer):
         r = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=False)
         ids = list(r["input_ids"] if hasattr(r, "keys") else r)
         assert ids[0] == BOS_ID and ids[-1] == EOT_ID, name
-        cases.append((name, ids))
+        cases.append((name, ids, msgs))
     rng2 = np.random.default_rng(SEED + 1)
-    cases.append(("random_pattern_at_0", random_case(rng2, 40, [0])))
-    cases.append(("random_pattern_at_end", random_case(rng2, 61, [56])))
-    cases.append(("random_pattern_twice", random_case(rng2, 100, [9, 71])))
-    cases.append(("random_pattern_mid", random_case(rng2, 200, [123])))
-    cases.append(("random_pattern_then_one", random_case(rng2, 33, [27])))
+    cases.append(("random_pattern_at_0", random_case(rng2, 40, [0]), None))
+    cases.append(("random_pattern_at_end", random_case(rng2, 61, [56]), None))
+    cases.append(("random_pattern_twice", random_case(rng2, 100, [9, 71]), None))
+    cases.append(("random_pattern_mid", random_case(rng2, 200, [123]), None))
+    cases.append(("random_pattern_then_one", random_case(rng2, 33, [27]), None))
     return cases
 
 
@@ -594,7 +611,7 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
     mut_rel = {m: [] for m in MUTATIONS}
     stats = {}
     zt_std = []
-    for cname, ids in cases:
+    for cname, ids, msgs in cases:
         h = run_hf(model, ids)
         hp = run_plain(cfg_json, wf, ids, stats)
         err = ((h.double() - hp).norm() / hp.norm()).item()
@@ -626,6 +643,8 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
             "coefficients": floats(r["coefficients"]),
             "hidden_last": floats(h[last]), "hidden_prompt": floats(h[gpos]),
         })
+        if msgs is not None:
+            out["cases"][-1]["messages"] = msgs
     # ---- self-check report
     print(f"\n[{name}] {len(cases)} cases; sublayer effect (mean over cases):")
     for k, v in stats.items():
@@ -666,7 +685,7 @@ def golden_seqcls(name, dirpath, cfg_json, cases):
     stats = {}
     print(f"\n[{name}] {len(cases)} cases")
     print("  case                       len   score       rel change with default RoPE")
-    for cname, ids in cases:
+    for cname, ids, msgs in cases:
         h = run_hf(model, ids)
         hp = run_plain(cfg_json, wf, ids, stats)
         err = ((h.double() - hp).norm() / hp.norm()).item()
@@ -683,6 +702,8 @@ def golden_seqcls(name, dirpath, cfg_json, cases):
             "name": cname, "input_ids": ids, "last_pos": last, "gating_pos": -1,
             "score": scores[0].item(), "scores": floats(scores), "hidden_last": floats(h[last]),
         })
+        if msgs is not None:
+            out["cases"][-1]["messages"] = msgs
     for k, v in stats.items():
         print(f"  {k:22s} {np.mean(v):.3f}  (min {np.min(v):.3f})")
     return out
@@ -764,7 +785,7 @@ def main():
         pattern = tokenizer.encode(GATING_PATTERN_TEXT, add_special_tokens=False)
         assert pattern == GATING_PATTERN_IDS, pattern
         cases = build_cases(tokenizer)
-        for cname, ids in cases:
+        for cname, ids, msgs in cases:
             assert PAD_ID not in ids and max(ids) < PAD_ID, cname
 
         gen = torch.Generator().manual_seed(SEED)
