@@ -10,8 +10,9 @@ Llama-3 tokenizer files.  The corpus is assembled here, deterministically
         ids:      encode(text, add_special_tokens=False)
         ids_text: the same with encode_special_tokens=True (special-token
                   strings encoded as plain text)
-  tests/data/tokenizer/chat.jsonl.xz     {"name", "messages", "ids"}
-        ids: apply_chat_template(messages, tokenize=True) (BOS included)
+  tests/data/tokenizer/chat.jsonl.xz     {"name", "messages", "text", "ids"}
+        text: apply_chat_template(messages, tokenize=False)
+        ids:  apply_chat_template(messages, tokenize=True) (BOS included)
 
 Usage:  /work/venv/bin/python tools/gen_tokenizer_golden.py \
             [--tokenizer /work/shared/models/llama3-tokenizer] [--out tests/data/tokenizer]
@@ -332,7 +333,8 @@ def main():
     for i, conv in enumerate(build_chats()):
         enc = hf.apply_chat_template(conv, tokenize=True)
         ids = enc["input_ids"] if hasattr(enc, "keys") else enc
-        chats.append({"name": f"chat_{i}", "messages": conv, "ids": list(ids)})
+        text = hf.apply_chat_template(conv, tokenize=False)
+        chats.append({"name": f"chat_{i}", "messages": conv, "text": text, "ids": list(ids)})
     write_xz(os.path.join(args.out, "chat.jsonl.xz"), chats)
     print(f"wrote {len(rows)} texts and {len(chats)} conversations to {args.out}", file=sys.stderr)
 
