@@ -106,8 +106,7 @@ static int find_id_span(const char *s, size_t n, size_t *va, size_t *vb) {
     }
 }
 
-/* malloc'ed raw id text, validated as JSON, or NULL. */
-static char *raw_id(const char *s, size_t n) {
+char *armo_record_raw_id(const char *s, size_t n) {
     size_t a, b;
     if (find_id_span(s, n, &a, &b)) return NULL;
     json_error_t je;
@@ -340,7 +339,7 @@ int armo_record_parse(const char *line, size_t len, long line_no, armo_record *o
     armo_record r;
     memset(&r, 0, sizeof r);
     r.line = line_no;
-    r.id_json = raw_id(line, len);
+    r.id_json = armo_record_raw_id(line, len);
     json_error_t je;
     json_t *root = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
     int ints_as_real = 0;

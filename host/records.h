@@ -76,6 +76,11 @@ typedef struct {
 int armo_record_parse(const char *line, size_t len, long line_no, armo_record *out, armo_err *e);
 void armo_record_free(armo_record *r);
 
+/* The raw JSON text of a line's top-level "id" value (malloc'ed), or NULL
+ * when absent or unreadable — also usable on lines that failed to parse,
+ * to label their error output. */
+char *armo_record_raw_id(const char *line, size_t len);
+
 /* "messages", "prompt_response", "pair", "best_of_n", "input_ids". */
 const char *armo_record_kind_name(armo_record_kind k);
 
