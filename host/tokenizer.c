@@ -150,12 +150,13 @@ static uint64_t hash_bytes(const unsigned char *p, size_t n) {
 
 /* ---- the tokenizer ----------------------------------------------------- */
 
+#define MERGE_EMPTY UINT64_MAX /* never a key: ids are < 2^31 */
+
 typedef struct {
-    uint64_t key; /* (left id << 32) | right id; 0 marks empty (id 0,0 is never a merge key here) */
+    uint64_t key; /* (left id << 32) | right id, or MERGE_EMPTY */
     uint32_t rank;
     int32_t new_id;
-    int used;
-} merge_slot;
+} merge_slot; /* 16 bytes: the table is probed at random, keep it dense */
 
 typedef struct {
     int32_t id;
@@ -303,8 +304,8 @@ static inline const merge_slot *merge_find(const armo_tokenizer *t, int32_t a, i
     uint64_t h = mix64(key) & t->merge_mask;
     for (;;) {
         const merge_slot *s = &t->merges[h];
-        if (!s->used) return NULL;
         if (s->key == key) return s;
+        if (s->key == MERGE_EMPTY) return NULL;
         h = (h + 1) & t->merge_mask;
     }
 }
@@ -314,8 +315,7 @@ static void merge_put(armo_tokenizer *t, int32_t a, int32_t b, uint32_t rank, in
     uint64_t h = mix64(key) & t->merge_mask;
     for (;;) {
         merge_slot *s = &t->merges[h];
-        if (!s->used || s->key == key) { /* a later duplicate overwrites, as HF's HashMap collect */
-            s->used = 1;
+        if (s->key == MERGE_EMPTY || s->key == key) { /* a later duplicate overwrites, as HF's HashMap collect */
             s->key = key;
             s->rank = rank;
             s->new_id = new_id;
@@ -888,11 +888,12 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
     /* merges */
     size_t n_merges = json_array_size(merges);
     t->merge_mask = table_size_for(n_merges) - 1;
-    t->merges = calloc(t->merge_mask + 1, sizeof *t->merges);
+    t->merges = malloc((t->merge_mask + 1) * sizeof *t->merges);
     if (!t->merges) {
         armo_err_set(e, "out of memory loading %s", tj_path);
         goto fail;
     }
+    for (uint64_t i = 0; i <= t->merge_mask; i++) t->merges[i].key = MERGE_EMPTY;
     for (size_t i = 0; i < n_merges; i++) {
         json_t *m = json_array_get(merges, i);
         const char *a, *b;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "host/tokenizer.h"
 #include "tests/test_util.h"
@@ -101,8 +102,53 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+/* Runs the armo CLI; returns its exit status and its stdout in out. */
+static int run_cli(const char *args, char *out, size_t cap) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", ARMO_EXE, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void) {
+    char out[8192];
+    CHECK(run_cli("tokenize --help", out, sizeof out) == 0 && test_contains(out, "--special-as-text") &&
+              test_contains(out, "--jsonl") && test_contains(out, "--pieces"), "help");
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' 'Hello world!'", out, sizeof out) == 0 &&
+              !strcmp(out, "9906 1917 0\n"), "text: '%s'", out);
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' --bos 'Hello world!'", out, sizeof out) == 0 &&
+              !strcmp(out, "128000 9906 1917 0\n"), "bos: '%s'", out);
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' --pieces 'a<|eot_id|>'", out, sizeof out) == 0 &&
+              !strcmp(out, "64\ta\n128009\t<|eot_id|>\n"), "pieces: '%s'", out);
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' --special-as-text 'a<|eot_id|>b'", out, sizeof out) == 0 &&
+              !strcmp(out, "64 27 91 68 354 851 91 29 65\n"), "as text: '%s'", out);
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' --gating", out, sizeof out) == 0 &&
+              !strcmp(out, "128009 128006 78191 128007 271\n"), "gating: '%s'", out);
+    FILE *f = fopen(ARMO_BINARY_DIR "/tokenize_cli.jsonl", "w");
+    if (f) {
+        fputs("{\"id\":\"a\",\"prompt\":\"Hello!\",\"response\":\"Hi there.\"}\n"
+              "{\"id\":7,\"prompt\":\"x\"}\n\n{\"input_ids\":[1,2]}\n", f);
+        fclose(f);
+    }
+    CHECK(run_cli("tokenize --model '" TOK_DIR "' --jsonl '" ARMO_BINARY_DIR "/tokenize_cli.jsonl'",
+                  out, sizeof out) == 1, "jsonl exit 1 on a bad record");
+    /* ids of chat_0 in the HF golden: user Hello! / assistant Hi there. */
+    CHECK(test_contains(out, "{\"id\":\"a\",\"kind\":\"prompt_response\",\"input_ids\":[[128000,"
+                             "128006,882,128007,271,9906,0,128009,128006,78191,128007,271,13347,1070,"
+                             "13,128009]]}\n"), "jsonl ok record: %s", out);
+    CHECK(test_contains(out, "{\"id\":7,\"error\":\"line 2 (id 7)"), "jsonl error: %s", out);
+    CHECK(test_contains(out, "{\"id\":null,\"kind\":\"input_ids\",\"input_ids\":[[1,2]]}"), "ids: %s", out);
+    CHECK(run_cli("tokenize --model /nonexistent x", out, sizeof out) == 2, "bad model exit 2");
+    CHECK(run_cli("tokenize --bogus", out, sizeof out) == 2, "bad option exit 2");
+}
+
 int main(void) {
     armo_err e = {{0}};
+    test_cli();
     armo_tokenizer *tok = armo_tokenizer_load(TOK_DIR, &e);
     CHECK(tok != NULL, "load: %s", e.msg);
     if (!tok) return test_finish("test_tokenizer");
