@@ -81,7 +81,7 @@ int cmd_inspect(int argc, char **argv) {
     printf("backbone       %d layers, hidden %d, heads %d (KV %d, head_dim %d, GQA %d:1), "
            "intermediate %d\n",
            c->num_layers, c->hidden_size, c->num_heads, c->num_kv_heads, c->head_dim,
-           c->intermediate_size, c->num_heads / c->num_kv_heads);
+           c->num_heads / c->num_kv_heads, c->intermediate_size);
     printf("vocab          %d (bos %d, pad %d)\n", c->vocab_size, c->bos_token_id, c->pad_token_id);
     if (c->rope_type == ARMO_ROPE_LLAMA3)
         printf("rope           theta %g, llama3 scaling (factor %g, low %g, high %g, original max "

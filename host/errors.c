@@ -19,10 +19,16 @@ int armo_err_prefix(armo_err *e, const char *fmt, ...) {
     char prefix[ARMO_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    char old[ARMO_ERR_LEN];
-    memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    if (n < 0) return -1;
+    size_t plen = strlen(prefix);
+    memcpy(prefix + plen, ": ", 3);
+    plen += 2;
+    size_t mlen = strnlen(e->msg, sizeof e->msg - 1);
+    if (plen + mlen > sizeof e->msg - 1) mlen = sizeof e->msg - 1 - plen; /* cut the tail */
+    memmove(e->msg + plen, e->msg, mlen);
+    memcpy(e->msg, prefix, plen);
+    e->msg[plen + mlen] = 0;
     return -1;
 }

@@ -2,7 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "host/backend.h"
 #include "host/commands.h"
+#ifdef ARMO_HAVE_CUDA
+#include "host/cuda/cuda_backend.h"
+#endif
 
 static const struct {
     const char *name;
@@ -23,6 +27,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+#ifdef ARMO_HAVE_CUDA
+    armo_backend_register_cuda(armo_cuda_backend_create, armo_cuda_device_count);
+#endif
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -17,8 +17,9 @@
  * as a filter).  A tensor in two shards, or missing from the shard the index
  * names, is an error.
  *
- * Every failure releases what was opened and leaves the checkpoint zeroed,
- * so st_close is always safe.  Not defended against: another process
+ * st_open_* start by zeroing *ck (they do not close a checkpoint it held);
+ * every failure releases what was opened and leaves the checkpoint zeroed,
+ * so st_close is always safe.  Tensor names are sorted with strcmp.  Not defended against: another process
  * truncating a file while it is mapped (SIGBUS on access), as with any mmap.
  *
  * Alignment: tensor data start at 8 + N + begin in the file.  Files written

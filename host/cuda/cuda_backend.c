@@ -1,0 +1,491 @@
+/* cuda_backend.c — the CUDA backend (see cuda_backend.h).
+ *
+ * Forward for a packed batch of n tokens in nseq sequences, residual stream
+ * x in bf16:
+ *   x = embed(ids); xn = rmsnorm(x, attn_norm[0])
+ *   per layer: qkv = xn·Wqkvᵀ (fused) -> q, k, v; RoPE(q, k); attention;
+ *              x += attn·Woᵀ, xn = rmsnorm(x) (fused add+norm);
+ *              gu = xn·Wguᵀ (fused gate|up); x += swiglu(gu)·Wdownᵀ,
+ *              xn = rmsnorm(x, next layer's attn_norm)
+ * The last layer runs attention for every token (its keys and values are
+ * needed) but the output projection, the MLP and the final norm only for the
+ * rows that feed the head (the last token and the gating token of each
+ * sequence).  The head reads those rows in fp32 with fp32 weights.
+ * Every CUDA call is checked; errors carry file:line. */
+#include "host/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/cpu_ops.h"
+#include "host/progress.h"
+#include "kernels/armo_kernels.h"
+
+#define CK(call)                                                                            \
+    do {                                                                                    \
+        cudaError_t st_ = (call);                                                           \
+        if (st_ != cudaSuccess)                                                             \
+            return armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,      \
+                                cudaGetErrorString(st_));                                   \
+    } while (0)
+
+typedef struct {
+    uint16_t *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
+} dev_layer;
+
+typedef struct {
+    armo_config cfg;
+    int device;
+    cudaStream_t stream;
+    armo_gemm *gemm;
+    uint16_t *embed, *final_norm;
+    dev_layer *layers;
+    float *inv_freq;
+    armo_head_dev head;
+    float *seqcls_w;
+    void **allocs;               /* every cudaMalloc, freed at destroy */
+    int nallocs, cap_allocs;
+
+    int64_t cap_tokens;          /* tokens per batch */
+    int cap_seqs;                /* sequences per batch */
+    int64_t cap_rows;            /* max(cap_tokens, 2 * cap_seqs) */
+    uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act;
+    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota;
+    float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
+    /* pinned host mirrors */
+    int32_t *p_ids, *p_pos, *p_cu, *p_rows;
+    float *p_out;
+    size_t out_floats;
+} engine;
+
+static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err *e) {
+    if (g->nallocs == g->cap_allocs) {
+        int cap = g->cap_allocs ? 2 * g->cap_allocs : 256;
+        void **a = realloc(g->allocs, (size_t)cap * sizeof *a);
+        if (!a) return armo_err_set(e, "out of host memory");
+        g->allocs = a;
+        g->cap_allocs = cap;
+    }
+    cudaError_t st = cudaMalloc(p, bytes ? bytes : 16);
+    if (st != cudaSuccess)
+        return armo_err_set(e, "cudaMalloc of %.1f MiB for %s failed: %s (lower --max-batch-tokens "
+                               "or use a larger GPU)",
+                            (double)bytes / 1048576.0, what, cudaGetErrorString(st));
+    g->allocs[g->nallocs++] = *p;
+    return 0;
+}
+
+/* ---- weight upload through two pinned staging buffers ----------------------- */
+
+typedef struct {
+    void *buf[2];
+    cudaEvent_t ev[2];
+    int cur;
+    size_t size;                 /* bytes per buffer */
+    double done, total, t0, last;
+    int quiet;
+    cudaStream_t stream;
+} stager;
+
+static int stage_init(stager *s, cudaStream_t stream, double total, int quiet, armo_err *e) {
+    memset(s, 0, sizeof *s);
+    s->size = (size_t)32 << 20;
+    s->stream = stream;
+    s->total = total;
+    s->quiet = quiet;
+    s->t0 = s->last = armo_now();
+    for (int i = 0; i < 2; i++) {
+        CK(cudaMallocHost(&s->buf[i], s->size));
+        CK(cudaEventCreateWithFlags(&s->ev[i], cudaEventDisableTiming));
+    }
+    return 0;
+}
+
+static void stage_free(stager *s) {
+    for (int i = 0; i < 2; i++) {
+        if (s->ev[i]) cudaEventSynchronize(s->ev[i]), cudaEventDestroy(s->ev[i]);
+        if (s->buf[i]) cudaFreeHost(s->buf[i]);
+    }
+}
+
+static void stage_progress(stager *s, int final) {
+    if (s->quiet) return;
+    double now = armo_now();
+    if (!final && now - s->last < 1.0) return;
+    s->last = now;
+    double gib = 1024.0 * 1024.0 * 1024.0;
+    fprintf(stderr, "armo: %s weights to the GPU: %.2f / %.2f GiB (%.2f GiB/s)\n",
+            final ? "loaded" : "loading", s->done / gib, s->total / gib,
+            s->done / gib / (now - s->t0 + 1e-9));
+}
+
+/* Copies w (BF16/F16/F32) to dst on the device as bf16 (to_f32 = 0) or fp32. */
+static int stage(stager *s, void *dst, const armo_weight *w, int to_f32, armo_err *e) {
+    size_t n = (size_t)(w->rows * w->cols), esz = to_f32 ? 4 : 2;
+    size_t per = s->size / esz, off = 0;
+    while (off < n) {
+        size_t cnt = n - off < per ? n - off : per;
+        CK(cudaEventSynchronize(s->ev[s->cur]));
+        if (to_f32) {
+            float *b = s->buf[s->cur];
+            for (size_t i = 0; i < cnt; i++) b[i] = armo_load_f32(w->data, w->dtype, off + i);
+        } else if (w->dtype == ARMO_DT_BF16) {
+            memcpy(s->buf[s->cur], (const uint16_t *)w->data + off, cnt * 2);
+        } else {
+            uint16_t *b = s->buf[s->cur];
+            for (size_t i = 0; i < cnt; i++)
+                b[i] = armo_f32_to_bf16(armo_load_f32(w->data, w->dtype, off + i));
+        }
+        CK(cudaMemcpyAsync((char *)dst + off * esz, s->buf[s->cur], cnt * esz,
+                           cudaMemcpyHostToDevice, s->stream));
+        CK(cudaEventRecord(s->ev[s->cur], s->stream));
+        s->cur ^= 1;
+        off += cnt;
+        s->done += (double)(cnt * esz);
+        stage_progress(s, 0);
+    }
+    return 0;
+}
+
+/* A device bf16 copy of one weight (or of several concatenated along rows:
+ * the fused QKV and gate|up layouts are plain row concatenations). */
+static int upload_cat(engine *g, stager *s, uint16_t **dst, const armo_weight *const *ws, int nw,
+                      armo_err *e) {
+    size_t total = 0;
+    for (int i = 0; i < nw; i++) total += (size_t)(ws[i]->rows * ws[i]->cols);
+    if (dalloc(g, (void **)dst, total * 2, ws[0]->name, e)) return -1;
+    size_t off = 0;
+    for (int i = 0; i < nw; i++) {
+        if (stage(s, *dst + off, ws[i], 0, e)) return armo_err_prefix(e, "uploading %s", ws[i]->name);
+        off += (size_t)(ws[i]->rows * ws[i]->cols);
+    }
+    return 0;
+}
+
+static int upload_f32(engine *g, stager *s, float **dst, const armo_weight *w, armo_err *e) {
+    if (dalloc(g, (void **)dst, (size_t)(w->rows * w->cols) * 4, w->name, e)) return -1;
+    return stage(s, *dst, w, 1, e);
+}
+
+static double weight_bytes(const armo_model *m) {
+    double b = 2.0 * (double)armo_model_param_count(m);
+    return b; /* bf16 estimate for the progress line (the head goes as f32) */
+}
+
+static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e) {
+    const armo_config *c = &m->cfg;
+    stager s;
+    if (stage_init(&s, g->stream, weight_bytes(m), quiet, e)) {
+        stage_free(&s);
+        return -1;
+    }
+    int rc = 0;
+    const armo_weight *one[1];
+#define UP1(dst, w) (one[0] = (w), upload_cat(g, &s, (dst), one, 1, e))
+    rc = UP1(&g->embed, &m->embed);
+    g->layers = calloc((size_t)c->num_layers, sizeof *g->layers);
+    if (!g->layers) rc = armo_err_set(e, "out of host memory");
+    for (int i = 0; !rc && i < c->num_layers; i++) {
+        const armo_layer_weights *L = &m->layers[i];
+        dev_layer *D = &g->layers[i];
+        const armo_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        const armo_weight *gu[2] = {&L->wgate, &L->wup};
+        rc = UP1(&D->attn_norm, &L->attn_norm) || upload_cat(g, &s, &D->wqkv, qkv, 3, e) ||
+             UP1(&D->wo, &L->wo) || UP1(&D->mlp_norm, &L->mlp_norm) ||
+             upload_cat(g, &s, &D->wgu, gu, 2, e) || UP1(&D->wdown, &L->wdown);
+    }
+    if (!rc) rc = UP1(&g->final_norm, &m->final_norm);
+#undef UP1
+    if (!rc && c->arch == ARMO_ARCH_ARMORM) {
+        armo_head_dev *h = &g->head;
+        h->hidden = c->hidden_size;
+        h->k = c->num_objectives;
+        h->nlayers = m->gating_nlayers;
+        h->temperature = (float)c->gating_temperature;
+        h->logit_scale = armo_load_f32(m->logit_scale.data, m->logit_scale.dtype, 0);
+        h->dims[0] = c->hidden_size;
+        rc = upload_f32(g, &s, (float **)&h->regression, &m->regression, e);
+        for (int l = 0; !rc && l < m->gating_nlayers; l++) {
+            h->dims[l + 1] = (int)m->gating_w[l].rows;
+            rc = upload_f32(g, &s, (float **)&h->gw[l], &m->gating_w[l], e) ||
+                 upload_f32(g, &s, (float **)&h->gb[l], &m->gating_b[l], e);
+        }
+        if (!rc) rc = upload_f32(g, &s, (float **)&h->transform, &m->transform, e);
+    } else if (!rc) {
+        rc = upload_f32(g, &s, &g->seqcls_w, &m->score, e);
+    }
+    if (!rc) {
+        cudaError_t st = cudaStreamSynchronize(g->stream);
+        if (st != cudaSuccess)
+            rc = armo_err_set(e, "%s:%d: weight upload failed: %s", __FILE__, __LINE__,
+                              cudaGetErrorString(st));
+        stage_progress(&s, 1);
+    }
+    stage_free(&s);
+    return rc ? -1 : 0;
+}
+
+/* ---- activations -------------------------------------------------------------- */
+
+static int alloc_activations(engine *g, armo_err *e) {
+    const armo_config *c = &g->cfg;
+    int64_t T = g->cap_tokens, R = g->cap_rows, S = g->cap_seqs;
+    int64_t H = c->hidden_size, q = (int64_t)c->num_heads * c->head_dim,
+            kv = (int64_t)c->num_kv_heads * c->head_dim, I = c->intermediate_size;
+    int K = c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels;
+    if (dalloc(g, (void **)&g->x, (size_t)(R * H * 2), "x", e) ||
+        dalloc(g, (void **)&g->xn, (size_t)(R * H * 2), "xn", e) ||
+        dalloc(g, (void **)&g->qkv, (size_t)(T * (q + 2 * kv) * 2), "qkv", e) ||
+        dalloc(g, (void **)&g->q, (size_t)(T * q * 2), "q", e) ||
+        dalloc(g, (void **)&g->k, (size_t)(T * kv * 2), "k", e) ||
+        dalloc(g, (void **)&g->v, (size_t)(T * kv * 2), "v", e) ||
+        dalloc(g, (void **)&g->attn, (size_t)(R * q * 2), "attn", e) ||
+        dalloc(g, (void **)&g->o, (size_t)(R * H * 2), "o", e) ||
+        dalloc(g, (void **)&g->gu, (size_t)(R * 2 * I * 2), "gate|up", e) ||
+        dalloc(g, (void **)&g->act, (size_t)(R * I * 2), "swiglu", e) ||
+        dalloc(g, (void **)&g->d_ids, (size_t)T * 4, "ids", e) ||
+        dalloc(g, (void **)&g->d_pos, (size_t)T * 4, "positions", e) ||
+        dalloc(g, (void **)&g->d_cu, (size_t)(S + 1) * 4, "cu_seqlens", e) ||
+        dalloc(g, (void **)&g->d_rows, (size_t)(2 * S) * 4, "head rows", e) ||
+        dalloc(g, (void **)&g->d_iota, (size_t)(2 * S) * 4, "iota", e) ||
+        dalloc(g, (void **)&g->h_rows_f32, (size_t)(2 * S * H) * 4, "head inputs", e))
+        return -1;
+    g->out_floats = (size_t)S * (3 * (size_t)K + 1);
+    if (dalloc(g, (void **)&g->rewards, g->out_floats * 4, "head outputs", e)) return -1;
+    g->gating = g->rewards + (size_t)S * K;
+    g->coefs = g->gating + (size_t)S * K;
+    g->score = g->coefs + (size_t)S * K;
+    if (c->arch == ARMO_ARCH_ARMORM &&
+        dalloc(g, (void **)&g->scratch, armo_head_scratch_floats(&g->head, (int)S) * 4,
+               "head scratch", e))
+        return -1;
+    CK(cudaMallocHost((void **)&g->p_ids, (size_t)T * 4));
+    CK(cudaMallocHost((void **)&g->p_pos, (size_t)T * 4));
+    CK(cudaMallocHost((void **)&g->p_cu, (size_t)(S + 1) * 4));
+    CK(cudaMallocHost((void **)&g->p_rows, (size_t)(2 * S) * 4));
+    CK(cudaMallocHost((void **)&g->p_out, g->out_floats * 4));
+    for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
+    CK(cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
+    float inv[1024];
+    cpu_rope_inv_freq(c, inv);
+    if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
+    CK(cudaMemcpy(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4, cudaMemcpyHostToDevice));
+    return 0;
+}
+
+/* ---- forward -------------------------------------------------------------------- */
+
+#define KL(call)                                                                            \
+    do {                                                                                    \
+        cudaError_t st_ = (call);                                                           \
+        if (st_ != cudaSuccess)                                                             \
+            return armo_err_set(e, "%s:%d: kernel %s failed: %s", __FILE__, __LINE__, #call, \
+                                cudaGetErrorString(st_));                                   \
+    } while (0)
+
+/* q, k, v out of the fused [n, q | k | v] GEMM output */
+static int split_qkv(engine *g, int n, armo_err *e) {
+    const armo_config *c = &g->cfg;
+    size_t q = (size_t)c->num_heads * c->head_dim * 2, kv = (size_t)c->num_kv_heads * c->head_dim * 2;
+    size_t pitch = q + 2 * kv;
+    CK(cudaMemcpy2DAsync(g->q, q, g->qkv, pitch, q, (size_t)n, cudaMemcpyDeviceToDevice, g->stream));
+    CK(cudaMemcpy2DAsync(g->k, kv, (char *)g->qkv + q, pitch, kv, (size_t)n,
+                         cudaMemcpyDeviceToDevice, g->stream));
+    CK(cudaMemcpy2DAsync(g->v, kv, (char *)g->qkv + q + kv, pitch, kv, (size_t)n,
+                         cudaMemcpyDeviceToDevice, g->stream));
+    return 0;
+}
+
+static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) {
+    const armo_config *c = &g->cfg;
+    const int H = c->hidden_size, nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim,
+              I = c->intermediate_size, qd = nh * hd, qkvd = (nh + 2 * nkv) * hd;
+    const float eps = (float)c->rms_norm_eps;
+    cudaStream_t st = g->stream;
+    KL(armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
+    KL(armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
+    for (int l = 0; l < c->num_layers; l++) {
+        const dev_layer *D = &g->layers[l];
+        int last = l == c->num_layers - 1;
+        if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
+        if (split_qkv(g, n, e)) return -1;
+        KL(armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
+        KL(armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len, nh, nkv, hd,
+                               st));
+        int rows = n;
+        if (last) { /* only the head's rows from here on: gather them first */
+            KL(armo_gather_rows_bf16(g->o, g->attn, g->d_rows, m, qd, st));
+            CK(cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2, cudaMemcpyDeviceToDevice, st));
+            KL(armo_gather_rows_bf16(g->o, g->x, g->d_rows, m, H, st));
+            CK(cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
+            rows = m;
+        }
+        if (armo_gemm_bf16(g->gemm, g->o, g->attn, D->wo, rows, qd, H, st, e)) return -1;
+        KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
+        if (armo_gemm_bf16(g->gemm, g->gu, g->xn, D->wgu, rows, H, 2 * I, st, e)) return -1;
+        KL(armo_swiglu_bf16(g->act, g->gu, rows, I, st));
+        if (armo_gemm_bf16(g->gemm, g->o, g->act, D->wdown, rows, I, H, st, e)) return -1;
+        const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
+        KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+    }
+    /* xn rows [0, nseq) are h_last, [nseq, 2 nseq) h_prompt (ArmoRM) */
+    KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
+    if (c->arch == ARMO_ARCH_ARMORM) {
+        KL(armo_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nseq * H, nseq,
+                         g->rewards, g->gating, g->coefs, g->score, g->scratch, st));
+    } else {
+        KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nseq, g->rewards,
+                                st));
+    }
+    return 0;
+}
+
+static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
+                      const int32_t *gpos, armo_result *out, armo_err *e) {
+    engine *g = b->impl;
+    const armo_config *c = &g->cfg;
+    int armorm = c->arch == ARMO_ARCH_ARMORM;
+    if (nseq <= 0) return armo_err_set(e, "empty batch");
+    int64_t n = cu[nseq];
+    if (n > g->cap_tokens || nseq > g->cap_seqs)
+        return armo_err_set(e,
+                            "batch of %lld tokens / %d sequences exceeds the CUDA backend's "
+                            "buffers (%lld tokens / %d sequences): raise --max-batch-tokens",
+                            (long long)n, nseq, (long long)g->cap_tokens, g->cap_seqs);
+    int max_len = 0;
+    for (int s = 0; s < nseq; s++) {
+        int len = cu[s + 1] - cu[s];
+        if (len <= 0) return armo_err_set(e, "sequence %d is empty", s);
+        if (len > c->max_position_embeddings)
+            return armo_err_set(e, "sequence %d has %d tokens; the model allows %d", s, len,
+                                c->max_position_embeddings);
+        if (armorm && (!gpos || gpos[s] < 0 || gpos[s] >= len))
+            return armo_err_set(e, "sequence %d: gating position %d outside [0, %d)", s,
+                                gpos ? gpos[s] : -1, len);
+        if (len > max_len) max_len = len;
+        for (int i = 0; i < len; i++) {
+            int32_t id = ids[cu[s] + i];
+            if (id < 0 || id >= c->vocab_size)
+                return armo_err_set(e, "sequence %d: token id %d at position %d is outside the "
+                                       "vocabulary (%d)",
+                                    s, id, i, c->vocab_size);
+            g->p_pos[cu[s] + i] = i;
+        }
+        g->p_rows[s] = cu[s + 1] - 1;
+        if (armorm) g->p_rows[nseq + s] = cu[s] + gpos[s];
+    }
+    memcpy(g->p_ids, ids, (size_t)n * 4);
+    memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
+    int m = armorm ? 2 * nseq : nseq;
+    cudaStream_t st = g->stream;
+    CK(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    CK(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    CK(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
+    CK(cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
+    if (forward(g, (int)n, nseq, max_len, m, e)) return -1;
+    CK(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    CK(cudaStreamSynchronize(st));
+    /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
+    int K = armorm ? c->num_objectives : c->num_labels;
+    const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K, *cf = gt + (size_t)g->cap_seqs * K,
+                *sc = cf + (size_t)g->cap_seqs * K;
+    for (int s = 0; s < nseq; s++) {
+        armo_result *r = &out[s];
+        memset(r, 0, sizeof *r);
+        r->n_tokens = cu[s + 1] - cu[s];
+        r->last_pos = r->n_tokens - 1;
+        if (armorm) {
+            r->gating_pos = gpos[s];
+            r->n_objectives = K;
+            r->score = sc[s];
+            memcpy(r->rewards, rw + (size_t)s * K, (size_t)K * 4);
+            memcpy(r->gating, gt + (size_t)s * K, (size_t)K * 4);
+            memcpy(r->coefficients, cf + (size_t)s * K, (size_t)K * 4);
+        } else {
+            r->gating_pos = -1;
+            r->n_labels = K;
+            memcpy(r->labels, rw + (size_t)s * K, (size_t)K * 4);
+            r->score = r->labels[0];
+        }
+    }
+    return 0;
+}
+
+static void cuda_destroy(armo_backend *b) {
+    if (!b) return;
+    engine *g = b->impl;
+    if (g) {
+        if (g->stream) cudaStreamSynchronize(g->stream);
+        for (int i = 0; i < g->nallocs; i++) cudaFree(g->allocs[i]);
+        free(g->allocs);
+        cudaFreeHost(g->p_ids);
+        cudaFreeHost(g->p_pos);
+        cudaFreeHost(g->p_cu);
+        cudaFreeHost(g->p_rows);
+        cudaFreeHost(g->p_out);
+        if (g->gemm) armo_gemm_destroy(g->gemm);
+        if (g->stream) cudaStreamDestroy(g->stream);
+        free(g->layers);
+        free(g);
+    }
+    free(b);
+}
+
+int armo_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no driver" status */
+        return 0;
+    }
+    return n;
+}
+
+static int create(armo_backend *b, engine *g, const armo_model *m, const armo_backend_opts *o,
+                  armo_err *e) {
+    const armo_config *c = &m->cfg;
+    if (c->head_dim != 64 && c->head_dim != 128)
+        return armo_err_set(e, "the CUDA backend supports head_dim 64 and 128 (this model: %d); "
+                               "use --device cpu",
+                            c->head_dim);
+    if (c->hidden_size % 8 || c->intermediate_size % 8)
+        return armo_err_set(e, "the CUDA backend needs hidden and intermediate sizes that are "
+                               "multiples of 8");
+    g->cfg = *c;
+    const char *dev = getenv("ARMO_CUDA_DEVICE");
+    g->device = dev ? atoi(dev) : 0;
+    CK(cudaSetDevice(g->device));
+    struct cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, g->device));
+    snprintf(b->device, sizeof b->device, "%.96s (device %d, %.0f GiB)", prop.name, g->device,
+             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    CK(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    if (armo_gemm_create(&g->gemm, 0, e)) return -1;
+    g->cap_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens : 16384;
+    g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;
+    g->cap_rows = g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
+    if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
+    return alloc_activations(g, e);
+}
+
+armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
+                                       armo_err *e) {
+    armo_backend *b = calloc(1, sizeof *b);
+    engine *g = calloc(1, sizeof *g);
+    if (!b || !g) {
+        free(b);
+        free(g);
+        armo_err_set(e, "out of host memory");
+        return NULL;
+    }
+    b->impl = g;
+    b->name = "cuda";
+    b->score = cuda_score;
+    b->destroy = cuda_destroy;
+    if (create(b, g, m, o, e)) {
+        cuda_destroy(b);
+        return NULL;
+    }
+    return b;
+}

@@ -1,0 +1,129 @@
+/* score_output.c — result records as JSON (see score_output.h). */
+#include "host/score_output.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *armo_objective_label(int i, int k, char *buf, size_t len) {
+    if (k == ARMO_NUM_NAMED_OBJECTIVES && armo_objective_name(i)) return armo_objective_name(i);
+    snprintf(buf, len, "objective_%d", i);
+    return buf;
+}
+
+static json_t *named(const float *v, int k) {
+    json_t *o = json_object();
+    char buf[32];
+    for (int i = 0; i < k; i++)
+        json_object_set_new(o, armo_objective_label(i, k, buf, sizeof buf), json_real(v[i]));
+    return o;
+}
+
+json_t *armo_result_to_json(const armo_config *cfg, const armo_result *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "score", json_real(r->score));
+    if (cfg->arch == ARMO_ARCH_ARMORM) {
+        json_object_set_new(o, "rewards", named(r->rewards, r->n_objectives));
+        json_object_set_new(o, "gating", named(r->gating, r->n_objectives));
+        json_object_set_new(o, "coefficients", named(r->coefficients, r->n_objectives));
+    } else if (r->n_labels > 1) {
+        json_t *a = json_array();
+        for (int i = 0; i < r->n_labels; i++) json_array_append_new(a, json_real(r->labels[i]));
+        json_object_set_new(o, "scores", a);
+    }
+    json_object_set_new(o, "tokens", json_integer(r->n_tokens));
+    return o;
+}
+
+typedef struct {
+    int idx;
+    double key;
+} ranked;
+
+static int by_key_desc(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? 1 : -1;
+    return x->idx - y->idx; /* stable: earlier first on ties */
+}
+
+/* The objectives whose coefficient-weighted reward difference moved the
+ * margin most: margin = Σ_j (c_ch[j]·r_ch[j] − c_rej[j]·r_rej[j]) exactly, and
+ * each term is listed with its sign, largest |term| first. */
+static json_t *explain_pair(const armo_result *ch, const armo_result *rej, int top) {
+    int k = ch->n_objectives;
+    ranked terms[ARMO_MAX_OBJECTIVES];
+    double contrib[ARMO_MAX_OBJECTIVES];
+    for (int j = 0; j < k; j++) {
+        contrib[j] = (double)ch->coefficients[j] * ch->rewards[j] -
+                     (double)rej->coefficients[j] * rej->rewards[j];
+        terms[j].idx = j;
+        terms[j].key = fabs(contrib[j]);
+    }
+    qsort(terms, (size_t)k, sizeof terms[0], by_key_desc);
+    json_t *a = json_array();
+    char buf[32];
+    for (int t = 0; t < top && t < k; t++) {
+        int j = terms[t].idx;
+        json_t *o = json_object();
+        json_object_set_new(o, "objective", json_string(armo_objective_label(j, k, buf, sizeof buf)));
+        json_object_set_new(o, "contribution", json_real(contrib[j]));
+        json_object_set_new(o, "chosen_reward", json_real(ch->rewards[j]));
+        json_object_set_new(o, "rejected_reward", json_real(rej->rewards[j]));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+json_t *armo_record_to_json(const armo_config *cfg, json_t *id, armo_out_kind kind,
+                            const armo_result *res, int nres, int explain) {
+    json_t *o = json_object(); /* "id" first, then the rest in a fixed order */
+    if (id) json_object_set(o, "id", id);
+    if (kind == ARMO_OUT_SINGLE || nres < 1) {
+        json_t *r = armo_result_to_json(cfg, &res[0]);
+        json_object_update(o, r);
+        json_decref(r);
+        return o;
+    }
+    if (kind == ARMO_OUT_PAIR) {
+        json_object_set_new(o, "chosen", armo_result_to_json(cfg, &res[0]));
+        json_object_set_new(o, "rejected", armo_result_to_json(cfg, &res[1]));
+        double margin = (double)res[0].score - res[1].score;
+        json_object_set_new(o, "margin", json_real(margin));
+        json_object_set_new(o, "preferred", json_string(margin >= 0 ? "chosen" : "rejected"));
+        if (cfg->arch == ARMO_ARCH_ARMORM && explain > 0)
+            json_object_set_new(o, "explanation", explain_pair(&res[0], &res[1], explain));
+        return o;
+    }
+    json_t *arr = json_array();
+    ranked *rk = malloc((size_t)nres * sizeof *rk);
+    for (int i = 0; i < nres; i++) {
+        json_array_append_new(arr, armo_result_to_json(cfg, &res[i]));
+        if (rk) {
+            rk[i].idx = i;
+            rk[i].key = res[i].score;
+        }
+    }
+    json_object_set_new(o, "responses", arr);
+    if (rk) {
+        qsort(rk, (size_t)nres, sizeof *rk, by_key_desc);
+        json_t *ranking = json_array();
+        for (int i = 0; i < nres; i++) json_array_append_new(ranking, json_integer(rk[i].idx));
+        json_object_set_new(o, "ranking", ranking);
+        json_object_set_new(o, "best", json_integer(rk[0].idx));
+        free(rk);
+    }
+    return o;
+}
+
+json_t *armo_error_to_json(json_t *id, const char *msg) {
+    json_t *o = json_object();
+    if (id) json_object_set(o, "id", id);
+    json_t *m = json_string(msg);
+    if (!m) m = json_string("error message was not valid UTF-8");
+    json_object_set_new(o, "error", m);
+    return o;
+}
+
+char *armo_json_line(json_t *obj) {
+    return json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+}
