@@ -6,9 +6,14 @@
  * armo_head_f32 shared with the CUDA engine's tests) and the seqcls score
  * weight.  armo_cpu_score runs one packed batch (no padding) through the
  * layers with activation buffers sized by the batch's token count, then
- * gathers the two head rows of every sequence and applies the head. */
+ * gathers the two head rows of every sequence and applies the head.
+ * Matmuls split their output rows over the backend's threads; attention
+ * splits the batch's query rows (cpu_attention_rows on contiguous ranges of
+ * equal causal cost), which gives bit-identical results for any thread count. */
 #include "host/cpu_backend.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -208,6 +213,76 @@ const armo_head_f32 *armo_cpu_head(const armo_cpu *c) {
     return c && c->m->cfg.arch == ARMO_ARCH_ARMORM ? &c->head : NULL;
 }
 
+/* ---- threaded attention over contiguous ranges of query rows ---- */
+
+#define ATTN_MAX_THREADS 256
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    const int32_t *cu_seqlens;
+    int nseq, nh, nkv, hd;
+    const int32_t *rows;
+    int nrows;
+} attn_job;
+
+static void *attn_worker(void *arg) {
+    const attn_job *j = arg;
+    if (j->nrows > 0)
+        cpu_attention_rows(j->out, j->q, j->k, j->v, j->cu_seqlens, j->nseq, j->nh, j->nkv, j->hd,
+                           j->rows, j->nrows);
+    return NULL;
+}
+
+/* row_ids[i] == i for i < n; pos[i] is row i's position in its sequence, so
+ * pos[i] + 1 keys is the row's cost. */
+static void attention_threaded(float *att, const float *q, const float *k, const float *v,
+                               const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
+                               const int32_t *row_ids, const int32_t *pos, int n, int nthreads) {
+    double total = 0;
+    for (int i = 0; i < n; i++) total += pos[i] + 1;
+    if (nthreads > ATTN_MAX_THREADS) nthreads = ATTN_MAX_THREADS;
+    if (nthreads > n) nthreads = n;
+    /* below ~1M multiply-adds a thread costs more than it saves */
+    if (nthreads <= 1 || total * nh * hd < 1e6) {
+        cpu_attention(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd);
+        return;
+    }
+    attn_job jobs[ATTN_MAX_THREADS];
+    pthread_t tids[ATTN_MAX_THREADS];
+    int started[ATTN_MAX_THREADS];
+    const size_t qdim = (size_t)nh * hd;
+    int r0 = 0;
+    double acc = 0;
+    for (int t = 0; t < nthreads; t++) {
+        int r1 = r0;
+        double target = total * (t + 1) / nthreads;
+        if (t == nthreads - 1) r1 = n;
+        else
+            while (r1 < n && acc + pos[r1] + 1 <= target) acc += pos[r1++] + 1;
+        jobs[t] = (attn_job){att + (size_t)r0 * qdim, q, k, v, cu_seqlens, nseq, nh, nkv, hd,
+                             row_ids + r0, r1 - r0};
+        r0 = r1;
+    }
+    for (int t = 1; t < nthreads; t++) {
+        int rc = pthread_create(&tids[t], NULL, attn_worker, &jobs[t]);
+        started[t] = rc == 0;
+        if (rc != 0)
+            fprintf(stderr, "%s:%d: pthread_create failed (%s); computing inline\n", __FILE__,
+                    __LINE__, strerror(rc));
+    }
+    attn_worker(&jobs[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (!started[t]) {
+            attn_worker(&jobs[t]);
+            continue;
+        }
+        int rc = pthread_join(tids[t], NULL);
+        if (rc != 0)
+            fprintf(stderr, "%s:%d: pthread_join failed (%s)\n", __FILE__, __LINE__, strerror(rc));
+    }
+}
+
 static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                     const int32_t *gating_pos, armo_err *e) {
     const armo_config *cfg = &c->m->cfg;
@@ -265,6 +340,7 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
     float *gate = malloc(sizeof(float) * (size_t)n * I);
     float *up = malloc(sizeof(float) * (size_t)n * I);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)n);
     float *hlast = malloc(sizeof(float) * (size_t)nseq * H);
     float *hprompt = malloc(sizeof(float) * (size_t)nseq * H);
     const int K = cfg->arch == ARMO_ARCH_ARMORM ? c->head.k : cfg->num_labels;
@@ -273,15 +349,18 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
     float *r_coef = malloc(sizeof(float) * (size_t)nseq * K);
     float *r_score = malloc(sizeof(float) * (size_t)nseq);
     int rc = 0;
-    if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !pos || !hlast ||
-        !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
+    if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !pos || !row_ids ||
+        !hlast || !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
         rc = armo_err_set(e, "CPU backend: out of memory for a batch of %d tokens in %d "
                              "sequences; score fewer tokens at a time",
                           n, nseq);
         goto done;
     }
     for (int s = 0; s < nseq; s++)
-        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++) pos[i] = i - cu_seqlens[s];
+        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++) {
+            pos[i] = i - cu_seqlens[s];
+            row_ids[i] = i;
+        }
 
     cpu_embed(x, &m->embed, ids, n);
     cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
@@ -293,7 +372,7 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
         cpu_matmul(v, xn, &lw->wv, n, nt);
         cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
         cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
-        cpu_attention(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd);
+        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, pos, n, nt);
         cpu_matmul(delta, att, &lw->wo, n, nt);
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
         /* MLP block */
@@ -346,6 +425,7 @@ done:
     free(r_rew);
     free(hprompt);
     free(hlast);
+    free(row_ids);
     free(pos);
     free(up);
     free(gate);

@@ -381,6 +381,21 @@ static void run_model(const char *golden_path) {
                   cases[i].name);
         }
 
+    /* one thread and three threads (matmul rows and attention rows split
+     * differently) must give the same bits as the run above */
+    for (int nt = 1; nt <= 3 && rc == 0; nt += 2) {
+        armo_cpu *c2 = armo_cpu_create(&m, nt, &e);
+        CHECK(c2 != NULL, "armo_cpu_create(%s, %d threads): %s", dir, nt, e.msg);
+        if (!c2) break;
+        armo_result *again = calloc(nalloc, sizeof *again);
+        int rc2 = armo_cpu_score(c2, ids, cu, parsed, armorm ? gpos : NULL, again, &e);
+        CHECK(rc2 == 0, "%s: packed armo_cpu_score with %d threads: %s", name, nt, e.msg);
+        CHECK(rc2 != 0 || memcmp(again, packed, nalloc * sizeof *again) == 0,
+              "%s: %d threads give different results", name, nt);
+        free(again);
+        armo_cpu_destroy(c2);
+    }
+
     if (parsed > 0) check_validation(c, &m, &cases[0], armorm);
 
     printf("%-22s %s, %d cases, %d tokens; open+create %.3f s, single %.3f s, packed %.3f s\n",
