@@ -36,23 +36,20 @@ Run:  python tools/gen_fixtures.py [--out tests/fixtures] [--tokenizer DIR]
 (see tools/README.md).
 """
 import argparse
-import copy
 import io
 import json
+import lzma
 import math
-import os
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import safetensors
-import tokenizers
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, LlamaConfig, LlamaModel
+from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, LlamaModel
 
 SEED = 20240523
 REPO = Path(__file__).resolve().parent.parent
@@ -78,16 +75,6 @@ GATING_T = 10.0
 GATING_HIDDEN = 32
 GATING_N_HIDDEN = 3
 LOGIT_SCALE = 1.7
-
-OBJECTIVES = [
-    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence",
-    "helpsteer-complexity", "helpsteer-verbosity", "ultrafeedback-overall_score",
-    "ultrafeedback-instruction_following", "ultrafeedback-truthfulness",
-    "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
-    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm",
-    "code-complexity", "code-style", "code-explanation",
-    "code-instruction-following", "code-readability",
-]
 
 # --------------------------------------------------------------------------- configs
 
@@ -312,7 +299,6 @@ def write_tar_xz(out_path, src_dir, name):
         for p in sorted(src_dir.iterdir()):
             data = p.read_bytes()
             tar.addfile(info(f"{name}/{p.name}", len(data), False), io.BytesIO(data))
-    import lzma
     with open(out_path, "wb") as f:
         f.write(lzma.compress(buf.getvalue(), format=lzma.FORMAT_XZ,
                               check=lzma.CHECK_CRC64, preset=9 | lzma.PRESET_EXTREME))
@@ -387,6 +373,11 @@ def chat_cases(rng):
             {"role": "assistant", "content": "About 3.464."},
             {"role": "user", "content": "Thanks!"},
             {"role": "assistant", "content": "You're welcome!"},
+        ]),
+        ("ends_with_user", [
+            {"role": "user", "content": "Name a prime number."},
+            {"role": "assistant", "content": "7 is prime."},
+            {"role": "user", "content": "Another one, larger than 100?"},
         ]),
         ("unicode", [
             {"role": "user", "content": "Traduis « café crème » en 日本語, and add an emoji 🙂 please. Привет, Ελληνικά, e\u0301 (combining), \u00e9 (precomposed)."},
@@ -563,7 +554,16 @@ def armorm_head(w, h_last, h_prompt, mutation=None):
     return {"score": score, "rewards": rewards, "gating": gate, "coefficients": coefficients, "z": z}
 
 
-MUTATIONS = ["no_temperature", "no_relu", "transform_other_side", "no_logit_scale", "gating_from_last"]
+MUTATIONS = ["no_temperature", "no_relu", "transform_other_side", "no_logit_scale", "gating_from_last",
+             "gating_first_match", "gating_pattern_end"]
+# Position mutations that coincide with the reference on some cases (one pattern
+# occurrence only): asserted only on the cases where the position differs.
+POSITION_MUTATIONS = {"gating_first_match", "gating_pattern_end"}
+
+
+def find_first_pattern(ids, pattern):
+    n = len(pattern)
+    return next(j for j in range(len(ids) - n + 1) if ids[j:j + n] == pattern)
 
 
 def floats(t):
@@ -609,6 +609,14 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
         for m in MUTATIONS:
             if m == "gating_from_last":
                 rm = armorm_head(wf, h[last], h[last])
+            elif m == "gating_first_match":
+                p = find_first_pattern(ids, pattern)
+                if p == gpos:
+                    mut_rel[m].append(None)
+                    continue
+                rm = armorm_head(wf, h[last], h[p])
+            elif m == "gating_pattern_end":
+                rm = armorm_head(wf, h[last], h[gpos + len(pattern) - 1])
             else:
                 rm = armorm_head(wf, h[last], h[gpos], mutation=m)
             mut_rel[m].append(rel(rm["score"].item(), s))
@@ -627,12 +635,20 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
     gt = np.array([c["gating"] for c in out["cases"]])
     print(f"  score range [{min(scores):.3f}, {max(scores):.3f}], rewards std {rw.std():.3f}, "
           f"z/T std per case {min(zt_std):.2f}..{max(zt_std):.2f}, max gate/scale {gt.max() / LOGIT_SCALE:.3f}")
+    print("  relative score change per mutation:")
+    print(f"  {'case':24s} {'len':>4s} {'gpos':>4s} {'score':>9s} " + " ".join(f"{m[:12]:>12s}" for m in MUTATIONS))
+    for k, c in enumerate(out["cases"]):
+        print(f"  {c['name']:24s} {len(c['input_ids']):4d} {c['gating_pos']:4d} {c['score']:9.5f} "
+              + " ".join("           -" if mut_rel[m][k] is None else f"{mut_rel[m][k]:12.3g}" for m in MUTATIONS))
+    print("  (-: same position as the reference on that case)")
     print(f"  mutation (relative score change)   min       median    cases>1e-2")
     for m in MUTATIONS:
-        v = np.array(mut_rel[m])
+        v = np.array([x for x in mut_rel[m] if x is not None])
         frac = float((v > 1e-2).mean())
         print(f"  {m:32s} {v.min():9.3g} {np.median(v):9.3g}   {int((v > 1e-2).sum())}/{len(v)}")
         assert frac >= 0.8, f"{name}: mutation {m} is detected on only {frac:.0%} of cases"
+        if m in POSITION_MUTATIONS:
+            assert len(v) >= 3, f"{name}: too few cases exercise {m}"
     for zs in zt_std:
         assert 0.5 <= zs <= 3.0, f"z/T std {zs} out of the intended range"
     return out
@@ -670,6 +686,32 @@ def golden_seqcls(name, dirpath, cfg_json, cases):
     for k, v in stats.items():
         print(f"  {k:22s} {np.mean(v):.3f}  (min {np.min(v):.3f})")
     return out
+
+
+@torch.no_grad()
+def verify_hf_load(dirpath, cfg_json, golden):
+    """Load the written directory with transformers' own from_pretrained (the real
+    loader: single file or sharded index, prefix handling) and compare with the
+    golden: proves the layout is what Hugging Face reads."""
+    import logging
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    seqcls = cfg_json["architectures"][0] == "LlamaForSequenceClassification"
+    cls = LlamaForSequenceClassification if seqcls else LlamaModel
+    model = cls.from_pretrained(str(dirpath), dtype=torch.float32, attn_implementation="eager").eval()
+    worst = 0.0
+    for c in golden["cases"]:
+        x = torch.tensor([c["input_ids"]])
+        out = model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False)
+        if seqcls:
+            got, ref = out.logits[0].tolist(), c["scores"]
+        else:
+            got, ref = out.last_hidden_state[0, c["last_pos"]].tolist(), c["hidden_last"]
+        err = max(abs(a - b) for a, b in zip(got, ref)) / max(max(abs(b) for b in ref), 1e-6)
+        worst = max(worst, err)
+    assert worst < 1e-5, f"{dirpath.name}: from_pretrained differs from golden by {worst}"
+    print(f"  transformers {cls.__name__}.from_pretrained on the written files: max rel diff {worst:.2g}")
 
 
 def dump_golden(path, g):
@@ -748,6 +790,7 @@ def main():
                 g = golden_armorm(name, d, cfg, cases, pattern)
             else:
                 g = golden_seqcls(name, d, cfg, cases)
+            verify_hf_load(d, cfg, g)
             tar_path = out_dir / f"{name}.tar.xz"
             write_tar_xz(tar_path, d, name)
             files = sorted(p.name for p in d.iterdir())
