@@ -23,24 +23,68 @@
 #include "weights/dtype.h"
 
 /* ---- dot product ---------------------------------------------------------
- * Eight independent fp32 partial sums combined pairwise: more accurate than
- * one serial sum, lets the compiler use SIMD without -ffast-math, and always
- * the same order for a given length. */
+ * Four independent fp32 partial sums (lane q takes the elements j with
+ * j % 4 == q) combined as (s0 + s1) + (s2 + s3): more accurate than one
+ * serial sum, and it lets the compiler use SIMD without -ffast-math.  Every
+ * dot product in this file, including each output of the matmul
+ * micro-kernel, uses exactly this order, so results never depend on blocking
+ * or threading. */
+static inline float lanes_sum(const float s[4]) { return (s[0] + s[1]) + (s[2] + s[3]); }
+
 static float dot_f32(const float *a, const float *b, int64_t len) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float s[4] = {0, 0, 0, 0};
     int64_t j = 0;
-    for (; j + 8 <= len; j += 8) {
-        s[0] += a[j + 0] * b[j + 0];
-        s[1] += a[j + 1] * b[j + 1];
-        s[2] += a[j + 2] * b[j + 2];
-        s[3] += a[j + 3] * b[j + 3];
-        s[4] += a[j + 4] * b[j + 4];
-        s[5] += a[j + 5] * b[j + 5];
-        s[6] += a[j + 6] * b[j + 6];
-        s[7] += a[j + 7] * b[j + 7];
+    for (; j + 4 <= len; j += 4)
+        for (int q = 0; q < 4; q++) s[q] += a[j + q] * b[j + q];
+    for (int q = 0; j < len; j++, q++) s[q] += a[j] * b[j];
+    return lanes_sum(s);
+}
+
+/* The same on a typed weight row converted element by element (the matmul's
+ * path when it cannot get scratch memory). */
+static float dot_typed(const float *a, const void *w, armo_dtype dt, int64_t len) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4)
+        for (int q = 0; q < 4; q++) s[q] += a[j + q] * armo_load_f32(w, dt, (size_t)(j + q));
+    for (int q = 0; j < len; j++, q++) s[q] += a[j] * armo_load_f32(w, dt, (size_t)j);
+    return lanes_sum(s);
+}
+
+/* Micro-kernel: 2 tokens x 4 weight rows (8 outputs, one SIMD register of
+ * partial sums each), each output summed exactly as dot_f32 sums it. */
+static void dot_2x4(const float *x0, const float *x1, const float *w, int64_t cols, float *y0,
+                    float *y1) {
+    float s[2][4][4] = {{{0}}};
+    const float *w0 = w, *w1 = w + cols, *w2 = w + 2 * cols, *w3 = w + 3 * cols;
+    int64_t j = 0;
+    for (; j + 4 <= cols; j += 4)
+        for (int q = 0; q < 4; q++) {
+            float a = x0[j + q], b = x1[j + q];
+            s[0][0][q] += a * w0[j + q];
+            s[0][1][q] += a * w1[j + q];
+            s[0][2][q] += a * w2[j + q];
+            s[0][3][q] += a * w3[j + q];
+            s[1][0][q] += b * w0[j + q];
+            s[1][1][q] += b * w1[j + q];
+            s[1][2][q] += b * w2[j + q];
+            s[1][3][q] += b * w3[j + q];
+        }
+    for (int q = 0; j < cols; j++, q++) {
+        float a = x0[j], b = x1[j];
+        s[0][0][q] += a * w0[j];
+        s[0][1][q] += a * w1[j];
+        s[0][2][q] += a * w2[j];
+        s[0][3][q] += a * w3[j];
+        s[1][0][q] += b * w0[j];
+        s[1][1][q] += b * w1[j];
+        s[1][2][q] += b * w2[j];
+        s[1][3][q] += b * w3[j];
     }
-    for (int t = 0; j < len; j++, t++) s[t] += a[j] * b[j];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (int r = 0; r < 4; r++) {
+        y0[r] = lanes_sum(s[0][r]);
+        y1[r] = lanes_sum(s[1][r]);
+    }
 }
 
 static double dot_f64(const float *a, const float *b, int64_t len) {
@@ -64,7 +108,8 @@ void cpu_embed(float *out, const armo_weight *embed, const int32_t *ids, int n) 
 /* ---- matmul -------------------------------------------------------------
  * Each worker owns a contiguous range of output rows.  It converts a block of
  * weight rows to fp32 once and reuses the block for all n tokens, so the
- * conversion costs O(rows*cols) however large the batch is. */
+ * conversion costs O(rows*cols) however large the batch is; a 2-token x
+ * 4-row micro-kernel then reuses every loaded x and w value several times. */
 
 #define MATMUL_BLOCK_ROWS 8
 
@@ -80,41 +125,40 @@ static void *matmul_worker(void *arg) {
     const matmul_job *job = arg;
     const armo_weight *w = job->w;
     const int64_t cols = w->cols, rows = w->rows;
+    const int n = job->n;
     const int is_f32 = w->dtype == ARMO_DT_F32;
     float *block = NULL;
     if (!is_f32) block = malloc((size_t)MATMUL_BLOCK_ROWS * (size_t)cols * sizeof(float));
     for (int64_t r0 = job->row_begin; r0 < job->row_end; r0 += MATMUL_BLOCK_ROWS) {
         int64_t nb = job->row_end - r0;
         if (nb > MATMUL_BLOCK_ROWS) nb = MATMUL_BLOCK_ROWS;
-        const float *wb;
-        if (is_f32) {
-            wb = (const float *)weight_row(w, r0);
-        } else if (block) {
+        if (!is_f32 && !block) { /* out of memory for the block: convert element-wise */
+            for (int t = 0; t < n; t++)
+                for (int64_t r = 0; r < nb; r++)
+                    job->y[(size_t)t * rows + r0 + r] = dot_typed(
+                        job->x + (size_t)t * cols, weight_row(w, r0 + r), w->dtype, cols);
+            continue;
+        }
+        const float *wb = (const float *)weight_row(w, r0);
+        if (!is_f32) {
             armo_convert_to_f32(block, weight_row(w, r0), w->dtype, (size_t)(nb * cols));
             wb = block;
-        } else {
-            wb = NULL; /* out of memory for the block: convert element-wise below */
         }
-        for (int t = 0; t < job->n; t++) {
-            const float *xt = job->x + (size_t)t * (size_t)cols;
-            float *yt = job->y + (size_t)t * (size_t)rows;
-            for (int64_t r = 0; r < nb; r++) {
-                if (wb) {
-                    yt[r0 + r] = dot_f32(xt, wb + (size_t)r * (size_t)cols, cols);
-                } else {
-                    /* same summation order as dot_f32, no scratch memory */
-                    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                    const void *wr = weight_row(w, r0 + r);
-                    int64_t j = 0;
-                    for (; j + 8 <= cols; j += 8)
-                        for (int q = 0; q < 8; q++)
-                            s[q] += xt[j + q] * armo_load_f32(wr, w->dtype, (size_t)(j + q));
-                    for (int q = 0; j < cols; j++, q++)
-                        s[q] += xt[j] * armo_load_f32(wr, w->dtype, (size_t)j);
-                    yt[r0 + r] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-                }
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const float *x0 = job->x + (size_t)t * cols, *x1 = x0 + cols;
+            float *y0 = job->y + (size_t)t * rows + r0, *y1 = y0 + rows;
+            int64_t r = 0;
+            for (; r + 4 <= nb; r += 4) dot_2x4(x0, x1, wb + (size_t)r * cols, cols, y0 + r, y1 + r);
+            for (; r < nb; r++) {
+                y0[r] = dot_f32(x0, wb + (size_t)r * cols, cols);
+                y1[r] = dot_f32(x1, wb + (size_t)r * cols, cols);
             }
         }
+        for (; t < n; t++)
+            for (int64_t r = 0; r < nb; r++)
+                job->y[(size_t)t * rows + r0 + r] =
+                    dot_f32(job->x + (size_t)t * cols, wb + (size_t)r * cols, cols);
     }
     free(block);
     return NULL;

@@ -247,6 +247,24 @@ static void test_rope(void) {
             CHECK(inv[i] < base && inv[i] > base / 8, "mid-band inv_freq[%d] not in between", i);
         }
     }
+    /* The same frequencies as transformers 5.24 computes them in fp32
+     * (ROPE_INIT_FUNCTIONS["llama3"] on this config, printed as hex floats):
+     * i = 30 is in the smoothed band (wavelen 2948), i = 35 just past it
+     * (wavelen 8219, divided by 8).  Allow 2 ulp for libm's powf. */
+    {
+        const struct {
+            int i;
+            double v;
+        } hf[] = {{0, 0x1.0000000000000p+0},   {10, 0x1.078d400000000p-3},
+                  {20, 0x1.0f53860000000p-6},  {30, 0x1.67a23a0000000p-10},
+                  {35, 0x1.90d10c0000000p-14}, {40, 0x1.1f91f00000000p-15},
+                  {45, 0x1.9ca3ea0000000p-17}, {50, 0x1.280d960000000p-18},
+                  {63, 0x1.4985fe0000000p-22}};
+        for (size_t t = 0; t < sizeof hf / sizeof hf[0]; t++)
+            CHECK(test_close(inv[hf[t].i], hf[t].v, 2.5e-7, 0),
+                  "llama3 inv_freq[%d] = %a, transformers gives %a", hf[t].i, inv[hf[t].i],
+                  hf[t].v);
+    }
     /* a different parameter set (small model): head_dim 16, theta 10000, orig 64 */
     armo_config c2;
     memset(&c2, 0, sizeof c2);

@@ -128,7 +128,7 @@ static void test_bundled(void) {
         const armo_config *c = &m.cfg;
         CHECK(c->arch == ARMO_ARCH_ARMORM, "%s arch", armo_dirs[i]);
         CHECK(c->hidden_size == 64 && c->num_layers == 2 && c->num_heads == 4 &&
-                  c->num_kv_heads == 2 && c->head_dim == 16 && c->intermediate_size == 128,
+                  c->num_kv_heads == 2 && c->head_dim == 64 && c->intermediate_size == 128,
               "%s dims", armo_dirs[i]);
         CHECK(c->vocab_size == 128257 && c->pad_token_id == 128256 && c->bos_token_id == 128000,
               "%s vocab/pad/bos", armo_dirs[i]);

@@ -36,23 +36,20 @@ Run:  python tools/gen_fixtures.py [--out tests/fixtures] [--tokenizer DIR]
 (see tools/README.md).
 """
 import argparse
-import copy
 import io
 import json
+import lzma
 import math
-import os
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import safetensors
-import tokenizers
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, LlamaConfig, LlamaModel
+from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, LlamaModel
 
 SEED = 20240523
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +64,7 @@ GATING_PATTERN_IDS = [128009, 128006, 78191, 128007, 271]
 TAR_MTIME = 1716422400    # fixed (2024-05-23) so archives are reproducible
 
 HIDDEN = 64
-HEAD_DIM = 16
+HEAD_DIM = 64  # > hidden/heads on purpose: the CUDA kernels need head_dim 64 or 128
 INTERMEDIATE = 128
 N_LAYERS = 2
 N_HEADS = 4
@@ -78,16 +75,6 @@ GATING_T = 10.0
 GATING_HIDDEN = 32
 GATING_N_HIDDEN = 3
 LOGIT_SCALE = 1.7
-
-OBJECTIVES = [
-    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence",
-    "helpsteer-complexity", "helpsteer-verbosity", "ultrafeedback-overall_score",
-    "ultrafeedback-instruction_following", "ultrafeedback-truthfulness",
-    "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
-    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm",
-    "code-complexity", "code-style", "code-explanation",
-    "code-instruction-following", "code-readability",
-]
 
 # --------------------------------------------------------------------------- configs
 
@@ -104,6 +91,7 @@ def armorm_config():
         "gating_hidden_dim": GATING_HIDDEN,
         "gating_n_hidden": GATING_N_HIDDEN,
         "gating_temperature": 10,
+        "head_dim": HEAD_DIM,
         "hidden_act": "silu",
         "hidden_size": HIDDEN,
         "initializer_range": 0.02,
@@ -312,7 +300,6 @@ def write_tar_xz(out_path, src_dir, name):
         for p in sorted(src_dir.iterdir()):
             data = p.read_bytes()
             tar.addfile(info(f"{name}/{p.name}", len(data), False), io.BytesIO(data))
-    import lzma
     with open(out_path, "wb") as f:
         f.write(lzma.compress(buf.getvalue(), format=lzma.FORMAT_XZ,
                               check=lzma.CHECK_CRC64, preset=9 | lzma.PRESET_EXTREME))
@@ -357,6 +344,10 @@ def long_text(rng, n_words):
     return " ".join(out)
 
 
+# one prompt, three responses: the score CLI test builds pairs and best-of-N from them
+SHARED_PROMPT = "Why is the sky blue? Answer in one or two sentences."
+
+
 def chat_cases(rng):
     """(name, messages) pairs rendered with the Llama-3 chat template."""
     return [
@@ -388,6 +379,11 @@ def chat_cases(rng):
             {"role": "user", "content": "Thanks!"},
             {"role": "assistant", "content": "You're welcome!"},
         ]),
+        ("ends_with_user", [
+            {"role": "user", "content": "Name a prime number."},
+            {"role": "assistant", "content": "7 is prime."},
+            {"role": "user", "content": "Another one, larger than 100?"},
+        ]),
         ("unicode", [
             {"role": "user", "content": "Traduis « café crème » en 日本語, and add an emoji 🙂 please. Привет, Ελληνικά, e\u0301 (combining), \u00e9 (precomposed)."},
             {"role": "assistant", "content": "カフェ・クレーム ☕ 🙂 — naïve façade, Straße, 한국어, العربية, 🇫🇷👩‍💻."},
@@ -403,6 +399,18 @@ def chat_cases(rng):
         ("very_short", [
             {"role": "user", "content": "Hi"},
             {"role": "assistant", "content": "Hey"},
+        ]),
+        ("shared_prompt_r0", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Sunlight scatters off air molecules, and blue light scatters most because its wavelength is short, so the sky looks blue."},
+        ]),
+        ("shared_prompt_r1", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Because the ocean reflects onto it."},
+        ]),
+        ("shared_prompt_r2", [
+            {"role": "user", "content": SHARED_PROMPT},
+            {"role": "assistant", "content": "Rayleigh scattering: intensity goes as 1/wavelength^4, so blue (~450 nm) scatters about 5x more than red (~700 nm)."},
         ]),
         ("long_600", [
             {"role": "system", "content": "You are a meticulous technical reviewer."},
@@ -427,13 +435,13 @@ def build_cases(tokenizer):
         r = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=False)
         ids = list(r["input_ids"] if hasattr(r, "keys") else r)
         assert ids[0] == BOS_ID and ids[-1] == EOT_ID, name
-        cases.append((name, ids))
+        cases.append((name, ids, msgs))
     rng2 = np.random.default_rng(SEED + 1)
-    cases.append(("random_pattern_at_0", random_case(rng2, 40, [0])))
-    cases.append(("random_pattern_at_end", random_case(rng2, 61, [56])))
-    cases.append(("random_pattern_twice", random_case(rng2, 100, [9, 71])))
-    cases.append(("random_pattern_mid", random_case(rng2, 200, [123])))
-    cases.append(("random_pattern_then_one", random_case(rng2, 33, [27])))
+    cases.append(("random_pattern_at_0", random_case(rng2, 40, [0]), None))
+    cases.append(("random_pattern_at_end", random_case(rng2, 61, [56]), None))
+    cases.append(("random_pattern_twice", random_case(rng2, 100, [9, 71]), None))
+    cases.append(("random_pattern_mid", random_case(rng2, 200, [123]), None))
+    cases.append(("random_pattern_then_one", random_case(rng2, 33, [27]), None))
     return cases
 
 
@@ -563,7 +571,16 @@ def armorm_head(w, h_last, h_prompt, mutation=None):
     return {"score": score, "rewards": rewards, "gating": gate, "coefficients": coefficients, "z": z}
 
 
-MUTATIONS = ["no_temperature", "no_relu", "transform_other_side", "no_logit_scale", "gating_from_last"]
+MUTATIONS = ["no_temperature", "no_relu", "transform_other_side", "no_logit_scale", "gating_from_last",
+             "gating_first_match", "gating_pattern_end"]
+# Position mutations that coincide with the reference on some cases (one pattern
+# occurrence only): asserted only on the cases where the position differs.
+POSITION_MUTATIONS = {"gating_first_match", "gating_pattern_end"}
+
+
+def find_first_pattern(ids, pattern):
+    n = len(pattern)
+    return next(j for j in range(len(ids) - n + 1) if ids[j:j + n] == pattern)
 
 
 def floats(t):
@@ -594,7 +611,7 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
     mut_rel = {m: [] for m in MUTATIONS}
     stats = {}
     zt_std = []
-    for cname, ids in cases:
+    for cname, ids, msgs in cases:
         h = run_hf(model, ids)
         hp = run_plain(cfg_json, wf, ids, stats)
         err = ((h.double() - hp).norm() / hp.norm()).item()
@@ -609,6 +626,14 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
         for m in MUTATIONS:
             if m == "gating_from_last":
                 rm = armorm_head(wf, h[last], h[last])
+            elif m == "gating_first_match":
+                p = find_first_pattern(ids, pattern)
+                if p == gpos:
+                    mut_rel[m].append(None)
+                    continue
+                rm = armorm_head(wf, h[last], h[p])
+            elif m == "gating_pattern_end":
+                rm = armorm_head(wf, h[last], h[gpos + len(pattern) - 1])
             else:
                 rm = armorm_head(wf, h[last], h[gpos], mutation=m)
             mut_rel[m].append(rel(rm["score"].item(), s))
@@ -618,6 +643,8 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
             "coefficients": floats(r["coefficients"]),
             "hidden_last": floats(h[last]), "hidden_prompt": floats(h[gpos]),
         })
+        if msgs is not None:
+            out["cases"][-1]["messages"] = msgs
     # ---- self-check report
     print(f"\n[{name}] {len(cases)} cases; sublayer effect (mean over cases):")
     for k, v in stats.items():
@@ -627,12 +654,20 @@ def golden_armorm(name, dirpath, cfg_json, cases, pattern):
     gt = np.array([c["gating"] for c in out["cases"]])
     print(f"  score range [{min(scores):.3f}, {max(scores):.3f}], rewards std {rw.std():.3f}, "
           f"z/T std per case {min(zt_std):.2f}..{max(zt_std):.2f}, max gate/scale {gt.max() / LOGIT_SCALE:.3f}")
+    print("  relative score change per mutation:")
+    print(f"  {'case':24s} {'len':>4s} {'gpos':>4s} {'score':>9s} " + " ".join(f"{m[:12]:>12s}" for m in MUTATIONS))
+    for k, c in enumerate(out["cases"]):
+        print(f"  {c['name']:24s} {len(c['input_ids']):4d} {c['gating_pos']:4d} {c['score']:9.5f} "
+              + " ".join("           -" if mut_rel[m][k] is None else f"{mut_rel[m][k]:12.3g}" for m in MUTATIONS))
+    print("  (-: same position as the reference on that case)")
     print(f"  mutation (relative score change)   min       median    cases>1e-2")
     for m in MUTATIONS:
-        v = np.array(mut_rel[m])
+        v = np.array([x for x in mut_rel[m] if x is not None])
         frac = float((v > 1e-2).mean())
         print(f"  {m:32s} {v.min():9.3g} {np.median(v):9.3g}   {int((v > 1e-2).sum())}/{len(v)}")
         assert frac >= 0.8, f"{name}: mutation {m} is detected on only {frac:.0%} of cases"
+        if m in POSITION_MUTATIONS:
+            assert len(v) >= 3, f"{name}: too few cases exercise {m}"
     for zs in zt_std:
         assert 0.5 <= zs <= 3.0, f"z/T std {zs} out of the intended range"
     return out
@@ -650,7 +685,7 @@ def golden_seqcls(name, dirpath, cfg_json, cases):
     stats = {}
     print(f"\n[{name}] {len(cases)} cases")
     print("  case                       len   score       rel change with default RoPE")
-    for cname, ids in cases:
+    for cname, ids, msgs in cases:
         h = run_hf(model, ids)
         hp = run_plain(cfg_json, wf, ids, stats)
         err = ((h.double() - hp).norm() / hp.norm()).item()
@@ -667,9 +702,37 @@ def golden_seqcls(name, dirpath, cfg_json, cases):
             "name": cname, "input_ids": ids, "last_pos": last, "gating_pos": -1,
             "score": scores[0].item(), "scores": floats(scores), "hidden_last": floats(h[last]),
         })
+        if msgs is not None:
+            out["cases"][-1]["messages"] = msgs
     for k, v in stats.items():
         print(f"  {k:22s} {np.mean(v):.3f}  (min {np.min(v):.3f})")
     return out
+
+
+@torch.no_grad()
+def verify_hf_load(dirpath, cfg_json, golden):
+    """Load the written directory with transformers' own from_pretrained (the real
+    loader: single file or sharded index, prefix handling) and compare with the
+    golden: proves the layout is what Hugging Face reads."""
+    import logging
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    seqcls = cfg_json["architectures"][0] == "LlamaForSequenceClassification"
+    cls = LlamaForSequenceClassification if seqcls else LlamaModel
+    model = cls.from_pretrained(str(dirpath), dtype=torch.float32, attn_implementation="eager").eval()
+    worst = 0.0
+    for c in golden["cases"]:
+        x = torch.tensor([c["input_ids"]])
+        out = model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False)
+        if seqcls:
+            got, ref = out.logits[0].tolist(), c["scores"]
+        else:
+            got, ref = out.last_hidden_state[0, c["last_pos"]].tolist(), c["hidden_last"]
+        err = max(abs(a - b) for a, b in zip(got, ref)) / max(max(abs(b) for b in ref), 1e-6)
+        worst = max(worst, err)
+    assert worst < 1e-5, f"{dirpath.name}: from_pretrained differs from golden by {worst}"
+    print(f"  transformers {cls.__name__}.from_pretrained on the written files: max rel diff {worst:.2g}")
 
 
 def dump_golden(path, g):
@@ -722,7 +785,7 @@ def main():
         pattern = tokenizer.encode(GATING_PATTERN_TEXT, add_special_tokens=False)
         assert pattern == GATING_PATTERN_IDS, pattern
         cases = build_cases(tokenizer)
-        for cname, ids in cases:
+        for cname, ids, msgs in cases:
             assert PAD_ID not in ids and max(ids) < PAD_ID, cname
 
         gen = torch.Generator().manual_seed(SEED)
@@ -748,6 +811,7 @@ def main():
                 g = golden_armorm(name, d, cfg, cases, pattern)
             else:
                 g = golden_seqcls(name, d, cfg, cases)
+            verify_hf_load(d, cfg, g)
             tar_path = out_dir / f"{name}.tar.xz"
             write_tar_xz(tar_path, d, name)
             files = sorted(p.name for p in d.iterdir())

@@ -1,0 +1,440 @@
+/* cpu_backend.c — the whole forward on the CPU (see cpu_backend.h).
+ *
+ * The backend keeps the big matrices as typed views into the checkpoint's
+ * mmap (cpu_matmul converts them on the fly) and converts only the small
+ * tensors once at create time: the norm weights, the whole ArmoRM head (an
+ * armo_head_f32 shared with the CUDA engine's tests) and the seqcls score
+ * weight.  armo_cpu_score runs one packed batch (no padding) through the
+ * layers with activation buffers sized by the batch's token count, then
+ * gathers the two head rows of every sequence and applies the head.
+ * Matmuls split their output rows over the backend's threads; attention
+ * splits the batch's query rows (cpu_attention_rows on contiguous ranges of
+ * equal causal cost), which gives bit-identical results for any thread count. */
+#include "host/cpu_backend.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/cpu_ops.h"
+#include "weights/dtype.h"
+
+struct armo_cpu {
+    const armo_model *m;
+    int nthreads;
+    float *norms;                /* all norm weights in fp32: 2 per layer + final */
+    float **attn_norm, **mlp_norm; /* per layer, pointers into norms */
+    float *final_norm;
+    float *inv_freq;             /* [head_dim / 2] */
+    /* ArmoRM head */
+    armo_head_f32 head;
+    float *head_storage;
+    /* seqcls head */
+    float *score_w;              /* [num_labels, H] */
+};
+
+/* Converts a weight of rows*cols elements into dst, checking its dtype. */
+static int convert_weight(float *dst, const armo_weight *w, int64_t rows, int64_t cols,
+                          armo_err *e) {
+    if (!armo_dtype_is_float_compute(w->dtype))
+        return armo_err_set(e, "tensor %s has dtype %s; the CPU backend needs BF16, F16 or F32",
+                            w->name ? w->name : "?", armo_dtype_name(w->dtype));
+    if (w->rows * w->cols != rows * cols)
+        return armo_err_set(e, "tensor %s is [%lld, %lld], expected %lld elements",
+                            w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
+                            (long long)(rows * cols));
+    armo_convert_to_f32(dst, w->data, w->dtype, (size_t)(rows * cols));
+    return 0;
+}
+
+static int check_matrix(const armo_weight *w, int64_t rows, int64_t cols, armo_err *e) {
+    if (!w->data || !armo_dtype_is_float_compute(w->dtype))
+        return armo_err_set(e, "tensor %s: missing or dtype %s; the CPU backend needs BF16, F16 "
+                               "or F32", w->name ? w->name : "?", armo_dtype_name(w->dtype));
+    if (w->rows != rows || w->cols != cols)
+        return armo_err_set(e, "tensor %s is [%lld, %lld], the config implies [%lld, %lld]",
+                            w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
+                            (long long)rows, (long long)cols);
+    return 0;
+}
+
+static int setup_armo_head(armo_cpu *c, armo_err *e) {
+    const armo_model *m = c->m;
+    const armo_config *cfg = &m->cfg;
+    const int H = cfg->hidden_size, K = cfg->num_objectives;
+    if (K <= 0 || K > ARMO_MAX_OBJECTIVES)
+        return armo_err_set(e, "num_objectives %d is outside 1..%d", K, ARMO_MAX_OBJECTIVES);
+    if (m->gating_nlayers < 1 || m->gating_nlayers > ARMO_MAX_GATING_LAYERS)
+        return armo_err_set(e, "gating network has %d layers; 1..%d supported", m->gating_nlayers,
+                            ARMO_MAX_GATING_LAYERS);
+    armo_head_f32 *h = &c->head;
+    h->hidden = H;
+    h->k = K;
+    h->nlayers = m->gating_nlayers;
+    h->dims[0] = H;
+    for (int l = 0; l < h->nlayers; l++) h->dims[l + 1] = (int)m->gating_w[l].rows;
+    if (h->dims[h->nlayers] != K)
+        return armo_err_set(e, "last gating layer %s has %d outputs, num_objectives is %d",
+                            m->gating_w[h->nlayers - 1].name ? m->gating_w[h->nlayers - 1].name
+                                                             : "?",
+                            h->dims[h->nlayers], K);
+    size_t total = (size_t)K * H + (size_t)K * K + 1;
+    for (int l = 0; l < h->nlayers; l++)
+        total += (size_t)h->dims[l + 1] * h->dims[l] + (size_t)h->dims[l + 1];
+    c->head_storage = malloc(total * sizeof(float));
+    if (!c->head_storage)
+        return armo_err_set(e, "out of memory for the fp32 ArmoRM head (%zu floats)", total);
+    float *p = c->head_storage;
+    if (check_matrix(&m->regression, K, H, e) < 0 || convert_weight(p, &m->regression, K, H, e) < 0)
+        return -1;
+    h->regression = p;
+    p += (size_t)K * H;
+    for (int l = 0; l < h->nlayers; l++) {
+        int din = h->dims[l], dout = h->dims[l + 1];
+        if (check_matrix(&m->gating_w[l], dout, din, e) < 0 ||
+            convert_weight(p, &m->gating_w[l], dout, din, e) < 0)
+            return -1;
+        h->gw[l] = p;
+        p += (size_t)dout * din;
+        if (convert_weight(p, &m->gating_b[l], dout, 1, e) < 0) return -1;
+        h->gb[l] = p;
+        p += dout;
+    }
+    if (check_matrix(&m->transform, K, K, e) < 0 || convert_weight(p, &m->transform, K, K, e) < 0)
+        return -1;
+    h->transform = p;
+    p += (size_t)K * K;
+    if (convert_weight(p, &m->logit_scale, 1, 1, e) < 0) return -1;
+    h->logit_scale = *p;
+    h->temperature = (float)cfg->gating_temperature;
+    if (!(h->temperature > 0.0f))
+        return armo_err_set(e, "gating_temperature %g must be positive", cfg->gating_temperature);
+    return 0;
+}
+
+armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e) {
+    const armo_config *cfg = &m->cfg;
+    const int H = cfg->hidden_size, L = cfg->num_layers;
+    const int nh = cfg->num_heads, nkv = cfg->num_kv_heads, hd = cfg->head_dim;
+    const int I = cfg->intermediate_size;
+    if (H <= 0 || L <= 0 || nh <= 0 || nkv <= 0 || hd <= 0 || hd % 2 || nh % nkv || I <= 0 ||
+        cfg->vocab_size <= 0) {
+        armo_err_set(e, "CPU backend: inconsistent config (hidden %d, layers %d, heads %d/%d, "
+                        "head_dim %d, intermediate %d, vocab %d)",
+                     H, L, nh, nkv, hd, I, cfg->vocab_size);
+        return NULL;
+    }
+    armo_cpu *c = calloc(1, sizeof *c);
+    if (!c) {
+        armo_err_set(e, "CPU backend: out of memory");
+        return NULL;
+    }
+    c->m = m;
+    if (nthreads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = ncpu > 0 ? (int)ncpu : 1;
+    }
+    c->nthreads = nthreads;
+
+    /* shapes of the big matrices (the loader checks them too; a backend that
+     * indexes them must not trust a caller-built armo_model blindly) */
+    if (check_matrix(&m->embed, cfg->vocab_size, H, e) < 0) goto fail;
+    for (int l = 0; l < L; l++) {
+        const armo_layer_weights *lw = &m->layers[l];
+        if (check_matrix(&lw->wq, (int64_t)nh * hd, H, e) < 0 ||
+            check_matrix(&lw->wk, (int64_t)nkv * hd, H, e) < 0 ||
+            check_matrix(&lw->wv, (int64_t)nkv * hd, H, e) < 0 ||
+            check_matrix(&lw->wo, H, (int64_t)nh * hd, e) < 0 ||
+            check_matrix(&lw->wgate, I, H, e) < 0 || check_matrix(&lw->wup, I, H, e) < 0 ||
+            check_matrix(&lw->wdown, H, I, e) < 0)
+            goto fail;
+    }
+
+    c->norms = malloc(sizeof(float) * (size_t)H * (2 * (size_t)L + 1));
+    c->attn_norm = malloc(sizeof(float *) * L);
+    c->mlp_norm = malloc(sizeof(float *) * L);
+    c->inv_freq = malloc(sizeof(float) * (size_t)(hd / 2));
+    if (!c->norms || !c->attn_norm || !c->mlp_norm || !c->inv_freq) {
+        armo_err_set(e, "CPU backend: out of memory for norm weights");
+        goto fail;
+    }
+    for (int l = 0; l < L; l++) {
+        c->attn_norm[l] = c->norms + (size_t)H * (2 * (size_t)l);
+        c->mlp_norm[l] = c->norms + (size_t)H * (2 * (size_t)l + 1);
+        if (convert_weight(c->attn_norm[l], &m->layers[l].attn_norm, H, 1, e) < 0 ||
+            convert_weight(c->mlp_norm[l], &m->layers[l].mlp_norm, H, 1, e) < 0)
+            goto fail;
+    }
+    c->final_norm = c->norms + (size_t)H * (2 * (size_t)L);
+    if (convert_weight(c->final_norm, &m->final_norm, H, 1, e) < 0) goto fail;
+    cpu_rope_inv_freq(cfg, c->inv_freq);
+
+    if (cfg->arch == ARMO_ARCH_ARMORM) {
+        if (setup_armo_head(c, e) < 0) goto fail;
+    } else if (cfg->arch == ARMO_ARCH_SEQCLS) {
+        int labels = cfg->num_labels;
+        if (labels <= 0 || labels > ARMO_MAX_LABELS) {
+            armo_err_set(e, "num_labels %d is outside 1..%d", labels, ARMO_MAX_LABELS);
+            goto fail;
+        }
+        c->score_w = malloc(sizeof(float) * (size_t)labels * H);
+        if (!c->score_w) {
+            armo_err_set(e, "CPU backend: out of memory for the score head");
+            goto fail;
+        }
+        if (check_matrix(&m->score, labels, H, e) < 0 ||
+            convert_weight(c->score_w, &m->score, labels, H, e) < 0)
+            goto fail;
+    } else {
+        armo_err_set(e, "CPU backend: unknown architecture %s", cfg->arch_name);
+        goto fail;
+    }
+    return c;
+fail:
+    armo_err_prefix(e, "CPU backend (%s)", m->dir);
+    armo_cpu_destroy(c);
+    return NULL;
+}
+
+void armo_cpu_destroy(armo_cpu *c) {
+    if (!c) return;
+    free(c->score_w);
+    free(c->head_storage);
+    free(c->inv_freq);
+    free(c->mlp_norm);
+    free(c->attn_norm);
+    free(c->norms);
+    free(c);
+}
+
+const armo_head_f32 *armo_cpu_head(const armo_cpu *c) {
+    return c && c->m->cfg.arch == ARMO_ARCH_ARMORM ? &c->head : NULL;
+}
+
+/* ---- threaded attention over contiguous ranges of query rows ---- */
+
+#define ATTN_MAX_THREADS 256
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    const int32_t *cu_seqlens;
+    int nseq, nh, nkv, hd;
+    const int32_t *rows;
+    int nrows;
+} attn_job;
+
+static void *attn_worker(void *arg) {
+    const attn_job *j = arg;
+    if (j->nrows > 0)
+        cpu_attention_rows(j->out, j->q, j->k, j->v, j->cu_seqlens, j->nseq, j->nh, j->nkv, j->hd,
+                           j->rows, j->nrows);
+    return NULL;
+}
+
+/* row_ids[i] == i for i < n; pos[i] is row i's position in its sequence, so
+ * pos[i] + 1 keys is the row's cost. */
+static void attention_threaded(float *att, const float *q, const float *k, const float *v,
+                               const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
+                               const int32_t *row_ids, const int32_t *pos, int n, int nthreads) {
+    double total = 0;
+    for (int i = 0; i < n; i++) total += pos[i] + 1;
+    if (nthreads > ATTN_MAX_THREADS) nthreads = ATTN_MAX_THREADS;
+    if (nthreads > n) nthreads = n;
+    /* below ~1M multiply-adds a thread costs more than it saves */
+    if (nthreads <= 1 || total * nh * hd < 1e6) {
+        cpu_attention(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd);
+        return;
+    }
+    attn_job jobs[ATTN_MAX_THREADS];
+    pthread_t tids[ATTN_MAX_THREADS];
+    int started[ATTN_MAX_THREADS];
+    const size_t qdim = (size_t)nh * hd;
+    int r0 = 0;
+    double acc = 0;
+    for (int t = 0; t < nthreads; t++) {
+        int r1 = r0;
+        double target = total * (t + 1) / nthreads;
+        if (t == nthreads - 1) r1 = n;
+        else
+            while (r1 < n && acc + pos[r1] + 1 <= target) acc += pos[r1++] + 1;
+        jobs[t] = (attn_job){att + (size_t)r0 * qdim, q, k, v, cu_seqlens, nseq, nh, nkv, hd,
+                             row_ids + r0, r1 - r0};
+        r0 = r1;
+    }
+    for (int t = 1; t < nthreads; t++) {
+        int rc = pthread_create(&tids[t], NULL, attn_worker, &jobs[t]);
+        started[t] = rc == 0;
+        if (rc != 0)
+            fprintf(stderr, "%s:%d: pthread_create failed (%s); computing inline\n", __FILE__,
+                    __LINE__, strerror(rc));
+    }
+    attn_worker(&jobs[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (!started[t]) {
+            attn_worker(&jobs[t]);
+            continue;
+        }
+        int rc = pthread_join(tids[t], NULL);
+        if (rc != 0)
+            fprintf(stderr, "%s:%d: pthread_join failed (%s)\n", __FILE__, __LINE__, strerror(rc));
+    }
+}
+
+static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                    const int32_t *gating_pos, armo_err *e) {
+    const armo_config *cfg = &c->m->cfg;
+    if (nseq < 0) return armo_err_set(e, "negative sequence count %d", nseq);
+    if (nseq > 0 && (!ids || !cu_seqlens))
+        return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
+    if (nseq > 0 && cu_seqlens[0] != 0)
+        return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu_seqlens[0]);
+    if (cfg->arch == ARMO_ARCH_ARMORM && nseq > 0 && !gating_pos)
+        return armo_err_set(e, "ArmoRM needs a gating position per sequence (gating_pos is NULL)");
+    for (int s = 0; s < nseq; s++) {
+        int64_t len = (int64_t)cu_seqlens[s + 1] - cu_seqlens[s];
+        if (len <= 0)
+            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu_seqlens[s],
+                                cu_seqlens[s + 1]);
+        if (cfg->max_position_embeddings > 0 && len > cfg->max_position_embeddings)
+            return armo_err_set(e,
+                                "sequence %d has %lld tokens, more than max_position_embeddings "
+                                "%d; truncate or split it",
+                                s, (long long)len, cfg->max_position_embeddings);
+        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++)
+            if (ids[i] < 0 || ids[i] >= cfg->vocab_size)
+                return armo_err_set(e, "sequence %d: token %d (position %d) is outside the "
+                                       "vocabulary [0, %d)",
+                                    s, ids[i], i - cu_seqlens[s], cfg->vocab_size);
+        if (cfg->arch == ARMO_ARCH_ARMORM && (gating_pos[s] < 0 || gating_pos[s] >= len))
+            return armo_err_set(e, "sequence %d: gating position %d is outside [0, %lld); the "
+                                   "gating token pattern must occur in the sequence",
+                                s, gating_pos[s], (long long)len);
+    }
+    return 0;
+}
+
+int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                   const int32_t *gating_pos, armo_result *out, armo_err *e) {
+    if (validate(c, ids, cu_seqlens, nseq, gating_pos, e) < 0) return -1;
+    if (nseq == 0) return 0;
+    const armo_model *m = c->m;
+    const armo_config *cfg = &m->cfg;
+    const int n = cu_seqlens[nseq];
+    const int H = cfg->hidden_size, L = cfg->num_layers, I = cfg->intermediate_size;
+    const int nh = cfg->num_heads, nkv = cfg->num_kv_heads, hd = cfg->head_dim;
+    const float eps = (float)cfg->rms_norm_eps;
+    const size_t qdim = (size_t)nh * hd, kvdim = (size_t)nkv * hd;
+    const int nt = c->nthreads;
+
+    /* activations, all proportional to the batch's token count */
+    float *x = malloc(sizeof(float) * (size_t)n * H);       /* residual stream */
+    float *xn = malloc(sizeof(float) * (size_t)n * H);      /* normed input of each block */
+    float *delta = malloc(sizeof(float) * (size_t)n * H);   /* o_proj / down_proj output */
+    float *q = malloc(sizeof(float) * (size_t)n * qdim);
+    float *k = malloc(sizeof(float) * (size_t)n * kvdim);
+    float *v = malloc(sizeof(float) * (size_t)n * kvdim);
+    float *att = malloc(sizeof(float) * (size_t)n * qdim);
+    float *gate = malloc(sizeof(float) * (size_t)n * I);
+    float *up = malloc(sizeof(float) * (size_t)n * I);
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)n);
+    float *hlast = malloc(sizeof(float) * (size_t)nseq * H);
+    float *hprompt = malloc(sizeof(float) * (size_t)nseq * H);
+    const int K = cfg->arch == ARMO_ARCH_ARMORM ? c->head.k : cfg->num_labels;
+    float *r_rew = malloc(sizeof(float) * (size_t)nseq * K);
+    float *r_gate = malloc(sizeof(float) * (size_t)nseq * K);
+    float *r_coef = malloc(sizeof(float) * (size_t)nseq * K);
+    float *r_score = malloc(sizeof(float) * (size_t)nseq);
+    int rc = 0;
+    if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !pos || !row_ids ||
+        !hlast || !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
+        rc = armo_err_set(e, "CPU backend: out of memory for a batch of %d tokens in %d "
+                             "sequences; score fewer tokens at a time",
+                          n, nseq);
+        goto done;
+    }
+    for (int s = 0; s < nseq; s++)
+        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++) {
+            pos[i] = i - cu_seqlens[s];
+            row_ids[i] = i;
+        }
+
+    cpu_embed(x, &m->embed, ids, n);
+    cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
+    for (int l = 0; l < L; l++) {
+        const armo_layer_weights *lw = &m->layers[l];
+        /* attention block */
+        cpu_matmul(q, xn, &lw->wq, n, nt);
+        cpu_matmul(k, xn, &lw->wk, n, nt);
+        cpu_matmul(v, xn, &lw->wv, n, nt);
+        cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
+        cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
+        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, pos, n, nt);
+        cpu_matmul(delta, att, &lw->wo, n, nt);
+        cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
+        /* MLP block */
+        cpu_matmul(gate, xn, &lw->wgate, n, nt);
+        cpu_matmul(up, xn, &lw->wup, n, nt);
+        cpu_swiglu(gate, gate, up, (int64_t)n * I);
+        cpu_matmul(delta, gate, &lw->wdown, n, nt);
+        /* residual, then the next block's norm (the final norm after the last layer) */
+        const float *next_norm = l + 1 < L ? c->attn_norm[l + 1] : c->final_norm;
+        cpu_add_rmsnorm(x, delta, xn, next_norm, n, H, eps);
+    }
+
+    /* gather the head rows (post final norm) */
+    for (int s = 0; s < nseq; s++) {
+        int last = cu_seqlens[s + 1] - 1;
+        memcpy(hlast + (size_t)s * H, xn + (size_t)last * H, sizeof(float) * H);
+        if (cfg->arch == ARMO_ARCH_ARMORM)
+            memcpy(hprompt + (size_t)s * H, xn + ((size_t)cu_seqlens[s] + gating_pos[s]) * H,
+                   sizeof(float) * H);
+    }
+
+    if (cfg->arch == ARMO_ARCH_ARMORM)
+        cpu_armo_head(&c->head, hlast, hprompt, nseq, r_rew, r_gate, r_coef, r_score);
+    else
+        cpu_seqcls_head(c->score_w, K, H, hlast, nseq, r_rew);
+
+    for (int s = 0; s < nseq; s++) {
+        armo_result *r = &out[s];
+        memset(r, 0, sizeof *r);
+        r->n_tokens = cu_seqlens[s + 1] - cu_seqlens[s];
+        r->last_pos = r->n_tokens - 1;
+        if (cfg->arch == ARMO_ARCH_ARMORM) {
+            r->gating_pos = gating_pos[s];
+            r->score = r_score[s];
+            r->n_objectives = K;
+            memcpy(r->rewards, r_rew + (size_t)s * K, sizeof(float) * K);
+            memcpy(r->gating, r_gate + (size_t)s * K, sizeof(float) * K);
+            memcpy(r->coefficients, r_coef + (size_t)s * K, sizeof(float) * K);
+        } else {
+            r->gating_pos = -1;
+            r->n_labels = K;
+            memcpy(r->labels, r_rew + (size_t)s * K, sizeof(float) * K);
+            r->score = r->labels[0];
+        }
+    }
+done:
+    free(r_score);
+    free(r_coef);
+    free(r_gate);
+    free(r_rew);
+    free(hprompt);
+    free(hlast);
+    free(row_ids);
+    free(pos);
+    free(up);
+    free(gate);
+    free(att);
+    free(v);
+    free(k);
+    free(q);
+    free(delta);
+    free(xn);
+    free(x);
+    return rc;
+}
