@@ -67,8 +67,10 @@ cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv, int
 /* ---- 4. attention (kernels/attention.cu) ------------------------------------
  * Causal GQA attention over packed variable-length sequences.
  * q [n, nh*hd], k and v [n, nkv*hd], out [n, nh*hd], all bf16; cu_seqlens
- * int32 [nseq+1] on the device; max_seqlen >= the longest sequence (host
- * value, sizes the flash grid: rows past it would not be computed).  Query head h reads KV head h / (nh / nkv)
+ * int32 [nseq+1] on the device with cu_seqlens[nseq] == n (empty sequences
+ * allowed); max_seqlen = the longest sequence (host value; checked >= 0 and
+ * kept for variants that size grids by it: the current kernels tile the
+ * packed token axis and do not need it).  Query head h reads KV head h / (nh / nkv)
  * (nh % nkv == 0).  softmax(q·kᵀ / sqrt(hd)) in fp32 over the keys 0..i of
  * token i's own sequence.
  *

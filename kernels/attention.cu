@@ -5,14 +5,21 @@
  * h / (nh/nkv)):
  *
  * flash (default; head_dim 16, 32, 64 or 128): one block of 4 warps per
- *   (sequence, 64-query tile, query head).  Q tile -> registers as mma A fragments; for each 64-key tile up to
- *   the diagonal, K goes to shared memory row-major and V transposed
- *   ([dim][key]) so that every B fragment is one 32-bit shared load;
- *   S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16 (fp32 accumulate);
- *   online softmax in fp32 (base-2 exponentials, scale folded in).  Rows past
- *   the sequence end and keys past the end or after the query are masked;
- *   K/V rows past the end are zero-filled so that masked keys contribute
- *   0 * 0, never 0 * garbage.  Single-buffered loads: simple before fast.
+ *   (64 consecutive tokens of the packed batch, query head).  Tiles run over
+ *   the packed token axis, not per sequence, so a ragged batch launches no
+ *   idle blocks and short sequences share a block: a block's rows may belong
+ *   to several sequences, and row r attends keys [start(r), r] where start(r)
+ *   is its sequence's first token (a block-diagonal causal mask).  The block
+ *   walks 64-key tiles from the first row's sequence start up to its last
+ *   row.  Q tile -> registers as mma A fragments; K goes to shared memory
+ *   row-major and V transposed ([dim][key]) so that every B fragment is one
+ *   32-bit shared load; S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16
+ *   (fp32 accumulate); online softmax in fp32 (base-2 exponentials, scale
+ *   folded in).  A row may see whole tiles of masked keys (before its
+ *   sequence starts): its running max stays -inf and the guard below keeps
+ *   its sums at 0 until its first valid key.  K/V rows past the batch are
+ *   zero-filled so that masked keys contribute 0 * 0, never 0 * garbage.
+ *   Single-buffered loads: simple before fast.
  *
  * simple (ARMO_ATTN=simple): one block of 4 warps per (token, query head);
  *   pass 1 finds the max score, pass 2 sums exp and the weighted V rows, all
@@ -48,11 +55,23 @@ __device__ __forceinline__ void mma_bf16_16816(float c[4], const uint32_t a[4], 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* First token of the sequence holding packed token t: cu_seqlens[s] for the
+ * largest s < nseq with cu_seqlens[s] <= t (skips empty sequences). */
+__device__ __forceinline__ int seq_start(const int32_t *cu_seqlens, int nseq, int t) {
+    int lo = 0, hi = nseq - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (cu_seqlens[mid] <= t) lo = mid; else hi = mid - 1;
+    }
+    return cu_seqlens[lo];
+}
+
 template <int HD>
 __global__ void __launch_bounds__(FA_THREADS)
 flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
                   const uint16_t *__restrict__ k, const uint16_t *__restrict__ v,
-                  const int32_t *__restrict__ cu_seqlens, int nh, int nkv, float scale_log2) {
+                  const int32_t *__restrict__ cu_seqlens, int nseq, int n, int nh, int nkv,
+                  float scale_log2) {
     static_assert(HD % 16 == 0 && HD <= 128, "head_dim must be a multiple of 16, at most 128");
     constexpr int CH = HD / 8;             /* 16-byte chunks per row */
     constexpr int NT_S = FA_BN / 8;        /* n-tiles of S per warp */
@@ -64,24 +83,20 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     __shared__ __align__(16) uint16_t vt_s[HD][FA_BN + FA_PAD]; /* V tile transposed */
     static_assert(FA_BM == FA_BN, "qk_s holds a Q tile and a K tile in turn");
 
-    const int seq = blockIdx.x;
-    const int tile = (int)gridDim.y - 1 - (int)blockIdx.y; /* longest (last) tiles first */
-    const int h = blockIdx.z;
-    const int start = cu_seqlens[seq];
-    const int len = cu_seqlens[seq + 1] - start;
-    const int q0 = tile * FA_BM;
-    if (q0 >= len) return;
+    const int q0 = blockIdx.x * FA_BM; /* first packed token of this block */
+    const int h = blockIdx.y;
     const int kvh = h / (nh / nkv);
     const size_t q_stride = (size_t)nh * HD, kv_stride = (size_t)nkv * HD;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3;
+    const int q_last = min(q0 + FA_BM, n) - 1; /* last valid row of the block */
 
     /* ---- Q tile -> shared -> A fragments ---- */
     for (int idx = tid; idx < FA_BM * CH; idx += FA_THREADS) {
         const int r = idx / CH, c = idx % CH;
         uint4 val = make_uint4(0, 0, 0, 0);
-        if (q0 + r < len)
-            val = *reinterpret_cast<const uint4 *>(q + (size_t)(start + q0 + r) * q_stride +
+        if (q0 + r < n)
+            val = *reinterpret_cast<const uint4 *>(q + (size_t)(q0 + r) * q_stride +
                                                    (size_t)h * HD + c * 8);
         *reinterpret_cast<uint4 *>(&qk_s[r][c * 8]) = val;
     }
@@ -102,18 +117,19 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     for (int nt = 0; nt < NT_O; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
     float m_run[2] = {-INFINITY, -INFINITY}; /* running max (log2 units), rows g and g+8 */
     float l_run[2] = {0.0f, 0.0f};           /* this thread's partial row sums */
-    const int row_a = q0 + wr, row_b = row_a + 8; /* query index inside the sequence */
+    const int row_a = q0 + wr, row_b = row_a + 8; /* packed token index of this thread's rows */
+    /* first key of each row's sequence (rows past the batch: the last one's) */
+    const int start_a = seq_start(cu_seqlens, nseq, min(row_a, n - 1));
+    const int start_b = seq_start(cu_seqlens, nseq, min(row_b, n - 1));
+    const int k_first = seq_start(cu_seqlens, nseq, q0);
 
-    const int q_last = min(q0 + FA_BM, len) - 1;
-    const int n_ktiles = q_last / FA_BN + 1;
-    for (int kt = 0; kt < n_ktiles; kt++) {
-        const int k0 = kt * FA_BN;
+    for (int k0 = k_first; k0 <= q_last; k0 += FA_BN) {
         /* ---- K tile (row-major) and V tile (transposed) -> shared ---- */
         for (int idx = tid; idx < FA_BN * CH; idx += FA_THREADS) {
             const int r = idx / CH, c = idx % CH;
             uint4 kval = make_uint4(0, 0, 0, 0), vval = make_uint4(0, 0, 0, 0);
-            if (k0 + r < len) {
-                const size_t off = (size_t)(start + k0 + r) * kv_stride + (size_t)kvh * HD + c * 8;
+            if (k0 + r < n) {
+                const size_t off = (size_t)(k0 + r) * kv_stride + (size_t)kvh * HD + c * 8;
                 kval = *reinterpret_cast<const uint4 *>(k + off);
                 vval = *reinterpret_cast<const uint4 *>(v + off);
             }
@@ -142,15 +158,16 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
         }
 
-        /* ---- scale, causal / length mask ---- */
+        /* ---- scale, block-diagonal causal mask: key in [start(row), row] ---- */
 #pragma unroll
         for (int j = 0; j < NT_S; j++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int key = k0 + j * 8 + 2 * t4 + (e & 1);
                 const int row = e < 2 ? row_a : row_b;
+                const int first = e < 2 ? start_a : start_b;
                 const float x = s[j][e] * scale_log2;
-                s[j][e] = (key > row || key >= len) ? -INFINITY : x;
+                s[j][e] = (key > row || key < first) ? -INFINITY : x;
             }
         }
 
@@ -163,8 +180,8 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float m_new = fmaxf(m_run[rr], mx);
-            /* m_new is finite from the first tile on (key 0 is never masked);
-             * the guard keeps exp2 of (-inf) - (-inf) out regardless */
+            /* m_new stays -inf while every key so far precedes this row's
+             * sequence: base 0 then makes alpha = p = 0 (no -inf - -inf NaN) */
             const float base = m_new == -INFINITY ? 0.0f : m_new;
             const float alpha = exp2f(m_run[rr] - base);
             m_run[rr] = m_new;
@@ -205,7 +222,7 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
         __syncthreads(); /* the next tile overwrites qk_s and vt_s */
     }
 
-    /* ---- normalise and store rows inside the sequence ---- */
+    /* ---- normalise and store the rows inside the batch (each has key = row) ---- */
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         float l = l_run[rr];
@@ -213,8 +230,8 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const float inv = 1.0f / l;
         const int row = rr == 0 ? row_a : row_b;
-        if (row < len) {
-            uint16_t *dst = out + (size_t)(start + row) * q_stride + (size_t)h * HD;
+        if (row < n) {
+            uint16_t *dst = out + (size_t)row * q_stride + (size_t)h * HD;
 #pragma unroll
             for (int nt = 0; nt < NT_O; nt++)
                 *reinterpret_cast<uint32_t *>(dst + nt * 8 + 2 * t4) =
@@ -235,13 +252,7 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     __shared__ float warp_acc_s[SA_WARPS][SA_MAX_HD];
     const int tok = blockIdx.x, h = blockIdx.y;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    /* the sequence holding tok: largest s with cu_seqlens[s] <= tok */
-    int lo = 0, hi = nseq - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (cu_seqlens[mid] <= tok) lo = mid; else hi = mid - 1;
-    }
-    const int first = cu_seqlens[lo]; /* keys first..tok */
+    const int first = seq_start(cu_seqlens, nseq, tok); /* keys first..tok */
     const int kvh = h / (nh / nkv);
     const int per_lane = (hd + 31) / 32; /* lane owns dims lane + 32c < hd */
     const size_t q_stride = (size_t)nh * hd, kv_stride = (size_t)nkv * hd;
@@ -329,27 +340,25 @@ extern "C" cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *
         return cudaErrorInvalidValue;
     if ((((uintptr_t)out | (uintptr_t)q | (uintptr_t)k | (uintptr_t)v) & 15) != 0)
         return cudaErrorInvalidValue; /* 16-byte vector loads / 4-byte stores */
-    if (n == 0 || nseq == 0 || max_seqlen == 0) return cudaSuccess;
-    const unsigned ntiles = armo_ceil_div(max_seqlen, FA_BM);
-    if (ntiles > 65535) return cudaErrorInvalidValue;
-    dim3 grid((unsigned)nseq, ntiles, (unsigned)nh);
+    if (n == 0 || nseq == 0) return cudaSuccess;
+    dim3 grid(armo_ceil_div(n, FA_BM), (unsigned)nh);
     const float scale_log2 = 1.4426950408889634f / sqrtf((float)hd);
     switch (hd) {
     case 128:
-        flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
-                                                               scale_log2);
+        flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
+                                                               nh, nkv, scale_log2);
         break;
     case 64:
-        flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
-                                                              scale_log2);
+        flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
+                                                              nh, nkv, scale_log2);
         break;
     case 32:
-        flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
-                                                              scale_log2);
+        flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
+                                                              nh, nkv, scale_log2);
         break;
     default: /* 16 */
-        flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
-                                                              scale_log2);
+        flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
+                                                              nh, nkv, scale_log2);
         break;
     }
     return cudaGetLastError();

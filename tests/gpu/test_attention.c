@@ -5,7 +5,9 @@
  *   nh 32 / nkv 8, hd 64, lengths 1, 7, 63, 200, 1000;
  *   nh 8 / nkv 8, hd 64, lengths 3, 129;
  *   nh 4 / nkv 2, hd 16 and nh 4 / nkv 1, hd 32 (the tiny test models' shapes);
- *   nh 4 / nkv 2, hd 48 through armo_attention_bf16 (falls back to simple).
+ *   nh 4 / nkv 2, hd 48 through armo_attention_bf16 (falls back to simple);
+ *   many short sequences sharing 64-token tiles, empty sequences included
+ *   (the flash kernel tiles the packed axis: block-diagonal causal mask). 
  * Rows checked: every row of sequences up to 256 tokens, and for longer ones
  * the first and last rows, the rows around the 64-row tile edges and random
  * rows (the CPU reference is O(len) per row).  The whole output is also
@@ -122,5 +124,10 @@ int main(void) {
     run_case(lens_e, 4, 4, 2, 16, 45);
     run_case(lens_f, 2, 4, 1, 32, 46);
     run_case(lens_e, 4, 4, 2, 48, 47);
+    const int lens_g[] = {0, 1, 2, 3, 0, 5, 64, 1, 130, 0, 7, 0};
+    run_case(lens_g, 12, 32, 8, 128, 48);
+    int lens_h[300];
+    for (int i = 0; i < 300; i++) lens_h[i] = (i * 7) % 19 + 1;
+    run_case(lens_h, 300, 8, 2, 64, 49);
     return test_finish("gpu_test_attention");
 }
