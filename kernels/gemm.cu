@@ -5,8 +5,11 @@
  * W row-major [out, in] is column-major [in, out] with ld = in, taken with
  * op T; X row-major [n, in] is column-major [in, n], op N; Y column-major
  * [out, n] with ld = out.  That "TN" form is cuBLASLt's best-served layout.
- * The heuristic's first algorithm is cached per (n, out, in): the engine calls
- * a few shapes over and over, and the heuristic query is not free. */
+ * The heuristic's first algorithm is cached per (n, out, in, pointer
+ * alignment): the engine calls a few shapes over and over, and the heuristic
+ * query is not free.  The heuristic is told the pointers' real alignment
+ * (256 bytes for whole cudaMalloc buffers, else 16), since an algorithm chosen
+ * for 256-byte alignment may refuse a pointer into the middle of a buffer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 
 typedef struct {
     int n, in, out;
+    uint32_t align;
     cublasLtMatmulAlgo_t algo;
 } gemm_cache_entry;
 
@@ -86,6 +90,8 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
         return armo_err_set(e, "%s:%d: GEMM needs 16-byte aligned pointers and in/out multiples "
                             "of 8 (n %d, in %d, out %d)", __FILE__, __LINE__, n, in, out);
     if (n == 0) return 0;
+    const uint32_t align =
+        (((uintptr_t)x | (uintptr_t)w | (uintptr_t)y) & 255) == 0 ? 256u : 16u;
 
     int rc = -1;
     cublasLtMatmulDesc_t op = NULL;
@@ -104,7 +110,8 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
     LT_TRY(cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
 
     for (int i = 0; i < g->ncached; i++)
-        if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out) {
+        if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out &&
+            g->cache[i].align == align) {
             algo = &g->cache[i].algo;
             break;
         }
@@ -114,6 +121,14 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
         LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &g->workspace_bytes, sizeof g->workspace_bytes));
+        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                    &align, sizeof align));
+        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                    &align, sizeof align));
+        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                    &align, sizeof align));
+        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                    &align, sizeof align));
         LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
         if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
             armo_err_set(e, "%s:%d: cuBLASLt found no algorithm for the bf16 GEMM n %d, in %d, "
@@ -124,6 +139,7 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
         g->cache[slot].n = n;
         g->cache[slot].in = in;
         g->cache[slot].out = out;
+        g->cache[slot].align = align;
         g->cache[slot].algo = result.algo;
         algo = &g->cache[slot].algo;
     }

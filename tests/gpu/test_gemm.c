@@ -4,7 +4,8 @@
  *   n 1000 x 4096 -> 14336 (one projection), twice (the cached algorithm);
  *   n 7 x 4096 -> 2*14336 through the fused gate|up weight, compared with
  *     Wgate and Wup separately, and then through armo_swiglu_bf16;
- *   n 7 x 14336 -> 4096 (down projection shape).
+ *   n 7 x 14336 -> 4096 (down projection shape);
+ *   n 5 with x and y 16 bytes into their buffers (alignment-aware heuristic).
  * The CPU reference runs on sampled rows (first, last, random) to keep it
  * cheap; the whole output is checked for NaN (poisoned before the run). */
 #include <stdlib.h>
@@ -190,6 +191,25 @@ int main(void) {
         free(rg); free(ru); free(y); free(gate); free(up); free(sref); free(act); free(o); free(rd);
         gpu_free(d_w); gpu_free(d_y); gpu_free(d_act); gpu_free(d_o);
         free_mat(&x); free_mat(&wg); free_mat(&wu); free_mat(&wd);
+    }
+
+    /* ---- pointers 16 bytes (not 256) into their buffers: n 5, 4096 -> 1024 ---- */
+    {
+        const int n = 5, out = 1024;
+        mat x = make_mat(&rng, n, H, 1.0f, 0), w = make_mat(&rng, out, H, 0.03f, 1);
+        uint16_t *d_xbuf = gpu_alloc(((size_t)n * H + 8) * 2);
+        GPU_CHECK(cudaMemcpy(d_xbuf + 8, x.host, (size_t)n * H * 2, cudaMemcpyHostToDevice));
+        uint16_t *d_ybuf = gpu_alloc_poisoned(((size_t)n * out + 8) * 2);
+        CHECK(armo_gemm_bf16(g, d_ybuf + 8, d_xbuf + 8, w.dev, n, H, out, 0, &err) == 0, "%s",
+              err.msg);
+        float *y = gpu_download_bf16_as_f32(d_ybuf, (size_t)n * out + 8);
+        const int m = sample_rows(n, rows, &rng);
+        float *ref = ref_rows(&x, &w, rows, m);
+        CHECK(count_nan(y + 8, (size_t)n * out) == 0, "offset GEMM left NaN");
+        compare("n 5, 4096 -> 1024, 16-byte offsets", y + 8, out, 0, ref, out, rows, m);
+        free(y); free(ref);
+        gpu_free(d_xbuf); gpu_free(d_ybuf);
+        free_mat(&x); free_mat(&w);
     }
 
     /* argument checks */
