@@ -333,7 +333,7 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
     /* xn rows [0, nseq) are h_last, [nseq, 2 nseq) h_prompt (ArmoRM) */
     KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
-        KL(armo_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nseq * H, nseq,
+        KL(armo_gated_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nseq * H, nseq,
                          g->rewards, g->gating, g->coefs, g->score, g->scratch, st));
     } else {
         KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nseq, g->rewards,

@@ -1,0 +1,380 @@
+/* attention.cu — causal GQA attention over packed variable-length sequences.
+ *
+ * Two variants computing the same function (softmax(q·kᵀ/sqrt(hd)) in fp32
+ * over keys 0..i of token i's own sequence, query head h reading KV head
+ * h / (nh/nkv)):
+ *
+ * flash (default; head_dim 16, 32, 64 or 128): one block of 4 warps per
+ *   (sequence, 64-query tile, query head).  Q tile -> registers as mma A fragments; for each 64-key tile up to
+ *   the diagonal, K goes to shared memory row-major and V transposed
+ *   ([dim][key]) so that every B fragment is one 32-bit shared load;
+ *   S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16 (fp32 accumulate);
+ *   online softmax in fp32 (base-2 exponentials, scale folded in).  Rows past
+ *   the sequence end and keys past the end or after the query are masked;
+ *   K/V rows past the end are zero-filled so that masked keys contribute
+ *   0 * 0, never 0 * garbage.  Single-buffered loads: simple before fast.
+ *
+ * simple (ARMO_ATTN=simple): one block of 4 warps per (token, query head);
+ *   pass 1 finds the max score, pass 2 sums exp and the weighted V rows, all
+ *   fp32, scores recomputed rather than stored, so any length works; any
+ *   head_dim up to 256 (the dispatcher's fallback for head dims the flash
+ *   kernel does not take).  Slow and obviously correct: the bisecting
+ *   reference on a GPU machine.
+ *
+ * mma.sync fragment layouts used below (PTX ISA, m16n8k16, .bf16; g = lane/4,
+ * t = lane%4; each 32-bit register holds two consecutive-column elements,
+ * the lower column in the low half):
+ *   A (16x16, row-major): reg0 (row g,   cols 2t..2t+1), reg1 (row g+8, cols 2t..2t+1),
+ *                         reg2 (row g,   cols 2t+8..+9), reg3 (row g+8, cols 2t+8..+9)
+ *   B (16x8, [k][n]):     reg0 (k 2t..2t+1, n g),       reg1 (k 2t+8..2t+9, n g)
+ *   C (16x8, fp32):       c0,c1 (row g, cols 2t, 2t+1), c2,c3 (row g+8, cols 2t, 2t+1) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/armo_kernels.h"
+#include "kernels/kernel_util.cuh"
+
+#define FA_BM 64      /* query rows per block (16 per warp) */
+#define FA_BN 64      /* keys per tile */
+#define FA_THREADS 128
+#define FA_PAD 8      /* bf16 elements of row padding: keeps 16-byte rows, spreads banks */
+
+__device__ __forceinline__ void mma_bf16_16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                               uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FA_THREADS)
+flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
+                  const uint16_t *__restrict__ k, const uint16_t *__restrict__ v,
+                  const int32_t *__restrict__ cu_seqlens, int nh, int nkv, float scale_log2) {
+    static_assert(HD % 16 == 0 && HD <= 128, "head_dim must be a multiple of 16, at most 128");
+    constexpr int CH = HD / 8;             /* 16-byte chunks per row */
+    constexpr int NT_S = FA_BN / 8;        /* n-tiles of S per warp */
+    constexpr int NT_O = HD / 8;           /* n-tiles of O per warp */
+    constexpr int KS_QK = HD / 16;         /* k-steps of Q·Kᵀ */
+    constexpr int KS_PV = FA_BN / 16;      /* k-steps of P·V */
+
+    __shared__ __align__(16) uint16_t qk_s[FA_BN][HD + FA_PAD]; /* Q tile, then each K tile */
+    __shared__ __align__(16) uint16_t vt_s[HD][FA_BN + FA_PAD]; /* V tile transposed */
+    static_assert(FA_BM == FA_BN, "qk_s holds a Q tile and a K tile in turn");
+
+    const int seq = blockIdx.x;
+    const int tile = (int)gridDim.y - 1 - (int)blockIdx.y; /* longest (last) tiles first */
+    const int h = blockIdx.z;
+    const int start = cu_seqlens[seq];
+    const int len = cu_seqlens[seq + 1] - start;
+    const int q0 = tile * FA_BM;
+    if (q0 >= len) return;
+    const int kvh = h / (nh / nkv);
+    const size_t q_stride = (size_t)nh * HD, kv_stride = (size_t)nkv * HD;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t4 = lane & 3;
+
+    /* ---- Q tile -> shared -> A fragments ---- */
+    for (int idx = tid; idx < FA_BM * CH; idx += FA_THREADS) {
+        const int r = idx / CH, c = idx % CH;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (q0 + r < len)
+            val = *reinterpret_cast<const uint4 *>(q + (size_t)(start + q0 + r) * q_stride +
+                                                   (size_t)h * HD + c * 8);
+        *reinterpret_cast<uint4 *>(&qk_s[r][c * 8]) = val;
+    }
+    __syncthreads();
+    uint32_t qf[KS_QK][4];
+    const int wr = warp * 16 + g; /* this thread's first row inside the tile */
+#pragma unroll
+    for (int kk = 0; kk < KS_QK; kk++) {
+        qf[kk][0] = *reinterpret_cast<const uint32_t *>(&qk_s[wr][kk * 16 + 2 * t4]);
+        qf[kk][1] = *reinterpret_cast<const uint32_t *>(&qk_s[wr + 8][kk * 16 + 2 * t4]);
+        qf[kk][2] = *reinterpret_cast<const uint32_t *>(&qk_s[wr][kk * 16 + 2 * t4 + 8]);
+        qf[kk][3] = *reinterpret_cast<const uint32_t *>(&qk_s[wr + 8][kk * 16 + 2 * t4 + 8]);
+    }
+    __syncthreads(); /* qk_s is overwritten by the first K tile */
+
+    float o[NT_O][4];
+#pragma unroll
+    for (int nt = 0; nt < NT_O; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}; /* running max (log2 units), rows g and g+8 */
+    float l_run[2] = {0.0f, 0.0f};           /* this thread's partial row sums */
+    const int row_a = q0 + wr, row_b = row_a + 8; /* query index inside the sequence */
+
+    const int q_last = min(q0 + FA_BM, len) - 1;
+    const int n_ktiles = q_last / FA_BN + 1;
+    for (int kt = 0; kt < n_ktiles; kt++) {
+        const int k0 = kt * FA_BN;
+        /* ---- K tile (row-major) and V tile (transposed) -> shared ---- */
+        for (int idx = tid; idx < FA_BN * CH; idx += FA_THREADS) {
+            const int r = idx / CH, c = idx % CH;
+            uint4 kval = make_uint4(0, 0, 0, 0), vval = make_uint4(0, 0, 0, 0);
+            if (k0 + r < len) {
+                const size_t off = (size_t)(start + k0 + r) * kv_stride + (size_t)kvh * HD + c * 8;
+                kval = *reinterpret_cast<const uint4 *>(k + off);
+                vval = *reinterpret_cast<const uint4 *>(v + off);
+            }
+            *reinterpret_cast<uint4 *>(&qk_s[r][c * 8]) = kval;
+            const uint32_t vw[4] = {vval.x, vval.y, vval.z, vval.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                vt_s[c * 8 + 2 * e][r] = (uint16_t)(vw[e] & 0xffffu);
+                vt_s[c * 8 + 2 * e + 1][r] = (uint16_t)(vw[e] >> 16);
+            }
+        }
+        __syncthreads();
+
+        /* ---- S = Q · Kᵀ (16 x 64 per warp) ---- */
+        float s[NT_S][4];
+#pragma unroll
+        for (int j = 0; j < NT_S; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KS_QK; kk++) {
+                const uint32_t b0 =
+                    *reinterpret_cast<const uint32_t *>(&qk_s[j * 8 + g][kk * 16 + 2 * t4]);
+                const uint32_t b1 =
+                    *reinterpret_cast<const uint32_t *>(&qk_s[j * 8 + g][kk * 16 + 2 * t4 + 8]);
+                mma_bf16_16816(s[j], qf[kk], b0, b1);
+            }
+        }
+
+        /* ---- scale, causal / length mask ---- */
+#pragma unroll
+        for (int j = 0; j < NT_S; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + j * 8 + 2 * t4 + (e & 1);
+                const int row = e < 2 ? row_a : row_b;
+                const float x = s[j][e] * scale_log2;
+                s[j][e] = (key > row || key >= len) ? -INFINITY : x;
+            }
+        }
+
+        /* ---- online softmax: rows g (e = 0,1) and g+8 (e = 2,3) ---- */
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < NT_S; j++) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m_run[rr], mx);
+            /* m_new is finite from the first tile on (key 0 is never masked);
+             * the guard keeps exp2 of (-inf) - (-inf) out regardless */
+            const float base = m_new == -INFINITY ? 0.0f : m_new;
+            const float alpha = exp2f(m_run[rr] - base);
+            m_run[rr] = m_new;
+            float psum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NT_S; j++) {
+                const float p0 = exp2f(s[j][2 * rr] - base);
+                const float p1 = exp2f(s[j][2 * rr + 1] - base);
+                s[j][2 * rr] = p0;
+                s[j][2 * rr + 1] = p1;
+                psum += p0 + p1;
+            }
+            l_run[rr] = l_run[rr] * alpha + psum;
+#pragma unroll
+            for (int nt = 0; nt < NT_O; nt++) {
+                o[nt][2 * rr] *= alpha;
+                o[nt][2 * rr + 1] *= alpha;
+            }
+        }
+
+        /* ---- O += P · V; P's A fragments come straight from S's C fragments ---- */
+#pragma unroll
+        for (int kk = 0; kk < KS_PV; kk++) {
+            uint32_t pa[4];
+            pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int nt = 0; nt < NT_O; nt++) {
+                const uint32_t b0 =
+                    *reinterpret_cast<const uint32_t *>(&vt_s[nt * 8 + g][kk * 16 + 2 * t4]);
+                const uint32_t b1 =
+                    *reinterpret_cast<const uint32_t *>(&vt_s[nt * 8 + g][kk * 16 + 2 * t4 + 8]);
+                mma_bf16_16816(o[nt], pa, b0, b1);
+            }
+        }
+        __syncthreads(); /* the next tile overwrites qk_s and vt_s */
+    }
+
+    /* ---- normalise and store rows inside the sequence ---- */
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        float l = l_run[rr];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const float inv = 1.0f / l;
+        const int row = rr == 0 ? row_a : row_b;
+        if (row < len) {
+            uint16_t *dst = out + (size_t)(start + row) * q_stride + (size_t)h * HD;
+#pragma unroll
+            for (int nt = 0; nt < NT_O; nt++)
+                *reinterpret_cast<uint32_t *>(dst + nt * 8 + 2 * t4) =
+                    pack_bf16x2(o[nt][2 * rr] * inv, o[nt][2 * rr + 1] * inv);
+        }
+    }
+}
+
+/* ---- simple variant ---- */
+#define SA_WARPS 4
+#define SA_MAX_HD 256
+
+__global__ void __launch_bounds__(SA_WARPS * 32)
+simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                   const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd, float scale) {
+    __shared__ float warp_max_s[SA_WARPS];
+    __shared__ float warp_l_s[SA_WARPS];
+    __shared__ float warp_acc_s[SA_WARPS][SA_MAX_HD];
+    const int tok = blockIdx.x, h = blockIdx.y;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    /* the sequence holding tok: largest s with cu_seqlens[s] <= tok */
+    int lo = 0, hi = nseq - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (cu_seqlens[mid] <= tok) lo = mid; else hi = mid - 1;
+    }
+    const int first = cu_seqlens[lo]; /* keys first..tok */
+    const int kvh = h / (nh / nkv);
+    const int per_lane = (hd + 31) / 32; /* lane owns dims lane + 32c < hd */
+    const size_t q_stride = (size_t)nh * hd, kv_stride = (size_t)nkv * hd;
+    /* fixed-bound unrolled loops with a guard keep qv / acc in registers */
+    float qv[SA_MAX_HD / 32];
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++)
+        qv[c] = c < per_lane && lane + 32 * c < hd
+                    ? bf16_bits_to_f32(q[(size_t)tok * q_stride + (size_t)h * hd + lane + 32 * c])
+                    : 0.0f;
+
+    /* pass 1: max score */
+    float mx = -INFINITY;
+    for (int j = first + warp; j <= tok; j += SA_WARPS) {
+        const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
+        float d = 0.0f;
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane && lane + 32 * c < hd) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+        mx = fmaxf(mx, warp_sum(d) * scale);
+    }
+    if (lane == 0) warp_max_s[warp] = mx;
+    __syncthreads();
+    float m = warp_max_s[0];
+    for (int w = 1; w < SA_WARPS; w++) m = fmaxf(m, warp_max_s[w]);
+
+    /* pass 2: exp-sum and weighted V */
+    float l = 0.0f, acc[SA_MAX_HD / 32];
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++) acc[c] = 0.0f;
+    for (int j = first + warp; j <= tok; j += SA_WARPS) {
+        const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
+        const uint16_t *vr = v + (size_t)j * kv_stride + (size_t)kvh * hd;
+        float d = 0.0f;
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane && lane + 32 * c < hd) d += qv[c] * bf16_bits_to_f32(kr[lane + 32 * c]);
+        const float p = expf(warp_sum(d) * scale - m);
+        l += p;
+#pragma unroll
+        for (int c = 0; c < SA_MAX_HD / 32; c++)
+            if (c < per_lane && lane + 32 * c < hd) acc[c] += p * bf16_bits_to_f32(vr[lane + 32 * c]);
+    }
+    if (lane == 0) warp_l_s[warp] = l;
+#pragma unroll
+    for (int c = 0; c < SA_MAX_HD / 32; c++)
+        if (c < per_lane && lane + 32 * c < hd) warp_acc_s[warp][lane + 32 * c] = acc[c];
+    __syncthreads();
+    float lsum = 0.0f;
+    for (int w = 0; w < SA_WARPS; w++) lsum += warp_l_s[w];
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.0f;
+        for (int w = 0; w < SA_WARPS; w++) a += warp_acc_s[w][d];
+        out[(size_t)tok * q_stride + (size_t)h * hd + d] = f32_to_bf16_bits(a / lsum);
+    }
+}
+
+static int check_common(int nseq, int n, int max_seqlen, int nh, int nkv, int hd) {
+    return nseq >= 0 && n >= 0 && max_seqlen >= 0 && nh > 0 && nkv > 0 && nh % nkv == 0 &&
+           hd > 0;
+}
+
+extern "C" cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t *q,
+                                                  const uint16_t *k, const uint16_t *v,
+                                                  const int32_t *cu_seqlens, int nseq, int n,
+                                                  int max_seqlen, int nh, int nkv, int hd,
+                                                  cudaStream_t stream) {
+    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || hd > SA_MAX_HD ||
+        nh > 65535)
+        return cudaErrorInvalidValue;
+    if (n == 0 || nseq == 0) return cudaSuccess;
+    dim3 grid((unsigned)n, (unsigned)nh);
+    simple_attn_kernel<<<grid, SA_WARPS * 32, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, nh, nkv,
+                                                           hd, 1.0f / sqrtf((float)hd));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *q,
+                                                 const uint16_t *k, const uint16_t *v,
+                                                 const int32_t *cu_seqlens, int nseq, int n,
+                                                 int max_seqlen, int nh, int nkv, int hd,
+                                                 cudaStream_t stream) {
+    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || !armo_attention_flash_supports(hd) ||
+        nh > 65535)
+        return cudaErrorInvalidValue;
+    if ((((uintptr_t)out | (uintptr_t)q | (uintptr_t)k | (uintptr_t)v) & 15) != 0)
+        return cudaErrorInvalidValue; /* 16-byte vector loads / 4-byte stores */
+    if (n == 0 || nseq == 0 || max_seqlen == 0) return cudaSuccess;
+    const unsigned ntiles = armo_ceil_div(max_seqlen, FA_BM);
+    if (ntiles > 65535) return cudaErrorInvalidValue;
+    dim3 grid((unsigned)nseq, ntiles, (unsigned)nh);
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)hd);
+    switch (hd) {
+    case 128:
+        flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                               scale_log2);
+        break;
+    case 64:
+        flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                              scale_log2);
+        break;
+    case 32:
+        flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                              scale_log2);
+        break;
+    default: /* 16 */
+        flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nh, nkv,
+                                                              scale_log2);
+        break;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" int armo_attention_flash_supports(int hd) {
+    return hd == 16 || hd == 32 || hd == 64 || hd == 128;
+}
+
+extern "C" int armo_attention_use_simple(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        const char *env = getenv("ARMO_ATTN");
+        cached = env && strcmp(env, "simple") == 0;
+    }
+    return cached;
+}
+
+extern "C" cudaError_t armo_attention_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
+                                           const uint16_t *v, const int32_t *cu_seqlens, int nseq,
+                                           int n, int max_seqlen, int nh, int nkv, int hd,
+                                           cudaStream_t stream) {
+    if (armo_attention_use_simple() || !armo_attention_flash_supports(hd))
+        return armo_attention_simple_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv,
+                                          hd, stream);
+    return armo_attention_flash_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv, hd,
+                                     stream);
+}

@@ -1,0 +1,172 @@
+/* gemm.cu — the cuBLASLt GEMM layer: Y[n, out] = X[n, in] · Wᵀ, bf16 in and
+ * out, fp32 accumulation, and the fused weight layouts (QKV, gate|up).
+ *
+ * Row-major Y = X Wᵀ is, seen column-major, Yᵀ[out, n] = W[out, in] · Xᵀ:
+ * W row-major [out, in] is column-major [in, out] with ld = in, taken with
+ * op T; X row-major [n, in] is column-major [in, n], op N; Y column-major
+ * [out, n] with ld = out.  That "TN" form is cuBLASLt's best-served layout.
+ * The heuristic's first algorithm is cached per (n, out, in): the engine calls
+ * a few shapes over and over, and the heuristic query is not free. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+
+#include "kernels/armo_kernels.h"
+
+#define GEMM_CACHE_SIZE 64
+
+typedef struct {
+    int n, in, out;
+    cublasLtMatmulAlgo_t algo;
+} gemm_cache_entry;
+
+struct armo_gemm {
+    cublasLtHandle_t lt;
+    void *workspace;
+    size_t workspace_bytes;
+    gemm_cache_entry cache[GEMM_CACHE_SIZE];
+    int ncached, next_evict;
+};
+
+#define CUDA_TRY(call)                                                                        \
+    do {                                                                                      \
+        cudaError_t st_ = (call);                                                             \
+        if (st_ != cudaSuccess)                                                               \
+            return armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
+                                cudaGetErrorString(st_));                                     \
+    } while (0)
+
+#define LT_TRY(call)                                                                          \
+    do {                                                                                      \
+        cublasStatus_t st_ = (call);                                                          \
+        if (st_ != CUBLAS_STATUS_SUCCESS) {                                                   \
+            armo_err_set(e, "%s:%d: %s failed: cuBLAS status %d", __FILE__, __LINE__, #call,  \
+                         (int)st_);                                                           \
+            goto fail;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+extern "C" int armo_gemm_create(armo_gemm **out, size_t workspace_bytes, armo_err *e) {
+    *out = NULL;
+    armo_gemm *g = (armo_gemm *)calloc(1, sizeof *g);
+    if (!g) return armo_err_set(e, "%s:%d: out of host memory for the GEMM context", __FILE__, __LINE__);
+    g->workspace_bytes = workspace_bytes ? workspace_bytes : ARMO_GEMM_DEFAULT_WORKSPACE;
+    cublasStatus_t st = cublasLtCreate(&g->lt);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        free(g);
+        return armo_err_set(e, "%s:%d: cublasLtCreate failed: cuBLAS status %d", __FILE__,
+                            __LINE__, (int)st);
+    }
+    cudaError_t cst = cudaMalloc(&g->workspace, g->workspace_bytes);
+    if (cst != cudaSuccess) {
+        cublasLtDestroy(g->lt);
+        free(g);
+        return armo_err_set(e, "%s:%d: cudaMalloc of %zu bytes of GEMM workspace failed: %s",
+                            __FILE__, __LINE__, workspace_bytes, cudaGetErrorString(cst));
+    }
+    *out = g;
+    return 0;
+}
+
+extern "C" void armo_gemm_destroy(armo_gemm *g) {
+    if (!g) return;
+    cudaFree(g->workspace);
+    cublasLtDestroy(g->lt);
+    free(g);
+}
+
+extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, const uint16_t *w,
+                              int n, int in, int out, cudaStream_t stream, armo_err *e) {
+    if (!g || n < 0 || in <= 0 || out <= 0)
+        return armo_err_set(e, "%s:%d: bad GEMM arguments (n %d, in %d, out %d)", __FILE__,
+                            __LINE__, n, in, out);
+    if (in % 8 != 0 || out % 8 != 0 || (((uintptr_t)x | (uintptr_t)w | (uintptr_t)y) & 15) != 0)
+        return armo_err_set(e, "%s:%d: GEMM needs 16-byte aligned pointers and in/out multiples "
+                            "of 8 (n %d, in %d, out %d)", __FILE__, __LINE__, n, in, out);
+    if (n == 0) return 0;
+
+    int rc = -1;
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t lw = NULL, lx = NULL, ly = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    const cublasOperation_t trans_w = CUBLAS_OP_T, trans_x = CUBLAS_OP_N;
+    const float alpha = 1.0f, beta = 0.0f;
+    const cublasLtMatmulAlgo_t *algo = NULL;
+
+    LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_w, sizeof trans_w));
+    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_x, sizeof trans_x));
+    /* A = W: column-major [in, out] (ld in); B = X: [in, n] (ld in); C = D = Y: [out, n] (ld out) */
+    LT_TRY(cublasLtMatrixLayoutCreate(&lw, CUDA_R_16BF, (uint64_t)in, (uint64_t)out, (int64_t)in));
+    LT_TRY(cublasLtMatrixLayoutCreate(&lx, CUDA_R_16BF, (uint64_t)in, (uint64_t)n, (int64_t)in));
+    LT_TRY(cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
+
+    for (int i = 0; i < g->ncached; i++)
+        if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out) {
+            algo = &g->cache[i].algo;
+            break;
+        }
+    if (!algo) {
+        cublasLtMatmulHeuristicResult_t result;
+        int found = 0;
+        LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &g->workspace_bytes, sizeof g->workspace_bytes));
+        LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
+        if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
+            armo_err_set(e, "%s:%d: cuBLASLt found no algorithm for the bf16 GEMM n %d, in %d, "
+                         "out %d", __FILE__, __LINE__, n, in, out);
+            goto fail;
+        }
+        int slot = g->ncached < GEMM_CACHE_SIZE ? g->ncached++ : g->next_evict++ % GEMM_CACHE_SIZE;
+        g->cache[slot].n = n;
+        g->cache[slot].in = in;
+        g->cache[slot].out = out;
+        g->cache[slot].algo = result.algo;
+        algo = &g->cache[slot].algo;
+    }
+    LT_TRY(cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo, g->workspace,
+                          g->workspace_bytes, stream));
+    rc = 0;
+fail:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ly) cublasLtMatrixLayoutDestroy(ly);
+    if (lx) cublasLtMatrixLayoutDestroy(lx);
+    if (lw) cublasLtMatrixLayoutDestroy(lw);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return rc;
+}
+
+/* Copies parts[i] ([rows[i], cols] row-major) one after the other into dst. */
+static int copy_rows(uint16_t *dst, const uint16_t *const *parts, const int64_t *rows, int nparts,
+                     int64_t cols, cudaStream_t stream, armo_err *e) {
+    size_t off = 0;
+    for (int i = 0; i < nparts; i++) {
+        const size_t count = (size_t)rows[i] * (size_t)cols;
+        CUDA_TRY(cudaMemcpyAsync(dst + off, parts[i], count * sizeof(uint16_t), cudaMemcpyDefault,
+                                 stream));
+        off += count;
+    }
+    return 0;
+}
+
+extern "C" int armo_build_qkv_weight(uint16_t *dst, const uint16_t *wq, const uint16_t *wk,
+                                     const uint16_t *wv, int nh, int nkv, int hd, int hidden,
+                                     cudaStream_t stream, armo_err *e) {
+    if (!dst || !wq || !wk || !wv || nh <= 0 || nkv <= 0 || hd <= 0 || hidden <= 0)
+        return armo_err_set(e, "%s:%d: bad QKV weight arguments", __FILE__, __LINE__);
+    const uint16_t *parts[3] = {wq, wk, wv};
+    const int64_t rows[3] = {(int64_t)nh * hd, (int64_t)nkv * hd, (int64_t)nkv * hd};
+    return copy_rows(dst, parts, rows, 3, hidden, stream, e);
+}
+
+extern "C" int armo_build_gate_up_weight(uint16_t *dst, const uint16_t *wgate, const uint16_t *wup,
+                                         int inter, int hidden, cudaStream_t stream, armo_err *e) {
+    if (!dst || !wgate || !wup || inter <= 0 || hidden <= 0)
+        return armo_err_set(e, "%s:%d: bad gate|up weight arguments", __FILE__, __LINE__);
+    const uint16_t *parts[2] = {wgate, wup};
+    const int64_t rows[2] = {inter, inter};
+    return copy_rows(dst, parts, rows, 2, hidden, stream, e);
+}

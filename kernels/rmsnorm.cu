@@ -1,0 +1,66 @@
+/* rmsnorm.cu — RMSNorm, plain and with the residual add fused in.
+ *
+ * One block per row; the row is read once for the sum of squares (fp32) and
+ * once more for the scaled output (it is in L1/L2 by then).  The fused
+ * variant writes the bf16-rounded residual sum first and takes its statistics
+ * over those rounded values, so that the normalised output is exactly the
+ * RMSNorm of the residual the next layer will read. */
+#include "kernels/armo_kernels.h"
+#include "kernels/kernel_util.cuh"
+
+#define RMS_THREADS 256
+
+__global__ void rmsnorm_kernel(uint16_t *out, const uint16_t *x, const uint16_t *w, int dim,
+                               float eps) {
+    __shared__ float red[33];
+    const size_t row = (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        const float v = bf16_bits_to_f32(x[row + c]);
+        ss += v * v;
+    }
+    ss = block_sum(ss, red);
+    const float inv = rsqrtf(ss / (float)dim + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        const float v = bf16_bits_to_f32(x[row + c]);
+        out[row + c] = f32_to_bf16_bits(v * inv * bf16_bits_to_f32(w[c]));
+    }
+}
+
+__global__ void add_rmsnorm_kernel(uint16_t *residual, const uint16_t *delta, uint16_t *out,
+                                   const uint16_t *w, int dim, float eps) {
+    __shared__ float red[33];
+    const size_t row = (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        const uint16_t sum = f32_to_bf16_bits(bf16_bits_to_f32(residual[row + c]) +
+                                              bf16_bits_to_f32(delta[row + c]));
+        residual[row + c] = sum;
+        const float v = bf16_bits_to_f32(sum);
+        ss += v * v;
+    }
+    ss = block_sum(ss, red); /* its __syncthreads also orders the residual writes */
+    const float inv = rsqrtf(ss / (float)dim + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        /* same thread, same element as written above */
+        const float v = bf16_bits_to_f32(residual[row + c]);
+        out[row + c] = f32_to_bf16_bits(v * inv * bf16_bits_to_f32(w[c]));
+    }
+}
+
+extern "C" cudaError_t armo_rmsnorm_bf16(uint16_t *out, const uint16_t *x, const uint16_t *w,
+                                         int n, int dim, float eps, cudaStream_t stream) {
+    if (n < 0 || dim <= 0 || !(eps >= 0.0f)) return cudaErrorInvalidValue;
+    if (n == 0) return cudaSuccess;
+    rmsnorm_kernel<<<n, RMS_THREADS, 0, stream>>>(out, x, w, dim, eps);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t armo_add_rmsnorm_bf16(uint16_t *residual, const uint16_t *delta,
+                                             uint16_t *out, const uint16_t *w, int n, int dim,
+                                             float eps, cudaStream_t stream) {
+    if (n < 0 || dim <= 0 || !(eps >= 0.0f)) return cudaErrorInvalidValue;
+    if (n == 0) return cudaSuccess;
+    add_rmsnorm_kernel<<<n, RMS_THREADS, 0, stream>>>(residual, delta, out, w, dim, eps);
+    return cudaGetLastError();
+}
