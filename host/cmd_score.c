@@ -63,7 +63,8 @@ static void usage(FILE *f) {
         "  --output F|-            output JSONL (default -: standard output)\n"
         "  --device auto|cuda|cpu  backend (default auto: CUDA when a GPU is visible)\n"
         "  --max-batch-tokens N    token budget of one packed batch (default 16384 on\n"
-        "                          CUDA, 2048 on the CPU)\n"
+        "                          CUDA, 2048 on the CPU; never below --max-length,\n"
+        "                          so that the longest sequence fits in one batch)\n"
         "  --max-length N          longest sequence scored, in tokens (default: the\n"
         "                          model's max_position_embeddings)\n"
         "  --truncate none|left    over-long sequences: none (default) makes them a\n"
@@ -401,18 +402,18 @@ int cmd_score(int argc, char **argv) {
     }
 
     int rc = 2;
-    armo_backend_opts bo = {.threads = (int)threads, .quiet = quiet};
-    int is_cpu_guess = !strcmp(device, "cpu");
-    bo.max_batch_tokens = max_batch > 0 ? max_batch : (is_cpu_guess ? 2048 : 16384);
+    armo_backend_opts bo = {.threads = (int)threads, .quiet = quiet, .max_seqs = 1024};
+    bo.max_batch_tokens = max_batch > 0 ? max_batch : 16384; /* the CUDA backend sizes its buffers */
     if (bo.max_batch_tokens < ctx.max_length) bo.max_batch_tokens = ctx.max_length;
-    bo.max_seqs = 1024;
     armo_backend *backend = armo_backend_open(&model, device, &bo, &e);
     if (!backend) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
     }
-    if (!strcmp(backend->name, "cpu") && max_batch <= 0) bo.max_batch_tokens = 2048;
-    if (bo.max_batch_tokens < ctx.max_length) bo.max_batch_tokens = ctx.max_length;
+    if (!strcmp(backend->name, "cpu") && max_batch <= 0) { /* smaller batches: steadier progress */
+        bo.max_batch_tokens = 2048;
+        if (bo.max_batch_tokens < ctx.max_length) bo.max_batch_tokens = ctx.max_length;
+    }
     if (!quiet)
         fprintf(stderr, "armo: %s on %s, %s, batches of up to %lld tokens\n", model_dir,
                 backend->device, model.cfg.arch_name, (long long)bo.max_batch_tokens);
