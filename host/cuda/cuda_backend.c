@@ -242,7 +242,8 @@ static int alloc_activations(engine *g, armo_err *e) {
         dalloc(g, (void **)&g->k, (size_t)(T * kv * 2), "k", e) ||
         dalloc(g, (void **)&g->v, (size_t)(T * kv * 2), "v", e) ||
         dalloc(g, (void **)&g->attn, (size_t)(R * q * 2), "attn", e) ||
-        dalloc(g, (void **)&g->o, (size_t)(R * H * 2), "o", e) ||
+        /* o also stages the last layer's gathered attention rows ([m, nh*hd]) */
+        dalloc(g, (void **)&g->o, (size_t)(R * (H > q ? H : q) * 2), "o", e) ||
         dalloc(g, (void **)&g->gu, (size_t)(R * 2 * I * 2), "gate|up", e) ||
         dalloc(g, (void **)&g->act, (size_t)(R * I * 2), "swiglu", e) ||
         dalloc(g, (void **)&g->d_ids, (size_t)T * 4, "ids", e) ||
