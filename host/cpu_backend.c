@@ -13,6 +13,7 @@
 #include "host/cpu_backend.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,19 @@ static int convert_weight(float *dst, const armo_weight *w, int64_t rows, int64_
         return armo_err_set(e, "tensor %s is [%lld, %lld], expected %lld elements",
                             w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
                             (long long)(rows * cols));
-    armo_convert_to_f32(dst, w->data, w->dtype, (size_t)(rows * cols));
+    const size_t es = armo_dtype_size(w->dtype), bytes = (size_t)(rows * cols) * es;
+    if ((uintptr_t)w->data % es == 0) {
+        armo_convert_to_f32(dst, w->data, w->dtype, (size_t)(rows * cols));
+        return 0;
+    }
+    /* safetensors data need not be aligned: convert from an aligned copy */
+    void *copy = malloc(bytes);
+    if (!copy)
+        return armo_err_set(e, "out of memory copying tensor %s (%zu bytes)",
+                            w->name ? w->name : "?", bytes);
+    memcpy(copy, w->data, bytes);
+    armo_convert_to_f32(dst, copy, w->dtype, (size_t)(rows * cols));
+    free(copy);
     return 0;
 }
 
