@@ -75,6 +75,10 @@ static void usage(FILE *f) {
         "                          content (e.g. a literal \"<|eot_id|>\") as plain text;\n"
         "                          by default they become special tokens, as Hugging\n"
         "                          Face's apply_chat_template does\n"
+        "  --no-share-prefix       score every response of a pair / best-of-N record in\n"
+        "                          full; by default their common prompt prefix is run\n"
+        "                          through the model once and each response attends to\n"
+        "                          it (same results, fewer tokens computed)\n"
         "  --explain K             objectives listed in a pair's explanation (default 3)\n"
         "  --threads N             tokenizer and CPU-backend threads (default: all cores)\n"
         "  --window N              records read ahead and length-sorted together\n"
@@ -296,7 +300,7 @@ int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *in_path = "-", *out_path = "-", *device = "auto";
     long max_batch = 0, max_length = 0, explain = 3, threads = 0, window = 2048;
     trunc_mode truncate = TRUNC_NONE;
-    int quiet = 0;
+    int quiet = 0, share_prefix = 1;
     unsigned tok_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -306,6 +310,8 @@ int cmd_score(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--no-share-prefix")) {
+            share_prefix = 0;
         } else if (!strcmp(a, "--special-as-text")) {
             tok_flags |= ARMO_TOK_SPECIAL_AS_TEXT;
         } else if (!v) {
@@ -431,13 +437,17 @@ int cmd_score(int argc, char **argv) {
                           .max_batch_seqs = bo.max_seqs,
                           .window = (int)window,
                           .threads = threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
-                          .quiet = quiet};
+                          .quiet = quiet,
+                          .share_prefix = share_prefix};
     armo_sched_stats st;
     if (armo_schedule(in, in_size, out, backend, &ops, &so, &st, &e)) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
     }
     rc = st.errors ? 1 : 0;
+    if (!quiet && st.tokens_computed < st.tokens)
+        fprintf(stderr, "armo: prompt-prefix sharing ran %lld of the %lld tokens scored through "
+                        "the model\n", (long long)st.tokens_computed, (long long)st.tokens);
     if (st.errors && !quiet)
         fprintf(stderr, "armo score: %lld of %lld records failed (see their \"error\" field)\n",
                 (long long)st.errors, (long long)st.records);
