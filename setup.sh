@@ -25,6 +25,27 @@ fi
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 
+MODEL="$BUILD/models/tiny-armorm"
 echo
-echo "== armo inspect: the bundled tiny ArmoRM =="
-"$BUILD/armo" inspect --model "$BUILD/models/tiny-armorm"
+echo "== armo inspect --model $MODEL =="
+"$BUILD/armo" inspect --model "$MODEL"
+echo
+echo "== armo score: examples/conversations.jsonl -> $BUILD/example-scores.jsonl =="
+echo "   (the bundled tiny ArmoRM has random weights: the numbers show the format, not quality)"
+"$BUILD/armo" score --model "$MODEL" --input examples/conversations.jsonl \
+  --output "$BUILD/example-scores.jsonl"
+python3 - "$BUILD/example-scores.jsonl" <<'PY' 2>/dev/null || cat "$BUILD/example-scores.jsonl"
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "error" in r:
+        print(f"{r.get('id')}: error: {r['error']}")
+    elif "margin" in r:
+        print(f"{r['id']}: pair, chosen {r['chosen']['score']:+.4f} rejected {r['rejected']['score']:+.4f} "
+              f"-> {r['preferred']}; moved most by {r['explanation'][0]['objective']}")
+    elif "ranking" in r:
+        print(f"{r['id']}: best-of-{len(r['responses'])}, ranking {r['ranking']}")
+    else:
+        top = max(r["gating"], key=r["gating"].get)
+        print(f"{r['id']}: score {r['score']:+.4f} over {r['tokens']} tokens; largest gating weight: {top}")
+PY

@@ -15,7 +15,12 @@ void armo_backend_register_cuda(armo_backend_factory f, int (*device_count)(void
 }
 
 static int cpu_score(armo_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                     const int32_t *gating_pos, armo_result *out, armo_err *e) {
+                     const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                     armo_err *e) {
+    for (int s = 0; prefix_of && s < nseq; s++)
+        if (prefix_of[s] >= 0)
+            return armo_cpu_score_shared((armo_cpu *)b->impl, ids, cu_seqlens, nseq, gating_pos,
+                                         prefix_of, out, e);
     return armo_cpu_score((armo_cpu *)b->impl, ids, cu_seqlens, nseq, gating_pos, out, e);
 }
 

@@ -26,8 +26,16 @@ struct armo_backend {
     const char *name;            /* "cpu" or "cuda" */
     char device[128];            /* human description: "CPU (2 threads)", "NVIDIA H100 ..." */
     void *impl;
+    /* Scores nseq packed segments (ids[cu_seqlens[s] .. cu_seqlens[s+1])).
+     * prefix_of (NULL: none) enables prompt-prefix sharing: prefix_of[s] = p
+     * makes segment s the continuation of segment p (see prefix_share.h);
+     * positions, gating_pos[s] and out[s] then refer to the whole sequence
+     * p + s.  A segment that others continue gets no head: its out has
+     * n_tokens == 0.  gating_pos is ignored (may be NULL) for single-head
+     * RMs. */
     int (*score)(armo_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                 const int32_t *gating_pos, armo_result *out, armo_err *e);
+                 const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                 armo_err *e);
     void (*destroy)(armo_backend *b);
 };
 

@@ -6,5 +6,6 @@
 
 int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #endif

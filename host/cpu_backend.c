@@ -13,12 +13,14 @@
 #include "host/cpu_backend.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "host/cpu_ops.h"
+#include "host/prefix_share.h"
 #include "weights/dtype.h"
 
 struct armo_cpu {
@@ -45,7 +47,19 @@ static int convert_weight(float *dst, const armo_weight *w, int64_t rows, int64_
         return armo_err_set(e, "tensor %s is [%lld, %lld], expected %lld elements",
                             w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
                             (long long)(rows * cols));
-    armo_convert_to_f32(dst, w->data, w->dtype, (size_t)(rows * cols));
+    const size_t es = armo_dtype_size(w->dtype), bytes = (size_t)(rows * cols) * es;
+    if ((uintptr_t)w->data % es == 0) {
+        armo_convert_to_f32(dst, w->data, w->dtype, (size_t)(rows * cols));
+        return 0;
+    }
+    /* safetensors data need not be aligned: convert from an aligned copy */
+    void *copy = malloc(bytes);
+    if (!copy)
+        return armo_err_set(e, "out of memory copying tensor %s (%zu bytes)",
+                            w->name ? w->name : "?", bytes);
+    memcpy(copy, w->data, bytes);
+    armo_convert_to_f32(dst, copy, w->dtype, (size_t)(rows * cols));
+    free(copy);
     return 0;
 }
 
@@ -284,20 +298,12 @@ static void attention_threaded(float *att, const float *q, const float *k, const
 }
 
 static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                    const int32_t *gating_pos, armo_err *e) {
+                    const int32_t *gating_pos, const armo_expansion *x, armo_err *e) {
     const armo_config *cfg = &c->m->cfg;
-    if (nseq < 0) return armo_err_set(e, "negative sequence count %d", nseq);
-    if (nseq > 0 && (!ids || !cu_seqlens))
-        return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
-    if (nseq > 0 && cu_seqlens[0] != 0)
-        return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu_seqlens[0]);
     if (cfg->arch == ARMO_ARCH_ARMORM && nseq > 0 && !gating_pos)
         return armo_err_set(e, "ArmoRM needs a gating position per sequence (gating_pos is NULL)");
     for (int s = 0; s < nseq; s++) {
-        int64_t len = (int64_t)cu_seqlens[s + 1] - cu_seqlens[s];
-        if (len <= 0)
-            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu_seqlens[s],
-                                cu_seqlens[s + 1]);
+        int64_t len = x->full_len[s]; /* the whole sequence, shared prefix included */
         if (cfg->max_position_embeddings > 0 && len > cfg->max_position_embeddings)
             return armo_err_set(e,
                                 "sequence %d has %lld tokens, more than max_position_embeddings "
@@ -307,8 +313,9 @@ static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
             if (ids[i] < 0 || ids[i] >= cfg->vocab_size)
                 return armo_err_set(e, "sequence %d: token %d (position %d) is outside the "
                                        "vocabulary [0, %d)",
-                                    s, ids[i], i - cu_seqlens[s], cfg->vocab_size);
-        if (cfg->arch == ARMO_ARCH_ARMORM && (gating_pos[s] < 0 || gating_pos[s] >= len))
+                                    s, ids[i], x->pos[i], cfg->vocab_size);
+        if (cfg->arch == ARMO_ARCH_ARMORM && !x->is_prefix[s] &&
+            (gating_pos[s] < 0 || gating_pos[s] >= len))
             return armo_err_set(e, "sequence %d: gating position %d is outside [0, %lld); the "
                                    "gating token pattern must occur in the sequence",
                                 s, gating_pos[s], (long long)len);
@@ -316,10 +323,87 @@ static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
     return 0;
 }
 
+/* Checks the packed layout itself, before anything is derived from it. */
+static int validate_layout(const int32_t *ids, const int32_t *cu_seqlens, int nseq, armo_err *e) {
+    if (nseq < 0) return armo_err_set(e, "negative sequence count %d", nseq);
+    if (nseq > 0 && (!ids || !cu_seqlens))
+        return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
+    if (nseq > 0 && cu_seqlens[0] != 0)
+        return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu_seqlens[0]);
+    for (int s = 0; s < nseq; s++)
+        if (cu_seqlens[s + 1] <= cu_seqlens[s])
+            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu_seqlens[s],
+                                cu_seqlens[s + 1]);
+    return 0;
+}
+
+/* Attention of one layer: on the packed rows, or (prefix sharing) on the
+ * expanded layout of prefix_share.h, gathered in and scattered back. */
+static int attention_layer(float *att, const float *q, const float *k, const float *v,
+                           const int32_t *cu_seqlens, int nseq, const armo_expansion *x,
+                           const int32_t *row_ids, int nh, int nkv, int hd, int nt) {
+    const int n = x->n_unique;
+    if (x->identity) {
+        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, x->pos, n, nt);
+        return 0;
+    }
+    const size_t qdim = (size_t)nh * hd, kvdim = (size_t)nkv * hd, ne = (size_t)x->n_exp;
+    float *qe = malloc(sizeof(float) * ne * qdim), *ke = malloc(sizeof(float) * ne * kvdim),
+          *ve = malloc(sizeof(float) * ne * kvdim), *ae = malloc(sizeof(float) * ne * qdim);
+    int32_t *ids_e = malloc(sizeof(int32_t) * ne), *pos_e = malloc(sizeof(int32_t) * ne);
+    int rc = -1;
+    if (qe && ke && ve && ae && ids_e && pos_e) {
+        for (int s = 0; s < x->nseq_exp; s++)
+            for (int r = x->cu_exp[s]; r < x->cu_exp[s + 1]; r++) {
+                size_t u = (size_t)x->exp_rows[r];
+                memcpy(qe + r * qdim, q + u * qdim, sizeof(float) * qdim);
+                memcpy(ke + r * kvdim, k + u * kvdim, sizeof(float) * kvdim);
+                memcpy(ve + r * kvdim, v + u * kvdim, sizeof(float) * kvdim);
+                ids_e[r] = r;
+                pos_e[r] = r - x->cu_exp[s];
+            }
+        attention_threaded(ae, qe, ke, ve, x->cu_exp, x->nseq_exp, nh, nkv, hd, ids_e, pos_e,
+                           x->n_exp, nt);
+        for (int u = 0; u < n; u++)
+            memcpy(att + (size_t)u * qdim, ae + (size_t)x->back_rows[u] * qdim,
+                   sizeof(float) * qdim);
+        rc = 0;
+    }
+    free(qe);
+    free(ke);
+    free(ve);
+    free(ae);
+    free(ids_e);
+    free(pos_e);
+    return rc;
+}
+
+static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                      const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                      armo_err *e);
+
 int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                    const int32_t *gating_pos, armo_result *out, armo_err *e) {
-    if (validate(c, ids, cu_seqlens, nseq, gating_pos, e) < 0) return -1;
+    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, NULL, out, e);
+}
+
+int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                          const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                          armo_err *e) {
+    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, prefix_of, out, e);
+}
+
+static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                      const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                      armo_err *e) {
+    if (validate_layout(ids, cu_seqlens, nseq, e) < 0) return -1;
     if (nseq == 0) return 0;
+    armo_expansion xp;
+    if (armo_expansion_build(&xp, cu_seqlens, nseq, prefix_of, e)) return -1;
+    if (validate(c, ids, cu_seqlens, nseq, gating_pos, &xp, e) < 0) {
+        armo_expansion_free(&xp);
+        return -1;
+    }
     const armo_model *m = c->m;
     const armo_config *cfg = &m->cfg;
     const int n = cu_seqlens[nseq];
@@ -339,7 +423,7 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
     float *att = malloc(sizeof(float) * (size_t)n * qdim);
     float *gate = malloc(sizeof(float) * (size_t)n * I);
     float *up = malloc(sizeof(float) * (size_t)n * I);
-    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n);
+    const int32_t *pos = xp.pos;
     int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)n);
     float *hlast = malloc(sizeof(float) * (size_t)nseq * H);
     float *hprompt = malloc(sizeof(float) * (size_t)nseq * H);
@@ -349,18 +433,14 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
     float *r_coef = malloc(sizeof(float) * (size_t)nseq * K);
     float *r_score = malloc(sizeof(float) * (size_t)nseq);
     int rc = 0;
-    if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !pos || !row_ids ||
+    if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !row_ids ||
         !hlast || !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
         rc = armo_err_set(e, "CPU backend: out of memory for a batch of %d tokens in %d "
                              "sequences; score fewer tokens at a time",
                           n, nseq);
         goto done;
     }
-    for (int s = 0; s < nseq; s++)
-        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++) {
-            pos[i] = i - cu_seqlens[s];
-            row_ids[i] = i;
-        }
+    for (int i = 0; i < n; i++) row_ids[i] = i;
 
     cpu_embed(x, &m->embed, ids, n);
     cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
@@ -372,7 +452,11 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
         cpu_matmul(v, xn, &lw->wv, n, nt);
         cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
         cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
-        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, pos, n, nt);
+        if (attention_layer(att, q, k, v, cu_seqlens, nseq, &xp, row_ids, nh, nkv, hd, nt)) {
+            rc = armo_err_set(e, "CPU backend: out of memory for the shared-prefix attention of "
+                                 "%d rows", xp.n_exp);
+            goto done;
+        }
         cpu_matmul(delta, att, &lw->wo, n, nt);
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
         /* MLP block */
@@ -385,36 +469,42 @@ int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, i
         cpu_add_rmsnorm(x, delta, xn, next_norm, n, H, eps);
     }
 
-    /* gather the head rows (post final norm) */
+    /* gather the head rows (post final norm) of the segments that get a head */
+    int nhead = 0;
+    int32_t *head_seg = row_ids; /* reused: nhead <= nseq <= n */
     for (int s = 0; s < nseq; s++) {
+        if (xp.is_prefix[s]) continue;
         int last = cu_seqlens[s + 1] - 1;
-        memcpy(hlast + (size_t)s * H, xn + (size_t)last * H, sizeof(float) * H);
-        if (cfg->arch == ARMO_ARCH_ARMORM)
-            memcpy(hprompt + (size_t)s * H, xn + ((size_t)cu_seqlens[s] + gating_pos[s]) * H,
-                   sizeof(float) * H);
+        memcpy(hlast + (size_t)nhead * H, xn + (size_t)last * H, sizeof(float) * H);
+        if (cfg->arch == ARMO_ARCH_ARMORM) {
+            int32_t row = armo_expansion_row(cu_seqlens, prefix_of, s, gating_pos[s]);
+            memcpy(hprompt + (size_t)nhead * H, xn + (size_t)row * H, sizeof(float) * H);
+        }
+        head_seg[nhead++] = s;
     }
 
     if (cfg->arch == ARMO_ARCH_ARMORM)
-        cpu_armo_head(&c->head, hlast, hprompt, nseq, r_rew, r_gate, r_coef, r_score);
+        cpu_armo_head(&c->head, hlast, hprompt, nhead, r_rew, r_gate, r_coef, r_score);
     else
-        cpu_seqcls_head(c->score_w, K, H, hlast, nseq, r_rew);
+        cpu_seqcls_head(c->score_w, K, H, hlast, nhead, r_rew);
 
-    for (int s = 0; s < nseq; s++) {
+    for (int s = 0; s < nseq; s++) memset(&out[s], 0, sizeof out[s]);
+    for (int h = 0; h < nhead; h++) {
+        int s = head_seg[h];
         armo_result *r = &out[s];
-        memset(r, 0, sizeof *r);
-        r->n_tokens = cu_seqlens[s + 1] - cu_seqlens[s];
+        r->n_tokens = xp.full_len[s];
         r->last_pos = r->n_tokens - 1;
         if (cfg->arch == ARMO_ARCH_ARMORM) {
             r->gating_pos = gating_pos[s];
-            r->score = r_score[s];
+            r->score = r_score[h];
             r->n_objectives = K;
-            memcpy(r->rewards, r_rew + (size_t)s * K, sizeof(float) * K);
-            memcpy(r->gating, r_gate + (size_t)s * K, sizeof(float) * K);
-            memcpy(r->coefficients, r_coef + (size_t)s * K, sizeof(float) * K);
+            memcpy(r->rewards, r_rew + (size_t)h * K, sizeof(float) * K);
+            memcpy(r->gating, r_gate + (size_t)h * K, sizeof(float) * K);
+            memcpy(r->coefficients, r_coef + (size_t)h * K, sizeof(float) * K);
         } else {
             r->gating_pos = -1;
             r->n_labels = K;
-            memcpy(r->labels, r_rew + (size_t)s * K, sizeof(float) * K);
+            memcpy(r->labels, r_rew + (size_t)h * K, sizeof(float) * K);
             r->score = r->labels[0];
         }
     }
@@ -426,7 +516,7 @@ done:
     free(hprompt);
     free(hlast);
     free(row_ids);
-    free(pos);
+    armo_expansion_free(&xp);
     free(up);
     free(gate);
     free(att);

@@ -42,6 +42,16 @@ void armo_cpu_destroy(armo_cpu *c);
 int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                    const int32_t *gating_pos, armo_result *out, armo_err *e);
 
+/* The same with prompt-prefix sharing (prefix_share.h): prefix_of[s] = p
+ * makes segment s the continuation of segment p; positions, gating_pos[s]
+ * and out[s] refer to the whole sequence p + s; a segment that others
+ * continue gets no head (out n_tokens == 0).  Results equal unshared
+ * scoring (each row sees exactly the same keys), computing the prefix's
+ * GEMMs once. */
+int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                          const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                          armo_err *e);
+
 /* The fp32 head weights the backend converted at create time (shared with
  * the CUDA engine's tests). */
 const armo_head_f32 *armo_cpu_head(const armo_cpu *c);

@@ -40,17 +40,6 @@ static float dot_f32(const float *a, const float *b, int64_t len) {
     return lanes_sum(s);
 }
 
-/* The same on a typed weight row converted element by element (the matmul's
- * path when it cannot get scratch memory). */
-static float dot_typed(const float *a, const void *w, armo_dtype dt, int64_t len) {
-    float s[4] = {0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 4 <= len; j += 4)
-        for (int q = 0; q < 4; q++) s[q] += a[j + q] * armo_load_f32(w, dt, (size_t)(j + q));
-    for (int q = 0; j < len; j++, q++) s[q] += a[j] * armo_load_f32(w, dt, (size_t)j);
-    return lanes_sum(s);
-}
-
 /* Micro-kernel: 2 tokens x 4 weight rows (8 outputs, one SIMD register of
  * partial sums each), each output summed exactly as dot_f32 sums it. */
 static void dot_2x4(const float *x0, const float *x1, const float *w, int64_t cols, float *y0,
@@ -97,12 +86,56 @@ static const void *weight_row(const armo_weight *w, int64_t r) {
     return (const char *)w->data + (size_t)r * (size_t)w->cols * armo_dtype_size(w->dtype);
 }
 
+/* Safetensors does not require tensor data to be aligned for its element
+ * type (a BF16 tensor may start at an odd byte), so weights are read only
+ * through these two helpers: aligned data is converted in place, misaligned
+ * data is first copied into an aligned bounce buffer. */
+static void convert_row(float *dst, const void *src, armo_dtype dt, size_t n) {
+    const size_t es = armo_dtype_size(dt);
+    if (es == 0 || (uintptr_t)src % es == 0) {
+        armo_convert_to_f32(dst, src, dt, n);
+        return;
+    }
+    union {
+        uint32_t align;
+        unsigned char bytes[4096];
+    } bounce;
+    const size_t per = sizeof bounce.bytes / es;
+    for (size_t i = 0; i < n; i += per) {
+        size_t m = n - i < per ? n - i : per;
+        memcpy(bounce.bytes, (const char *)src + i * es, m * es);
+        armo_convert_to_f32(dst + i, bounce.bytes, dt, m);
+    }
+}
+
+static float load_elem(const void *src, armo_dtype dt, size_t i) {
+    if (dt == ARMO_DT_F32) {
+        float f;
+        memcpy(&f, (const char *)src + i * 4, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)src + i * 2, 2);
+    return dt == ARMO_DT_BF16 ? armo_bf16_to_f32(h) : dt == ARMO_DT_F16 ? armo_f16_to_f32(h) : 0.0f;
+}
+
+/* The same on a typed weight row converted element by element (the matmul's
+ * path when it cannot get scratch memory). */
+static float dot_typed(const float *a, const void *w, armo_dtype dt, int64_t len) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4)
+        for (int q = 0; q < 4; q++) s[q] += a[j + q] * load_elem(w, dt, (size_t)(j + q));
+    for (int q = 0; j < len; j++, q++) s[q] += a[j] * load_elem(w, dt, (size_t)j);
+    return lanes_sum(s);
+}
+
 /* ---- embedding ---------------------------------------------------------- */
 
 void cpu_embed(float *out, const armo_weight *embed, const int32_t *ids, int n) {
     for (int i = 0; i < n; i++)
-        armo_convert_to_f32(out + (size_t)i * (size_t)embed->cols, weight_row(embed, ids[i]),
-                            embed->dtype, (size_t)embed->cols);
+        convert_row(out + (size_t)i * (size_t)embed->cols, weight_row(embed, ids[i]),
+                    embed->dtype, (size_t)embed->cols);
 }
 
 /* ---- matmul -------------------------------------------------------------
@@ -126,7 +159,8 @@ static void *matmul_worker(void *arg) {
     const armo_weight *w = job->w;
     const int64_t cols = w->cols, rows = w->rows;
     const int n = job->n;
-    const int is_f32 = w->dtype == ARMO_DT_F32;
+    /* fp32 weights are used in place when aligned, else converted like the rest */
+    const int is_f32 = w->dtype == ARMO_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
     float *block = NULL;
     if (!is_f32) block = malloc((size_t)MATMUL_BLOCK_ROWS * (size_t)cols * sizeof(float));
     for (int64_t r0 = job->row_begin; r0 < job->row_end; r0 += MATMUL_BLOCK_ROWS) {
@@ -141,7 +175,7 @@ static void *matmul_worker(void *arg) {
         }
         const float *wb = (const float *)weight_row(w, r0);
         if (!is_f32) {
-            armo_convert_to_f32(block, weight_row(w, r0), w->dtype, (size_t)(nb * cols));
+            convert_row(block, weight_row(w, r0), w->dtype, (size_t)(nb * cols));
             wb = block;
         }
         int t = 0;

@@ -13,6 +13,7 @@ static const struct {
     int (*run)(int, char **);
     const char *help;
 } k_commands[] = {
+    {"score", cmd_score, "score JSONL records: rewards, gating and coefficients per record"},
     {"inspect", cmd_inspect, "describe a checkpoint: architecture, config, tensors, memory"},
     {"tokenize", cmd_tokenize, "tokenize text or JSONL records (debugging)"},
 };

@@ -108,71 +108,130 @@ static int window_read(window *w, FILE *in, int max, int64_t *line_no, int64_t *
 
 /* ---- packing and scoring ---------------------------------------------------- */
 
+/* What is packed: one standalone sequence, or the sequences of one record
+ * sharing a prompt prefix of prefix_len tokens (each continuing it). */
 typedef struct {
-    armo_seq *seq;
-    int len;
-} seq_ref;
+    armo_seq **seqs;
+    int n;
+    int prefix_len;              /* 0: standalone */
+    int64_t tokens;              /* unique tokens the unit puts in a batch */
+    int64_t expanded;            /* rows of the unit in the expanded attention layout */
+} unit;
 
-static int by_len(const void *a, const void *b) {
-    const seq_ref *x = a, *y = b;
-    return (x->len > y->len) - (x->len < y->len);
+static int by_tokens(const void *a, const void *b) {
+    const unit *x = a, *y = b;
+    return (x->tokens > y->tokens) - (x->tokens < y->tokens);
 }
 
 typedef struct {
-    int32_t *ids, *cu, *gpos;
+    int32_t *ids, *cu, *gpos, *prefix_of;
     armo_result *res;
+    armo_seq **owner;            /* segment -> sequence it scores (NULL for a prefix) */
     int64_t ids_cap;
     int seq_cap;
 } pack_buf;
 
-static int pack_reserve(pack_buf *p, int64_t tokens, int nseq) {
+static int pack_reserve(pack_buf *p, int64_t tokens, int nseg) {
     if (tokens > p->ids_cap) {
         int32_t *n = realloc(p->ids, (size_t)tokens * sizeof *n);
         if (!n) return -1;
         p->ids = n;
         p->ids_cap = tokens;
     }
-    if (nseq > p->seq_cap) {
-        int32_t *cu = realloc(p->cu, (size_t)(nseq + 1) * sizeof *cu);
+    if (nseg > p->seq_cap) {
+        int32_t *cu = realloc(p->cu, (size_t)(nseg + 1) * sizeof *cu);
         if (cu) p->cu = cu;
-        int32_t *g = realloc(p->gpos, (size_t)nseq * sizeof *g);
+        int32_t *g = realloc(p->gpos, (size_t)nseg * sizeof *g);
         if (g) p->gpos = g;
-        armo_result *r = realloc(p->res, (size_t)nseq * sizeof *r);
+        int32_t *pf = realloc(p->prefix_of, (size_t)nseg * sizeof *pf);
+        if (pf) p->prefix_of = pf;
+        armo_result *r = realloc(p->res, (size_t)nseg * sizeof *r);
         if (r) p->res = r;
-        if (!cu || !g || !r) return -1;
-        p->seq_cap = nseq;
+        armo_seq **o = realloc(p->owner, (size_t)nseg * sizeof *o);
+        if (o) p->owner = o;
+        if (!cu || !g || !pf || !r || !o) return -1;
+        p->seq_cap = nseg;
     }
     return 0;
 }
 
-/* Scores refs[0..n) as one packed batch; on a backend error retries each
- * sequence alone so that one bad sequence cannot fail its neighbours. */
-static int score_batch(armo_backend *b, pack_buf *p, seq_ref *refs, int n, armo_sched_stats *st,
+static void push_segment(pack_buf *p, int *nseg, int64_t *off, const int32_t *ids, int len,
+                         int gpos, int prefix, armo_seq *owner) {
+    memcpy(p->ids + *off, ids, (size_t)len * sizeof(int32_t));
+    *off += len;
+    p->cu[*nseg + 1] = (int32_t)*off;
+    p->gpos[*nseg] = gpos;
+    p->prefix_of[*nseg] = prefix;
+    p->owner[*nseg] = owner;
+    (*nseg)++;
+}
+
+static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
+                       armo_err *e);
+
+/* Scores units u[0..n) as one packed batch.  On a backend error the units
+ * are retried one by one, and a shared unit that still fails is retried as
+ * unshared sequences, so that one bad sequence cannot fail its neighbours. */
+static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e) {
     int64_t tokens = 0;
-    for (int i = 0; i < n; i++) tokens += refs[i].len;
-    if (pack_reserve(p, tokens, n)) return armo_err_set(e, "out of memory packing a batch");
+    int nseg = 0, shared = 0;
+    for (int i = 0; i < n; i++) {
+        tokens += u[i].tokens;
+        nseg += u[i].n + (u[i].prefix_len > 0);
+        shared |= u[i].prefix_len > 0;
+    }
+    if (pack_reserve(p, tokens, nseg)) return armo_err_set(e, "out of memory packing a batch");
     int64_t off = 0;
+    int k = 0;
     p->cu[0] = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(p->ids + off, refs[i].seq->ids, (size_t)refs[i].len * sizeof(int32_t));
-        off += refs[i].len;
-        p->cu[i + 1] = (int32_t)off;
-        p->gpos[i] = refs[i].seq->gating_pos;
+        if (u[i].prefix_len > 0) {
+            int pseg = k, P = u[i].prefix_len;
+            push_segment(p, &k, &off, u[i].seqs[0]->ids, P, -1, -1, NULL);
+            for (int j = 0; j < u[i].n; j++)
+                push_segment(p, &k, &off, u[i].seqs[j]->ids + P, u[i].seqs[j]->len - P,
+                             u[i].seqs[j]->gating_pos, pseg, u[i].seqs[j]);
+        } else {
+            push_segment(p, &k, &off, u[i].seqs[0]->ids, u[i].seqs[0]->len,
+                         u[i].seqs[0]->gating_pos, -1, u[i].seqs[0]);
+        }
     }
     armo_err be;
     st->batches++;
-    if (b->score(b, p->ids, p->cu, n, p->gpos, p->res, &be) == 0) {
-        for (int i = 0; i < n; i++) refs[i].seq->result = p->res[i];
+    if (b->score(b, p->ids, p->cu, nseg, p->gpos, shared ? p->prefix_of : NULL, p->res, &be) == 0) {
+        for (int s = 0; s < nseg; s++)
+            if (p->owner[s]) p->owner[s]->result = p->res[s];
+        st->tokens_computed += tokens;
         return 0;
     }
-    if (n == 1) {
-        refs[0].seq->error = strdup(be.msg);
+    if (n > 1) {
+        for (int i = 0; i < n; i++)
+            if (score_units(b, p, &u[i], 1, st, e)) return -1;
         return 0;
     }
-    for (int i = 0; i < n; i++)
-        if (score_batch(b, p, &refs[i], 1, st, e)) return -1;
+    if (u[0].prefix_len > 0) { /* the shared unit alone failed: score its sequences unshared */
+        for (int j = 0; j < u[0].n; j++) {
+            unit one = {.seqs = &u[0].seqs[j], .n = 1, .prefix_len = 0,
+                        .tokens = u[0].seqs[j]->len, .expanded = u[0].seqs[j]->len};
+            if (score_units(b, p, &one, 1, st, e)) return -1;
+        }
+        return 0;
+    }
+    u[0].seqs[0]->error = strdup(be.msg);
     return 0;
+}
+
+/* Longest common prefix of the job's scorable sequences, kept short of the
+ * shortest one so that each continuation has a token of its own. */
+static int shared_prefix_len(armo_seq **v, int n) {
+    int P = v[0]->len - 1;
+    for (int j = 1; j < n; j++) {
+        int lim = v[j]->len - 1 < P ? v[j]->len - 1 : P, i = 0;
+        while (i < lim && v[j]->ids[i] == v[0]->ids[i]) i++;
+        P = i;
+    }
+    return P > 0 ? P : 0;
 }
 
 static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pack_buf *p,
@@ -181,36 +240,65 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pa
     for (int i = 0; i < w->n; i++)
         if (!w->jobs[i].error) total += w->jobs[i].nseq;
     if (total == 0) return 0;
-    seq_ref *refs = malloc((size_t)total * sizeof *refs);
-    if (!refs) return armo_err_set(e, "out of memory");
-    int n = 0;
+    unit *units = malloc((size_t)total * sizeof *units);
+    armo_seq **ptrs = malloc((size_t)total * sizeof *ptrs);
+    if (!units || !ptrs) {
+        free(units);
+        free(ptrs);
+        return armo_err_set(e, "out of memory");
+    }
+    int nu = 0, np = 0;
+    int min_share = o->min_shared_prefix > 0 ? o->min_shared_prefix : 8;
     for (int i = 0; i < w->n; i++) {
         armo_job *job = &w->jobs[i];
         if (job->error) continue;
+        int first = np;
         for (int s = 0; s < job->nseq; s++)
-            if (!job->seqs[s].error && job->seqs[s].len > 0) {
-                refs[n].seq = &job->seqs[s];
-                refs[n].len = job->seqs[s].len;
-                n++;
+            if (!job->seqs[s].error && job->seqs[s].len > 0) ptrs[np++] = &job->seqs[s];
+        int nv = np - first;
+        int P = o->share_prefix && nv >= 2 ? shared_prefix_len(ptrs + first, nv) : 0;
+        if (P >= min_share) {
+            unit *u = &units[nu++];
+            u->seqs = ptrs + first;
+            u->n = nv;
+            u->prefix_len = P;
+            u->tokens = P;
+            u->expanded = 0;
+            for (int j = 0; j < nv; j++) {
+                u->tokens += u->seqs[j]->len - P;
+                u->expanded += u->seqs[j]->len;
             }
+        } else {
+            for (int j = first; j < np; j++)
+                units[nu++] = (unit){.seqs = &ptrs[j], .n = 1, .prefix_len = 0,
+                                     .tokens = ptrs[j]->len, .expanded = ptrs[j]->len};
+        }
     }
-    qsort(refs, (size_t)n, sizeof *refs, by_len);
+    qsort(units, (size_t)nu, sizeof *units, by_tokens);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0;) {
-        int j = i;
-        int64_t tokens = 0;
-        /* a sequence longer than the budget goes alone */
-        while (j < n && (j == i || (tokens + refs[j].len <= o->max_batch_tokens &&
-                                    j - i < o->max_batch_seqs))) {
-            tokens += refs[j].len;
+    for (int i = 0; i < nu && rc == 0;) {
+        int j = i, segs = 0;
+        int64_t tokens = 0, expanded = 0;
+        /* a unit larger than the budget goes alone; the expanded attention
+         * layout of shared units may take up to twice the budget */
+        while (j < nu &&
+               (j == i || (tokens + units[j].tokens <= o->max_batch_tokens &&
+                           expanded + units[j].expanded <= 2 * o->max_batch_tokens &&
+                           segs + units[j].n + 1 <= o->max_batch_seqs))) {
+            tokens += units[j].tokens;
+            expanded += units[j].expanded;
+            segs += units[j].n + (units[j].prefix_len > 0);
             j++;
         }
-        rc = score_batch(b, p, refs + i, j - i, st, e);
-        st->sequences += j - i;
-        st->tokens += tokens;
+        rc = score_units(b, p, units + i, j - i, st, e);
+        for (int k = i; k < j; k++) {
+            st->sequences += units[k].n;
+            st->tokens += units[k].expanded;
+        }
         i = j;
     }
-    free(refs);
+    free(units);
+    free(ptrs);
     return rc;
 }
 
@@ -285,7 +373,9 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
     free(pack.ids);
     free(pack.cu);
     free(pack.gpos);
+    free(pack.prefix_of);
     free(pack.res);
+    free(pack.owner);
     stats->seconds = armo_now() - t0;
     armo_progress_finish(&prog);
     return rc;

@@ -7,7 +7,10 @@
  *
  * Input is read in windows of at most `window` records, so memory stays
  * constant on a file of any length; while the backend scores one window,
- * the workers prepare the next.  The scheduler knows nothing of JSON record
+ * the workers prepare the next.  With share_prefix, the sequences of one
+ * record (a pair, best-of-N) that start with the same tokens are scored as
+ * one unit: their longest common prefix once, each response as a
+ * continuation of it (prefix_share.h).  The scheduler knows nothing of JSON record
  * kinds: a `prepare` callback turns one line into a job (0..n sequences or
  * an error) and a `write` callback turns a finished job into output. */
 #ifndef ARMO_SCHEDULER_H
@@ -55,10 +58,14 @@ typedef struct {
     int window;                  /* records read ahead and sorted together */
     int threads;                 /* prepare workers */
     int quiet;                   /* no progress */
+    int share_prefix;            /* pairs / best-of-N: compute the shared prompt once */
+    int min_shared_prefix;       /* tokens a prefix must have to be shared (default 8) */
 } armo_sched_opts;
 
 typedef struct {
-    int64_t records, errors, sequences, tokens, batches;
+    int64_t records, errors, sequences, batches;
+    int64_t tokens;              /* tokens of the sequences scored (as the user counts them) */
+    int64_t tokens_computed;     /* tokens run through the model (shared prefixes once) */
     double seconds, seconds_prepare, seconds_backend;
 } armo_sched_stats;
 

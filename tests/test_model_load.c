@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -220,6 +221,23 @@ static void test_broken(void) {
     if (fi) fclose(fi);
     if (fo) fclose(fo);
     expect_fail("truncated shard", dir, "model-00002-of-00003.safetensors", NULL);
+
+    /* armo inspect on the same directory: exit 1 and the same message on stderr */
+    char cmd[4096], log[1024];
+    snprintf(log, sizeof log, "%s/inspect.err", g_tmp);
+    snprintf(cmd, sizeof cmd, "%s inspect --model %s > /dev/null 2> %s", ARMO_EXE, dir, log);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "armo inspect on a corrupted shard: exit 1");
+    FILE *lf = fopen(log, "r");
+    char text[2048] = "";
+    if (lf) {
+        size_t got = fread(text, 1, sizeof text - 1, lf);
+        text[got] = 0;
+        fclose(lf);
+    }
+    CHECK(test_contains(text, "model-00002-of-00003.safetensors"),
+          "armo inspect names the corrupted shard: %s", text);
+    unlink(log);
 
     /* a shard removed */
     unlink(p);

@@ -11,6 +11,9 @@
  * needed) but the output projection, the MLP and the final norm only for the
  * rows that feed the head (the last token and the gating token of each
  * sequence).  The head reads those rows in fp32 with fp32 weights.
+ * With prompt-prefix sharing (prefix_share.h) every per-token step runs once
+ * per unique token; attention alone runs on the expanded layout, gathered
+ * before and scattered back after.
  * Every CUDA call is checked; errors carry file:line. */
 #include "host/cuda/cuda_backend.h"
 
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "host/cpu_ops.h"
+#include "host/prefix_share.h"
 #include "host/progress.h"
 #include "kernels/armo_kernels.h"
 
@@ -51,11 +55,14 @@ typedef struct {
     int64_t cap_tokens;          /* tokens per batch */
     int cap_seqs;                /* sequences per batch */
     int64_t cap_rows;            /* max(cap_tokens, 2 * cap_seqs) */
+    int64_t cap_exp;             /* rows of the expanded attention layout (prefix sharing) */
     uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act;
-    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota;
+    uint16_t *q_exp, *k_exp, *v_exp, *attn_exp;
+    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota, *d_exp_rows, *d_back_rows, *d_cu_exp;
     float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
     /* pinned host mirrors */
-    int32_t *p_ids, *p_pos, *p_cu, *p_rows;
+    int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_exp_rows, *p_back_rows, *p_cu_exp;
+    int32_t *head_seg;           /* head index -> segment (host) */
     float *p_out;
     size_t out_floats;
 } engine;
@@ -242,7 +249,8 @@ static int alloc_activations(engine *g, armo_err *e) {
         dalloc(g, (void **)&g->k, (size_t)(T * kv * 2), "k", e) ||
         dalloc(g, (void **)&g->v, (size_t)(T * kv * 2), "v", e) ||
         dalloc(g, (void **)&g->attn, (size_t)(R * q * 2), "attn", e) ||
-        dalloc(g, (void **)&g->o, (size_t)(R * H * 2), "o", e) ||
+        /* o also stages the last layer's gathered attention rows ([m, nh*hd]) */
+        dalloc(g, (void **)&g->o, (size_t)(R * (H > q ? H : q) * 2), "o", e) ||
         dalloc(g, (void **)&g->gu, (size_t)(R * 2 * I * 2), "gate|up", e) ||
         dalloc(g, (void **)&g->act, (size_t)(R * I * 2), "swiglu", e) ||
         dalloc(g, (void **)&g->d_ids, (size_t)T * 4, "ids", e) ||
@@ -250,6 +258,13 @@ static int alloc_activations(engine *g, armo_err *e) {
         dalloc(g, (void **)&g->d_cu, (size_t)(S + 1) * 4, "cu_seqlens", e) ||
         dalloc(g, (void **)&g->d_rows, (size_t)(2 * S) * 4, "head rows", e) ||
         dalloc(g, (void **)&g->d_iota, (size_t)(2 * S) * 4, "iota", e) ||
+        dalloc(g, (void **)&g->q_exp, (size_t)(g->cap_exp * q * 2), "expanded q", e) ||
+        dalloc(g, (void **)&g->k_exp, (size_t)(g->cap_exp * kv * 2), "expanded k", e) ||
+        dalloc(g, (void **)&g->v_exp, (size_t)(g->cap_exp * kv * 2), "expanded v", e) ||
+        dalloc(g, (void **)&g->attn_exp, (size_t)(g->cap_exp * q * 2), "expanded attention", e) ||
+        dalloc(g, (void **)&g->d_exp_rows, (size_t)g->cap_exp * 4, "expansion rows", e) ||
+        dalloc(g, (void **)&g->d_back_rows, (size_t)T * 4, "expansion back rows", e) ||
+        dalloc(g, (void **)&g->d_cu_exp, (size_t)(S + 1) * 4, "expanded cu_seqlens", e) ||
         dalloc(g, (void **)&g->h_rows_f32, (size_t)(2 * S * H) * 4, "head inputs", e))
         return -1;
     g->out_floats = (size_t)S * (3 * (size_t)K + 1);
@@ -266,6 +281,11 @@ static int alloc_activations(engine *g, armo_err *e) {
     CK(cudaMallocHost((void **)&g->p_cu, (size_t)(S + 1) * 4));
     CK(cudaMallocHost((void **)&g->p_rows, (size_t)(2 * S) * 4));
     CK(cudaMallocHost((void **)&g->p_out, g->out_floats * 4));
+    CK(cudaMallocHost((void **)&g->p_exp_rows, (size_t)g->cap_exp * 4));
+    CK(cudaMallocHost((void **)&g->p_back_rows, (size_t)T * 4));
+    CK(cudaMallocHost((void **)&g->p_cu_exp, (size_t)(S + 1) * 4));
+    g->head_seg = malloc((size_t)S * sizeof *g->head_seg);
+    if (!g->head_seg) return armo_err_set(e, "out of host memory");
     for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
     CK(cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
     float inv[1024];
@@ -298,7 +318,29 @@ static int split_qkv(engine *g, int n, armo_err *e) {
     return 0;
 }
 
-static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) {
+/* Attention of one layer: on the packed layout, or (prefix sharing) on the
+ * expanded one with q/k/v gathered in and the output scattered back. */
+static int attention(engine *g, int n, int nseq, int max_len, const armo_expansion *x,
+                     armo_err *e) {
+    const armo_config *c = &g->cfg;
+    const int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+    cudaStream_t st = g->stream;
+    if (x->identity) {
+        KL(armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len, nh, nkv, hd,
+                               st));
+        return 0;
+    }
+    KL(armo_gather_rows_bf16(g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
+    KL(armo_gather_rows_bf16(g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    KL(armo_gather_rows_bf16(g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    KL(armo_attention_bf16(g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp, x->nseq_exp,
+                           x->n_exp, x->max_len_exp, nh, nkv, hd, st));
+    KL(armo_gather_rows_bf16(g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
+    return 0;
+}
+
+static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_expansion *x,
+                   armo_err *e) {
     const armo_config *c = &g->cfg;
     const int H = c->hidden_size, nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim,
               I = c->intermediate_size, qd = nh * hd, qkvd = (nh + 2 * nkv) * hd;
@@ -312,8 +354,7 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
         if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
         if (split_qkv(g, n, e)) return -1;
         KL(armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
-        KL(armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len, nh, nkv, hd,
-                               st));
+        if (attention(g, n, nseq, max_len, x, e)) return -1;
         int rows = n;
         if (last) { /* only the head's rows from here on: gather them first */
             KL(armo_gather_rows_bf16(g->o, g->attn, g->d_rows, m, qd, st));
@@ -330,20 +371,22 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
         KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
     }
-    /* xn rows [0, nseq) are h_last, [nseq, 2 nseq) h_prompt (ArmoRM) */
+    /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
+    int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
     KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
-        KL(armo_gated_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nseq * H, nseq,
+        KL(armo_gated_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nhead * H, nhead,
                          g->rewards, g->gating, g->coefs, g->score, g->scratch, st));
     } else {
-        KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nseq, g->rewards,
+        KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead, g->rewards,
                                 st));
     }
     return 0;
 }
 
 static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
-                      const int32_t *gpos, armo_result *out, armo_err *e) {
+                      const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
+                      armo_err *e) {
     engine *g = b->impl;
     const armo_config *c = &g->cfg;
     int armorm = c->arch == ARMO_ARCH_ARMORM;
@@ -354,63 +397,106 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
                             "batch of %lld tokens / %d sequences exceeds the CUDA backend's "
                             "buffers (%lld tokens / %d sequences): raise --max-batch-tokens",
                             (long long)n, nseq, (long long)g->cap_tokens, g->cap_seqs);
-    int max_len = 0;
+    armo_expansion x;
+    if (armo_expansion_build(&x, cu, nseq, prefix_of, e)) return -1;
+    int rc = -1;
+    if (x.n_exp > g->cap_exp) {
+        armo_err_set(e, "shared-prefix batch expands to %d attention rows, over the CUDA backend's "
+                        "%lld", x.n_exp, (long long)g->cap_exp);
+        goto done;
+    }
+    int nhead = 0;
     for (int s = 0; s < nseq; s++) {
-        int len = cu[s + 1] - cu[s];
-        if (len <= 0) return armo_err_set(e, "sequence %d is empty", s);
-        if (len > c->max_position_embeddings)
-            return armo_err_set(e, "sequence %d has %d tokens; the model allows %d", s, len,
-                                c->max_position_embeddings);
-        if (armorm && (!gpos || gpos[s] < 0 || gpos[s] >= len))
-            return armo_err_set(e, "sequence %d: gating position %d outside [0, %d)", s,
-                                gpos ? gpos[s] : -1, len);
-        if (len > max_len) max_len = len;
-        for (int i = 0; i < len; i++) {
-            int32_t id = ids[cu[s] + i];
-            if (id < 0 || id >= c->vocab_size)
-                return armo_err_set(e, "sequence %d: token id %d at position %d is outside the "
-                                       "vocabulary (%d)",
-                                    s, id, i, c->vocab_size);
-            g->p_pos[cu[s] + i] = i;
+        int len = cu[s + 1] - cu[s], full = x.full_len[s];
+        if (len <= 0) {
+            armo_err_set(e, "sequence %d is empty", s);
+            goto done;
         }
-        g->p_rows[s] = cu[s + 1] - 1;
-        if (armorm) g->p_rows[nseq + s] = cu[s] + gpos[s];
+        if (full > c->max_position_embeddings) {
+            armo_err_set(e, "sequence %d has %d tokens; the model allows %d", s, full,
+                         c->max_position_embeddings);
+            goto done;
+        }
+        for (int i = cu[s]; i < cu[s + 1]; i++)
+            if (ids[i] < 0 || ids[i] >= c->vocab_size) {
+                armo_err_set(e, "sequence %d: token id %d at position %d is outside the "
+                                "vocabulary (%d)", s, ids[i], x.pos[i], c->vocab_size);
+                goto done;
+            }
+        if (x.is_prefix[s]) continue;
+        if (armorm && (!gpos || gpos[s] < 0 || gpos[s] >= full)) {
+            armo_err_set(e, "sequence %d: gating position %d outside [0, %d)", s,
+                         gpos ? gpos[s] : -1, full);
+            goto done;
+        }
+        g->head_seg[nhead++] = s;
+    }
+    for (int h = 0; h < nhead; h++) {
+        int s = g->head_seg[h];
+        g->p_rows[h] = cu[s + 1] - 1;
+        if (armorm) g->p_rows[nhead + h] = armo_expansion_row(cu, prefix_of, s, gpos[s]);
     }
     memcpy(g->p_ids, ids, (size_t)n * 4);
+    memcpy(g->p_pos, x.pos, (size_t)n * 4);
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
-    int m = armorm ? 2 * nseq : nseq;
+    int m = armorm ? 2 * nhead : nhead;
     cudaStream_t st = g->stream;
-    CK(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    CK(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    CK(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
-    CK(cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
-    if (forward(g, (int)n, nseq, max_len, m, e)) return -1;
-    CK(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
-    CK(cudaStreamSynchronize(st));
+#define CKG(call)                                                                            \
+    do {                                                                                     \
+        cudaError_t st_ = (call);                                                            \
+        if (st_ != cudaSuccess) {                                                            \
+            armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,               \
+                         cudaGetErrorString(st_));                                           \
+            goto done;                                                                       \
+        }                                                                                    \
+    } while (0)
+    CKG(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    CKG(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    CKG(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
+    CKG(cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
+    if (!x.identity) {
+        memcpy(g->p_exp_rows, x.exp_rows, (size_t)x.n_exp * 4);
+        memcpy(g->p_back_rows, x.back_rows, (size_t)n * 4);
+        memcpy(g->p_cu_exp, x.cu_exp, (size_t)(x.nseq_exp + 1) * 4);
+        CKG(cudaMemcpyAsync(g->d_exp_rows, g->p_exp_rows, (size_t)x.n_exp * 4,
+                            cudaMemcpyHostToDevice, st));
+        CKG(cudaMemcpyAsync(g->d_back_rows, g->p_back_rows, (size_t)n * 4, cudaMemcpyHostToDevice,
+                            st));
+        CKG(cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
+                            cudaMemcpyHostToDevice, st));
+    }
+    if (forward(g, (int)n, nseq, x.max_len_exp, m, &x, e)) goto done;
+    CKG(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    CKG(cudaStreamSynchronize(st));
+#undef CKG
     /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
-    const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K, *cf = gt + (size_t)g->cap_seqs * K,
-                *sc = cf + (size_t)g->cap_seqs * K;
-    for (int s = 0; s < nseq; s++) {
+    const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K,
+                *cf = gt + (size_t)g->cap_seqs * K, *sc = cf + (size_t)g->cap_seqs * K;
+    for (int s = 0; s < nseq; s++) memset(&out[s], 0, sizeof out[s]);
+    for (int h = 0; h < nhead; h++) {
+        int s = g->head_seg[h];
         armo_result *r = &out[s];
-        memset(r, 0, sizeof *r);
-        r->n_tokens = cu[s + 1] - cu[s];
+        r->n_tokens = x.full_len[s];
         r->last_pos = r->n_tokens - 1;
         if (armorm) {
             r->gating_pos = gpos[s];
             r->n_objectives = K;
-            r->score = sc[s];
-            memcpy(r->rewards, rw + (size_t)s * K, (size_t)K * 4);
-            memcpy(r->gating, gt + (size_t)s * K, (size_t)K * 4);
-            memcpy(r->coefficients, cf + (size_t)s * K, (size_t)K * 4);
+            r->score = sc[h];
+            memcpy(r->rewards, rw + (size_t)h * K, (size_t)K * 4);
+            memcpy(r->gating, gt + (size_t)h * K, (size_t)K * 4);
+            memcpy(r->coefficients, cf + (size_t)h * K, (size_t)K * 4);
         } else {
             r->gating_pos = -1;
             r->n_labels = K;
-            memcpy(r->labels, rw + (size_t)s * K, (size_t)K * 4);
+            memcpy(r->labels, rw + (size_t)h * K, (size_t)K * 4);
             r->score = r->labels[0];
         }
     }
-    return 0;
+    rc = 0;
+done:
+    armo_expansion_free(&x);
+    return rc;
 }
 
 static void cuda_destroy(armo_backend *b) {
@@ -425,6 +511,10 @@ static void cuda_destroy(armo_backend *b) {
         cudaFreeHost(g->p_cu);
         cudaFreeHost(g->p_rows);
         cudaFreeHost(g->p_out);
+        cudaFreeHost(g->p_exp_rows);
+        cudaFreeHost(g->p_back_rows);
+        cudaFreeHost(g->p_cu_exp);
+        free(g->head_seg);
         if (g->gemm) armo_gemm_destroy(g->gemm);
         if (g->stream) cudaStreamDestroy(g->stream);
         free(g->layers);
@@ -465,6 +555,7 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     g->cap_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens : 16384;
     g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;
     g->cap_rows = g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
+    g->cap_exp = 2 * g->cap_tokens; /* the scheduler keeps shared batches within this */
     if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
     return alloc_activations(g, e);
 }

@@ -9,7 +9,9 @@
  * backend fp32, so the bound is a bf16 one: per sequence
  * |score_cuda - score_cpu| <= 3e-2 * max(1, |score_cpu|) and
  * ‖v_cuda − v_cpu‖ / ‖v_cpu‖ <= 3e-2 for the rewards, gating weights and
- * coefficients; every value finite. */
+ * coefficients; every value finite.  Prompt-prefix sharing: the medium
+ * model's batch is also scored as one shared prefix plus continuations, on
+ * both backends, and compared likewise. */
 #include <glob.h>
 #include <jansson.h>
 #include <math.h>
@@ -61,13 +63,13 @@ static void run_both(const char *what, armo_backend *gpu, armo_backend *cpu, con
                      const int32_t *cu, int nseq, const int32_t *gpos, int split) {
     armo_result *rg = calloc((size_t)nseq, sizeof *rg), *rc = calloc((size_t)nseq, sizeof *rc);
     armo_err e;
-    int ok = cpu->score(cpu, ids, cu, nseq, gpos, rc, &e) == 0;
+    int ok = cpu->score(cpu, ids, cu, nseq, gpos, NULL, rc, &e) == 0;
     CHECK(ok, "%s: cpu: %s", what, e.msg);
     for (int s0 = 0; ok && s0 < nseq; s0 += split) {
         int m = nseq - s0 < split ? nseq - s0 : split;
         int32_t *cu2 = malloc(sizeof(int32_t) * (size_t)(m + 1));
         for (int i = 0; i <= m; i++) cu2[i] = cu[s0 + i] - cu[s0];
-        int r = gpu->score(gpu, ids + cu[s0], cu2, m, gpos ? gpos + s0 : NULL, rg + s0, &e);
+        int r = gpu->score(gpu, ids + cu[s0], cu2, m, gpos ? gpos + s0 : NULL, NULL, rg + s0, &e);
         CHECK(r == 0, "%s: cuda: %s", what, e.msg);
         free(cu2);
         if (r) ok = 0;
@@ -125,6 +127,35 @@ static void test_fixture(const char *golden_path) {
     json_decref(root);
 }
 
+/* Segments: [standalone 100], [prefix 300], 3 continuations (1, 57, 200
+ * tokens) of it; the gating rows lie inside the prefix. */
+static void test_shared(armo_backend *gpu, armo_backend *cpu, int vocab) {
+    const int lens[5] = {100, 300, 1, 57, 200};
+    int32_t cu[6], pre[5] = {-1, -1, 1, 1, 1}, gpos[5] = {90, -1, 250, 299, 120};
+    cu[0] = 0;
+    for (int i = 0; i < 5; i++) cu[i + 1] = cu[i] + lens[i];
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cu[5]);
+    uint64_t x = 7;
+    for (int i = 0; i < cu[5]; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((x >> 33) % (uint64_t)vocab);
+    }
+    armo_result rg[5], rc[5];
+    armo_err e;
+    int ok = cpu->score(cpu, ids, cu, 5, gpos, pre, rc, &e) == 0;
+    CHECK(ok, "shared: cpu: %s", e.msg);
+    if (ok) {
+        ok = gpu->score(gpu, ids, cu, 5, gpos, pre, rg, &e) == 0;
+        CHECK(ok, "shared: cuda: %s", e.msg);
+    }
+    if (ok) {
+        CHECK(rg[1].n_tokens == 0 && rc[1].n_tokens == 0, "prefix segment has no head");
+        compare("shared standalone", &rg[0], &rc[0], 1);
+        compare("shared continuations", &rg[2], &rc[2], 3);
+    }
+    free(ids);
+}
+
 static void test_medium(void) {
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/tmp_engine_medium", ARMO_BINARY_DIR);
@@ -165,6 +196,7 @@ static void test_medium(void) {
     if (gpu && cpu) {
         run_both("medium", gpu, cpu, ids, cu, nseq, gpos, nseq);
         run_both("medium (one by one)", gpu, cpu, ids, cu, nseq, gpos, 1);
+        test_shared(gpu, cpu, s.vocab);
     }
     armo_backend_close(gpu);
     armo_backend_close(cpu);
