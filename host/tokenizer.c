@@ -346,7 +346,7 @@ typedef struct {
 
 #define CACHE_SLOTS 32768u    /* power of two */
 #define CACHE_MAX_PIECE 64u   /* pieces longer than this are not cached */
-#define CACHE_ARENA (1u << 21) /* bytes of keys + ids before the cache is reset */
+#define CACHE_ARENA (1u << 20) /* bytes of keys (and of ids) before the cache is reset */
 
 typedef struct {
     uint64_t hash;
@@ -404,7 +404,7 @@ static scratch *scratch_new(const armo_tokenizer *t, armo_err *e) {
     }
     s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
     s->cache_bytes = malloc(CACHE_ARENA);
-    s->cache_ids = malloc(CACHE_ARENA * sizeof(int32_t) / 4);
+    s->cache_ids = malloc(CACHE_ARENA); /* CACHE_ARENA / 4 ids */
     if (!s->cache || !s->cache_bytes || !s->cache_ids) goto oom;
     return s;
 oom:

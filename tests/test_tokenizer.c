@@ -253,5 +253,45 @@ int main(void) {
     }
     CHECK(armo_tokenizer_load_files(ARMO_BINARY_DIR "/bad_tokenizer.json", NULL, &le) == NULL &&
               test_contains(le.msg, "cannot parse"), "truncated: %s", le.msg);
+    /* malformed tokenizer.json variants: each a clear message */
+    static const struct {
+        const char *json, *want;
+    } bad_files[] = {
+        {"[]", "BPE"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "bad id"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a c\"]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "missing from the vocab"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a\"]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "left right"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u4e2d\":0},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "byte-level alphabet"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}", "pre_tokenizer"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{\"type\":\"NFC\"},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "normalizer"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],\"byte_fallback\":true},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "byte_fallback"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"added_tokens\":[{\"id\":1,\"content\":\"<x>\",\"lstrip\":true}],"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "lstrip"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"added_tokens\":[{\"content\":\"<x>\"}],\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+         "lacks an id"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+         "\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
+         "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]}}", "does not compile"},
+    };
+    for (size_t i = 0; i < sizeof bad_files / sizeof bad_files[0]; i++) {
+        f = fopen(ARMO_BINARY_DIR "/bad_tokenizer.json", "w");
+        if (!f) continue;
+        fputs(bad_files[i].json, f);
+        fclose(f);
+        armo_err be = {{0}};
+        armo_tokenizer *bt = armo_tokenizer_load_files(ARMO_BINARY_DIR "/bad_tokenizer.json", NULL, &be);
+        CHECK(bt == NULL && test_contains(be.msg, bad_files[i].want), "bad file %zu: '%s' lacks '%s'",
+              i, be.msg, bad_files[i].want);
+        armo_tokenizer_free(bt);
+    }
     return test_finish("test_tokenizer");
 }
