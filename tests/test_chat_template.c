@@ -152,6 +152,35 @@ int main(void) {
     CHECK(armo_chat_template_is_llama3(tmpl), "bundled");
     CHECK(!armo_chat_template_is_llama3(k_llama31_fragment), "3.1 refused");
     CHECK(!armo_chat_template_is_llama3(NULL), "null");
+    /* spellings that render the same are recognised ... */
+    CHECK(armo_chat_template_is_llama3(
+              "{# Llama 3 #}{% for message in messages %}{% set content = \"<|start_header_id|>\" ~ "
+              "message.role ~ \"<|end_header_id|>\\n\\n\" ~ message.content | trim ~ \"<|eot_id|>\" %}"
+              "{% if loop.first %}{% set content = bos_token ~ content %}{% endif %}{{ content }}"
+              "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant"
+              "<|end_header_id|>\n\n' }}{% endif %}"), "equivalent spelling accepted");
+    /* ... but not the first Meta release, which always appends the assistant header, nor output
+     * text outside tags, nor an eos_token branch */
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"),
+          "unconditional generation header refused");
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}\n{% endfor %}{% if add_generation_prompt %}{{ "
+              "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+          "output newline refused");
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+              "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% else %}{{ eos_token }}{% endif %}"),
+          "eos branch refused");
     if (tmpl) {
         /* spacing inside tags does not matter, literal text does */
         size_t L = strlen(tmpl);
