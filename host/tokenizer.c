@@ -1024,27 +1024,25 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
                     tmpl = json_string_value(json_object_get(it, "template"));
             }
         }
-        /* transformers >= 4.43 may store it beside, as chat_template.jinja (it wins) */
+        if (tmpl && !(t->chat_template = strdup(tmpl))) {
+            armo_err_set(e, "out of memory");
+            goto fail;
+        }
+    }
+    {
+        /* newer transformers save the template beside, as chat_template.jinja (it wins) */
         char jpath[4096];
-        const char *slash = strrchr(cfg_path, '/');
-        int dl = slash ? (int)(slash - cfg_path) : 0;
-        snprintf(jpath, sizeof jpath, "%.*s%schat_template.jinja", dl, cfg_path, slash ? "/" : "");
-        size_t jl;
-        armo_err ignore;
-        char *jt = NULL;
+        const char *slash = strrchr(tj_path, '/');
+        int dl = slash ? (int)(slash - tj_path) : 0;
+        snprintf(jpath, sizeof jpath, "%.*s%schat_template.jinja", dl, tj_path, slash ? "/" : "");
         FILE *probe = fopen(jpath, "rb");
         if (probe) {
             fclose(probe);
-            jt = read_file(jpath, &jl, &ignore);
-        }
-        if (jt) {
+            size_t jl;
+            char *jt = read_file(jpath, &jl, e);
+            if (!jt) goto fail;
+            free(t->chat_template);
             t->chat_template = jt;
-        } else if (tmpl) {
-            t->chat_template = strdup(tmpl);
-            if (!t->chat_template) {
-                armo_err_set(e, "out of memory");
-                goto fail;
-            }
         }
     }
     if (bos) t->bos_id = armo_tokenizer_token_id(t, bos, strlen(bos));
