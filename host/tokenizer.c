@@ -509,10 +509,23 @@ static int bpe_piece(const armo_tokenizer *t, scratch *s, const unsigned char *p
         next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
         alive[i] = 1;
     }
-    size_t hn = 0;
+    size_t hn = 0; /* initial pairs, then Floyd's O(n) heapify */
     for (size_t i = 0; i + 1 < n; i++) {
         const merge_slot *m = merge_find(t, c[i], c[i + 1]);
-        if (m && heap_push(s, &hn, (heap_item){m->rank, (uint32_t)i, m->new_id}, e)) return -1;
+        if (m) s->heap[hn++] = (heap_item){m->rank, (uint32_t)i, m->new_id};
+    }
+    for (size_t k = hn / 2; k-- > 0;) {
+        heap_item it = s->heap[k];
+        size_t i = k;
+        for (;;) {
+            size_t l = 2 * i + 1;
+            if (l >= hn) break;
+            size_t ch = (l + 1 < hn && heap_less(&s->heap[l + 1], &s->heap[l])) ? l + 1 : l;
+            if (!heap_less(&s->heap[ch], &it)) break;
+            s->heap[i] = s->heap[ch];
+            i = ch;
+        }
+        s->heap[i] = it;
     }
     while (hn) {
         heap_item top = heap_pop(s, &hn);
@@ -542,6 +555,54 @@ static int bpe_piece(const armo_tokenizer *t, scratch *s, const unsigned char *p
     return 0;
 }
 
+/* BPE of a short piece (n <= BPE_SMALL bytes) by repeated scans: merge the
+ * leftmost lowest-ranked adjacent pair until none is left.  This is the same
+ * result as the heap loop above: a stale heap entry can only pass HF's check
+ * when its pair is unchanged (symbols only grow, so no other split of the
+ * same bytes can appear at that position), so HF merges exactly the leftmost
+ * minimum-rank pair each time.  No heap, no linked list: faster when short. */
+#define BPE_SMALL 48
+
+static int bpe_small(const armo_tokenizer *t, const unsigned char *p, size_t n, armo_ids *out,
+                     armo_err *e) {
+    int32_t c[BPE_SMALL], nid[BPE_SMALL];
+    uint32_t rank[BPE_SMALL];
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) {
+        c[i] = t->byte_id[p[i]];
+        if (c[i] < 0) return armo_err_set(e, "byte 0x%02x has no token in this vocabulary", p[i]);
+    }
+    for (size_t i = 0; i + 1 < m; i++) {
+        const merge_slot *ms = merge_find(t, c[i], c[i + 1]);
+        rank[i] = ms ? ms->rank : UINT32_MAX;
+        nid[i] = ms ? ms->new_id : -1;
+    }
+    while (m > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < m; i++)
+            if (rank[i] < rank[best]) best = i;
+        if (rank[best] == UINT32_MAX) break;
+        c[best] = nid[best];
+        for (size_t i = best + 1; i + 1 < m; i++) c[i] = c[i + 1];
+        for (size_t i = best + 1; i + 2 < m; i++) {
+            rank[i] = rank[i + 1];
+            nid[i] = nid[i + 1];
+        }
+        m--;
+        if (best + 1 < m) {
+            const merge_slot *ms = merge_find(t, c[best], c[best + 1]);
+            rank[best] = ms ? ms->rank : UINT32_MAX;
+            nid[best] = ms ? ms->new_id : -1;
+        }
+        if (best > 0) {
+            const merge_slot *ms = merge_find(t, c[best - 1], c[best]);
+            rank[best - 1] = ms ? ms->rank : UINT32_MAX;
+            nid[best - 1] = ms ? ms->new_id : -1;
+        }
+    }
+    return armo_ids_append(out, c, m, e);
+}
+
 static void cache_reset(scratch *s) {
     memset(s->cache, 0, CACHE_SLOTS * sizeof *s->cache);
     s->cache_used = s->cache_bytes_used = s->cache_ids_used = 0;
@@ -566,7 +627,7 @@ static int encode_piece(const armo_tokenizer *t, scratch *s, const unsigned char
         slot = (slot + 1) & (CACHE_SLOTS - 1);
     }
     size_t start = out->n;
-    if (bpe_piece(t, s, p, n, out, e)) return -1;
+    if ((n <= BPE_SMALL ? bpe_small(t, p, n, out, e) : bpe_piece(t, s, p, n, out, e))) return -1;
     size_t nid = out->n - start;
     if (s->cache_used >= CACHE_SLOTS / 2 || s->cache_bytes_used + n > CACHE_ARENA ||
         s->cache_ids_used + nid > CACHE_ARENA / 4) {
