@@ -3,7 +3,7 @@
 
   /work/venv/bin/python profiling/bench_tokenizer.py [--bench build/bench_tokenizer]
         [--model build/models/_data/llama3-tokenizer]
-        [--corpus tests/data/tokenizer/corpus.jsonl.xz] [--passes 5] [--skip-long]
+        [--corpus tests/data/tokenizer/corpus.jsonl.xz | --stdlib-mb 4] [--passes 5] [--skip-long]
 
 tiktoken gets the Llama-3 pattern and ranks built from tokenizer.json: rank =
 token id for the 128 000 byte-level tokens, whose bytes come from the GPT-2
@@ -73,7 +73,31 @@ def main():
                                                      "corpus.jsonl.xz"))
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--stdlib-mb", type=float, default=0,
+                    help="instead of --corpus: this many MB of Python standard-library source "
+                         "files (sorted, in 8 KB texts), a larger corpus of real code and prose "
+                         "written to a temporary JSONL")
     args = ap.parse_args()
+    if args.stdlib_mb > 0:
+        import tempfile
+        libdir = os.path.dirname(os.__file__)
+        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(libdir) for f in fs
+                       if f.endswith(".py") and "site-packages" not in d)
+        budget, n = int(args.stdlib_mb * 1e6), 0
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
+        for path in paths:
+            try:
+                src = open(path, encoding="utf-8").read()
+            except (UnicodeDecodeError, OSError):
+                continue
+            for a in range(0, len(src), 8192):
+                chunk = src[a:a + 8192]
+                tmp.write(json.dumps({"name": "stdlib", "text": chunk}) + "\n")
+                n += len(chunk.encode("utf-8"))
+            if n >= budget:
+                break
+        tmp.close()
+        args.corpus = tmp.name
 
     import tiktoken
     import tokenizers
@@ -125,6 +149,8 @@ def main():
               f"{rate / tk_rate:>10.2f}x")
     print(f"token counts equal: {len(set(r[1] for r in rows)) == 1}; "
           f"texts where tiktoken ids != HF ids: {disagree_tk}")
+    if args.stdlib_mb > 0:
+        os.unlink(args.corpus)
 
 
 if __name__ == "__main__":
