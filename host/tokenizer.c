@@ -187,8 +187,8 @@ struct armo_tokenizer {
     int n_added;
     uint32_t *added_slots;
     uint64_t added_mask;
-    unsigned char added_first[256]; /* 1: some added token (special or not) starts with this byte */
-    unsigned char added_first_nonspecial[256];
+    unsigned char added_first[256]; /* 1: some added token starts with this byte */
+    int n_nonspecial; /* added tokens not marked special */
     uint32_t added_lens[64];
     int n_added_lens;
     /* regex */
@@ -689,27 +689,29 @@ int armo_tokenizer_encode(const armo_tokenizer *t, const char *text, size_t len,
                             (unsigned char)text[bad], bad);
     scratch *s = scratch_take(t, e);
     if (!s) return -1;
-    const unsigned char *first = (flags & ARMO_TOK_SPECIAL_AS_TEXT) ? t->added_first_nonspecial
-                                                                    : t->added_first;
+    /* Added-token split as HF's AddedVocabulary: non-overlapping leftmost-longest matches over
+     * all added tokens; with SPECIAL_AS_TEXT a match of a special token is skipped whole (its
+     * text stays in the segment), as HF's encode_special_tokens does. */
+    int as_text = (flags & ARMO_TOK_SPECIAL_AS_TEXT) != 0;
+    int scan = t->n_added && !(as_text && !t->n_nonspecial);
     size_t seg = 0, i = 0;
     int rc = 0;
-    while (i < len) {
-        if (!first[(unsigned char)text[i]]) {
+    while (scan && i < len) {
+        if (!t->added_first[(unsigned char)text[i]]) {
             i++;
             continue;
         }
         int32_t hit = -1;
-        for (int k = 0; k < t->n_added_lens; k++) { /* longest first */
+        for (int k = 0; k < t->n_added_lens && hit < 0; k++) { /* longest first */
             size_t L = t->added_lens[k];
-            if (L > len - i) continue;
-            int32_t a = added_find(t, text + i, L);
-            if (a >= 0 && !((flags & ARMO_TOK_SPECIAL_AS_TEXT) && t->added[a].special)) {
-                hit = a;
-                break;
-            }
+            if (L <= len - i) hit = added_find(t, text + i, L);
         }
         if (hit < 0) {
             i++;
+            continue;
+        }
+        if (as_text && t->added[hit].special) {
+            i += t->added[hit].len;
             continue;
         }
         if (i > seg && (rc = encode_segment(t, s, text + seg, i - seg, out, e))) break;
@@ -1034,7 +1036,7 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
         t->added_slots[h] = (uint32_t)i + 1;
         unsigned char f = (unsigned char)at->content[0];
         t->added_first[f] = 1;
-        if (!at->special) t->added_first_nonspecial[f] = 1;
+        if (!at->special) t->n_nonspecial++;
         int have = 0;
         for (int k = 0; k < t->n_added_lens; k++) have |= t->added_lens[k] == at->len;
         if (!have) {
