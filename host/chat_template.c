@@ -15,31 +15,96 @@ static const char k_llama3_template[] =
 
 static const char k_gating[] = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
 
-/* Copies s without the ASCII whitespace found outside '...' / "..." string
- * literals (Jinja ignores it inside tags; literal contents are kept as is). */
+/* Canonical form of a Jinja template for comparison.  Text outside tags is
+ * output, so it is kept byte for byte; inside {{ }} / {% %} tags ASCII
+ * whitespace outside string literals is dropped and "..." literals become
+ * '...' (when free of quotes), with \n escapes in literals read as newlines
+ * (as Jinja does); {# #} comments are dropped.  Then spellings
+ * that render identically are unified: `~` for `+`, loop.first for
+ * loop.index0 == 0, message.role / message.content for message['role'] /
+ * message['content'], and the `loop_messages = messages` alias. */
+static char *replace_all(char *s, const char *from, const char *to) {
+    if (!s) return NULL;
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + fl, from)) n++;
+    if (!n) return s;
+    char *out = malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1);
+    if (!out) {
+        free(s);
+        return NULL;
+    }
+    char *o = out;
+    const char *p = s, *q;
+    while ((q = strstr(p, from))) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, tl);
+        o += tl;
+        p = q + fl;
+    }
+    strcpy(o, p);
+    free(s);
+    return out;
+}
+
 static char *normalize_template(const char *s) {
     size_t n = strlen(s);
     char *out = malloc(n + 1);
     if (!out) return NULL;
-    size_t o = 0;
-    char quote = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (quote) {
-            out[o++] = c;
-            if (c == '\\' && i + 1 < n) {
-                out[o++] = s[++i];
-            } else if (c == quote) {
-                quote = 0;
+    size_t o = 0, i = 0;
+    while (i < n) {
+        if (s[i] == '{' && i + 1 < n && s[i + 1] == '#') { /* comment */
+            const char *end = strstr(s + i + 2, "#}");
+            i = end ? (size_t)(end - s) + 2 : n;
+            continue;
+        }
+        if (!(s[i] == '{' && i + 1 < n && (s[i + 1] == '{' || s[i + 1] == '%'))) {
+            out[o++] = s[i++]; /* output text: verbatim */
+            continue;
+        }
+        char close = s[i + 1] == '{' ? '}' : '%';
+        out[o++] = s[i++];
+        out[o++] = s[i++];
+        while (i < n) {
+            char c = s[i];
+            if (c == close && i + 1 < n && s[i + 1] == '}') {
+                out[o++] = s[i++];
+                out[o++] = s[i++];
+                break;
             }
-        } else if (c == '\'' || c == '"') {
-            quote = c;
-            out[o++] = c;
-        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-            out[o++] = c;
+            if (c == '\'' || c == '"') {
+                size_t j = i + 1;
+                int other = 0;
+                while (j < n && s[j] != c) {
+                    if (s[j] == '\\' && j + 1 < n) j++;
+                    if (s[j] == '\'' || s[j] == '"') other = 1;
+                    j++;
+                }
+                char q = other ? c : '\'';
+                out[o++] = q;
+                for (size_t k = i + 1; k < j; k++) { /* Jinja unescapes \n in literals */
+                    if (s[k] == '\\' && k + 1 < j && s[k + 1] == 'n') {
+                        out[o++] = '\n';
+                        k++;
+                    } else {
+                        out[o++] = s[k];
+                    }
+                }
+                if (j < n) out[o++] = q;
+                i = j + 1;
+                continue;
+            }
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') out[o++] = c;
+            i++;
         }
     }
     out[o] = 0;
+    out = replace_all(out, "{%setloop_messages=messages%}", "");
+    out = replace_all(out, "loop_messages", "messages");
+    out = replace_all(out, "~", "+");
+    out = replace_all(out, "loop.first", "loop.index0==0");
+    out = replace_all(out, "message.role", "message['role']");
+    out = replace_all(out, "message.content", "message['content']");
     return out;
 }
 

@@ -99,6 +99,10 @@ int armo_record_encode(const armo_tokenizer *tok, const armo_record *r, size_t i
 typedef struct {
     armo_ids *seqs;  /* armo_record_n_sequences(record) sequences */
     size_t n_seqs;
+    /* Number of leading ids identical in every sequence (for a pair or
+     * best-of-N, the templated prompt that prefix sharing can compute once;
+     * for one sequence, its length). */
+    size_t shared_prefix;
     char *error;     /* NULL, or "line N (id X): …" (malloc'ed); seqs then empty */
 } armo_record_tokens;
 

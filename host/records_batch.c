@@ -50,6 +50,13 @@ static void encode_one(batch_job *j, size_t i) {
             return;
         }
     }
+    size_t common = o->seqs[0].n;
+    for (size_t k = 1; k < ns; k++) {
+        size_t q = 0;
+        while (q < common && q < o->seqs[k].n && o->seqs[k].ids[q] == o->seqs[0].ids[q]) q++;
+        common = q;
+    }
+    o->shared_prefix = common;
 }
 
 static void *worker(void *arg) {

@@ -187,8 +187,8 @@ struct armo_tokenizer {
     int n_added;
     uint32_t *added_slots;
     uint64_t added_mask;
-    unsigned char added_first[256]; /* 1: some added token (special or not) starts with this byte */
-    unsigned char added_first_nonspecial[256];
+    unsigned char added_first[256]; /* 1: some added token starts with this byte */
+    int n_nonspecial; /* added tokens not marked special */
     uint32_t added_lens[64];
     int n_added_lens;
     /* regex */
@@ -346,7 +346,7 @@ typedef struct {
 
 #define CACHE_SLOTS 32768u    /* power of two */
 #define CACHE_MAX_PIECE 64u   /* pieces longer than this are not cached */
-#define CACHE_ARENA (1u << 21) /* bytes of keys + ids before the cache is reset */
+#define CACHE_ARENA (1u << 20) /* bytes of keys (and of ids) before the cache is reset */
 
 typedef struct {
     uint64_t hash;
@@ -404,7 +404,7 @@ static scratch *scratch_new(const armo_tokenizer *t, armo_err *e) {
     }
     s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
     s->cache_bytes = malloc(CACHE_ARENA);
-    s->cache_ids = malloc(CACHE_ARENA * sizeof(int32_t) / 4);
+    s->cache_ids = malloc(CACHE_ARENA); /* CACHE_ARENA / 4 ids */
     if (!s->cache || !s->cache_bytes || !s->cache_ids) goto oom;
     return s;
 oom:
@@ -509,10 +509,23 @@ static int bpe_piece(const armo_tokenizer *t, scratch *s, const unsigned char *p
         next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
         alive[i] = 1;
     }
-    size_t hn = 0;
+    size_t hn = 0; /* initial pairs, then Floyd's O(n) heapify */
     for (size_t i = 0; i + 1 < n; i++) {
         const merge_slot *m = merge_find(t, c[i], c[i + 1]);
-        if (m && heap_push(s, &hn, (heap_item){m->rank, (uint32_t)i, m->new_id}, e)) return -1;
+        if (m) s->heap[hn++] = (heap_item){m->rank, (uint32_t)i, m->new_id};
+    }
+    for (size_t k = hn / 2; k-- > 0;) {
+        heap_item it = s->heap[k];
+        size_t i = k;
+        for (;;) {
+            size_t l = 2 * i + 1;
+            if (l >= hn) break;
+            size_t ch = (l + 1 < hn && heap_less(&s->heap[l + 1], &s->heap[l])) ? l + 1 : l;
+            if (!heap_less(&s->heap[ch], &it)) break;
+            s->heap[i] = s->heap[ch];
+            i = ch;
+        }
+        s->heap[i] = it;
     }
     while (hn) {
         heap_item top = heap_pop(s, &hn);
@@ -542,6 +555,54 @@ static int bpe_piece(const armo_tokenizer *t, scratch *s, const unsigned char *p
     return 0;
 }
 
+/* BPE of a short piece (n <= BPE_SMALL bytes) by repeated scans: merge the
+ * leftmost lowest-ranked adjacent pair until none is left.  This is the same
+ * result as the heap loop above: a stale heap entry can only pass HF's check
+ * when its pair is unchanged (symbols only grow, so no other split of the
+ * same bytes can appear at that position), so HF merges exactly the leftmost
+ * minimum-rank pair each time.  No heap, no linked list: faster when short. */
+#define BPE_SMALL 48
+
+static int bpe_small(const armo_tokenizer *t, const unsigned char *p, size_t n, armo_ids *out,
+                     armo_err *e) {
+    int32_t c[BPE_SMALL], nid[BPE_SMALL];
+    uint32_t rank[BPE_SMALL];
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) {
+        c[i] = t->byte_id[p[i]];
+        if (c[i] < 0) return armo_err_set(e, "byte 0x%02x has no token in this vocabulary", p[i]);
+    }
+    for (size_t i = 0; i + 1 < m; i++) {
+        const merge_slot *ms = merge_find(t, c[i], c[i + 1]);
+        rank[i] = ms ? ms->rank : UINT32_MAX;
+        nid[i] = ms ? ms->new_id : -1;
+    }
+    while (m > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < m; i++)
+            if (rank[i] < rank[best]) best = i;
+        if (rank[best] == UINT32_MAX) break;
+        c[best] = nid[best];
+        for (size_t i = best + 1; i + 1 < m; i++) c[i] = c[i + 1];
+        for (size_t i = best + 1; i + 2 < m; i++) {
+            rank[i] = rank[i + 1];
+            nid[i] = nid[i + 1];
+        }
+        m--;
+        if (best + 1 < m) {
+            const merge_slot *ms = merge_find(t, c[best], c[best + 1]);
+            rank[best] = ms ? ms->rank : UINT32_MAX;
+            nid[best] = ms ? ms->new_id : -1;
+        }
+        if (best > 0) {
+            const merge_slot *ms = merge_find(t, c[best - 1], c[best]);
+            rank[best - 1] = ms ? ms->rank : UINT32_MAX;
+            nid[best - 1] = ms ? ms->new_id : -1;
+        }
+    }
+    return armo_ids_append(out, c, m, e);
+}
+
 static void cache_reset(scratch *s) {
     memset(s->cache, 0, CACHE_SLOTS * sizeof *s->cache);
     s->cache_used = s->cache_bytes_used = s->cache_ids_used = 0;
@@ -566,7 +627,7 @@ static int encode_piece(const armo_tokenizer *t, scratch *s, const unsigned char
         slot = (slot + 1) & (CACHE_SLOTS - 1);
     }
     size_t start = out->n;
-    if (bpe_piece(t, s, p, n, out, e)) return -1;
+    if ((n <= BPE_SMALL ? bpe_small(t, p, n, out, e) : bpe_piece(t, s, p, n, out, e))) return -1;
     size_t nid = out->n - start;
     if (s->cache_used >= CACHE_SLOTS / 2 || s->cache_bytes_used + n > CACHE_ARENA ||
         s->cache_ids_used + nid > CACHE_ARENA / 4) {
@@ -628,27 +689,29 @@ int armo_tokenizer_encode(const armo_tokenizer *t, const char *text, size_t len,
                             (unsigned char)text[bad], bad);
     scratch *s = scratch_take(t, e);
     if (!s) return -1;
-    const unsigned char *first = (flags & ARMO_TOK_SPECIAL_AS_TEXT) ? t->added_first_nonspecial
-                                                                    : t->added_first;
+    /* Added-token split as HF's AddedVocabulary: non-overlapping leftmost-longest matches over
+     * all added tokens; with SPECIAL_AS_TEXT a match of a special token is skipped whole (its
+     * text stays in the segment), as HF's encode_special_tokens does. */
+    int as_text = (flags & ARMO_TOK_SPECIAL_AS_TEXT) != 0;
+    int scan = t->n_added && !(as_text && !t->n_nonspecial);
     size_t seg = 0, i = 0;
     int rc = 0;
-    while (i < len) {
-        if (!first[(unsigned char)text[i]]) {
+    while (scan && i < len) {
+        if (!t->added_first[(unsigned char)text[i]]) {
             i++;
             continue;
         }
         int32_t hit = -1;
-        for (int k = 0; k < t->n_added_lens; k++) { /* longest first */
+        for (int k = 0; k < t->n_added_lens && hit < 0; k++) { /* longest first */
             size_t L = t->added_lens[k];
-            if (L > len - i) continue;
-            int32_t a = added_find(t, text + i, L);
-            if (a >= 0 && !((flags & ARMO_TOK_SPECIAL_AS_TEXT) && t->added[a].special)) {
-                hit = a;
-                break;
-            }
+            if (L <= len - i) hit = added_find(t, text + i, L);
         }
         if (hit < 0) {
             i++;
+            continue;
+        }
+        if (as_text && t->added[hit].special) {
+            i += t->added[hit].len;
             continue;
         }
         if (i > seg && (rc = encode_segment(t, s, text + seg, i - seg, out, e))) break;
@@ -973,7 +1036,7 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
         t->added_slots[h] = (uint32_t)i + 1;
         unsigned char f = (unsigned char)at->content[0];
         t->added_first[f] = 1;
-        if (!at->special) t->added_first_nonspecial[f] = 1;
+        if (!at->special) t->n_nonspecial++;
         int have = 0;
         for (int k = 0; k < t->n_added_lens; k++) have |= t->added_lens[k] == at->len;
         if (!have) {
@@ -1024,27 +1087,25 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
                     tmpl = json_string_value(json_object_get(it, "template"));
             }
         }
-        /* transformers >= 4.43 may store it beside, as chat_template.jinja (it wins) */
+        if (tmpl && !(t->chat_template = strdup(tmpl))) {
+            armo_err_set(e, "out of memory");
+            goto fail;
+        }
+    }
+    {
+        /* newer transformers save the template beside, as chat_template.jinja (it wins) */
         char jpath[4096];
-        const char *slash = strrchr(cfg_path, '/');
-        int dl = slash ? (int)(slash - cfg_path) : 0;
-        snprintf(jpath, sizeof jpath, "%.*s%schat_template.jinja", dl, cfg_path, slash ? "/" : "");
-        size_t jl;
-        armo_err ignore;
-        char *jt = NULL;
+        const char *slash = strrchr(tj_path, '/');
+        int dl = slash ? (int)(slash - tj_path) : 0;
+        snprintf(jpath, sizeof jpath, "%.*s%schat_template.jinja", dl, tj_path, slash ? "/" : "");
         FILE *probe = fopen(jpath, "rb");
         if (probe) {
             fclose(probe);
-            jt = read_file(jpath, &jl, &ignore);
-        }
-        if (jt) {
+            size_t jl;
+            char *jt = read_file(jpath, &jl, e);
+            if (!jt) goto fail;
+            free(t->chat_template);
             t->chat_template = jt;
-        } else if (tmpl) {
-            t->chat_template = strdup(tmpl);
-            if (!t->chat_template) {
-                armo_err_set(e, "out of memory");
-                goto fail;
-            }
         }
     }
     if (bos) t->bos_id = armo_tokenizer_token_id(t, bos, strlen(bos));

@@ -21,10 +21,13 @@
  * default (flags = 0), recognises "<|eot_id|>" etc. anywhere in the text,
  * including inside a user's message content after templating: a message
  * that contains the literal string "<|eot_id|>" is encoded with the real
- * <|eot_id|> id (128009), exactly as apply_chat_template does.  With
- * ARMO_TOK_SPECIAL_AS_TEXT the added tokens are NOT recognised and their
- * strings are encoded as plain text through regex + BPE (HF's
- * `encode_special_tokens=True` / transformers' `split_special_tokens=True`);
+ * <|eot_id|> id (128009), exactly as apply_chat_template does (so a user can
+ * forge turn boundaries).  With ARMO_TOK_SPECIAL_AS_TEXT the special added
+ * tokens are NOT recognised and their strings are encoded as plain text
+ * through regex + BPE ("<|eot_id|>" -> "<", "|", "e", "ot", "_id", "|>"
+ * pieces), as HF's `encode_special_tokens=True` / transformers'
+ * `split_special_tokens=True` does (non-special added tokens, which Llama-3
+ * has none of, are still recognised);
  * the chat renderer applies the flag to roles and contents only, so the
  * template's own special tokens stay special.
  *

@@ -20,6 +20,8 @@ static const char *k_llama31_fragment =
     "{%- endif %}\n{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n"
     "{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n";
 
+static char *g_llama3_template; /* the bundled tokenizer_config.json's, copied */
+
 static int write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
@@ -28,7 +30,8 @@ static int write_file(const char *path, const char *text) {
 }
 
 /* A model dir with the Llama-3 tokenizer.json and the given config text. */
-static armo_tokenizer *load_with_config(const char *sub, const char *config_json, armo_err *e) {
+static armo_tokenizer *load_with_config(const char *sub, const char *config_json, const char *jinja,
+                                        armo_err *e) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/chat_test_%s", ARMO_BINARY_DIR, sub);
     mkdir(dir, 0755);
@@ -37,6 +40,9 @@ static armo_tokenizer *load_with_config(const char *sub, const char *config_json
     if (symlink(TOK_DIR "/tokenizer.json", path)) return NULL;
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     if (write_file(path, config_json)) return NULL;
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    unlink(path);
+    if (jinja && write_file(path, jinja)) return NULL;
     return armo_tokenizer_load(dir, e);
 }
 
@@ -149,9 +155,39 @@ int main(void) {
 
     /* template recognition */
     const char *tmpl = armo_tokenizer_chat_template(tok);
+    g_llama3_template = tmpl ? strdup(tmpl) : strdup("");
     CHECK(armo_chat_template_is_llama3(tmpl), "bundled");
     CHECK(!armo_chat_template_is_llama3(k_llama31_fragment), "3.1 refused");
     CHECK(!armo_chat_template_is_llama3(NULL), "null");
+    /* spellings that render the same are recognised ... */
+    CHECK(armo_chat_template_is_llama3(
+              "{# Llama 3 #}{% for message in messages %}{% set content = \"<|start_header_id|>\" ~ "
+              "message.role ~ \"<|end_header_id|>\\n\\n\" ~ message.content | trim ~ \"<|eot_id|>\" %}"
+              "{% if loop.first %}{% set content = bos_token ~ content %}{% endif %}{{ content }}"
+              "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant"
+              "<|end_header_id|>\n\n' }}{% endif %}"), "equivalent spelling accepted");
+    /* ... but not the first Meta release, which always appends the assistant header, nor output
+     * text outside tags, nor an eos_token branch */
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"),
+          "unconditional generation header refused");
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}\n{% endfor %}{% if add_generation_prompt %}{{ "
+              "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+          "output newline refused");
+    CHECK(!armo_chat_template_is_llama3(
+              "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+              "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+              "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% else %}{{ eos_token }}{% endif %}"),
+          "eos branch refused");
     if (tmpl) {
         /* spacing inside tags does not matter, literal text does */
         size_t L = strlen(tmpl);
@@ -177,7 +213,7 @@ int main(void) {
     json_t *cfg = json_pack("{s:s, s:s, s:s}", "bos_token", "<|begin_of_text|>", "eos_token",
                             "<|eot_id|>", "chat_template", k_llama31_fragment);
     char *cfg_text = json_dumps(cfg, 0);
-    armo_tokenizer *t31 = load_with_config("llama31", cfg_text, &le);
+    armo_tokenizer *t31 = load_with_config("llama31", cfg_text, NULL, &le);
     free(cfg_text);
     json_decref(cfg);
     CHECK(t31 != NULL, "load 3.1-style: %s", le.msg);
@@ -191,7 +227,7 @@ int main(void) {
         armo_ids_free(&x);
         armo_tokenizer_free(t31);
     }
-    armo_tokenizer *tnone = load_with_config("none", "{\"bos_token\": \"<|begin_of_text|>\"}", &le);
+    armo_tokenizer *tnone = load_with_config("none", "{\"bos_token\": \"<|begin_of_text|>\"}", NULL, &le);
     CHECK(tnone != NULL, "load no-template: %s", le.msg);
     if (tnone) {
         armo_ids x = {0};
@@ -200,5 +236,19 @@ int main(void) {
         armo_ids_free(&x);
         armo_tokenizer_free(tnone);
     }
+    /* chat_template.jinja beside tokenizer_config.json wins over its chat_template */
+    armo_tokenizer *tj = load_with_config("jinja", "{\"bos_token\": \"<|begin_of_text|>\"}",
+                                          g_llama3_template, &le);
+    CHECK(tj && armo_chat_check(tj, &le) == 0, "template from chat_template.jinja: %s", le.msg);
+    armo_tokenizer_free(tj);
+    json_t *cfg3 = json_pack("{s:s, s:s}", "bos_token", "<|begin_of_text|>", "chat_template",
+                             g_llama3_template);
+    char *cfg3_text = json_dumps(cfg3, 0);
+    tj = load_with_config("jinja31", cfg3_text, k_llama31_fragment, &le);
+    free(cfg3_text);
+    json_decref(cfg3);
+    CHECK(tj && armo_chat_check(tj, &le) == -1, "jinja file wins");
+    armo_tokenizer_free(tj);
+    free(g_llama3_template);
     return test_finish("test_chat_template");
 }

@@ -224,6 +224,17 @@ int main(void) {
     CHECK(mismatches == 0, "%d sequences differ from HF", mismatches);
     printf("batch: %zu records on 4 threads, %d mismatching sequences\n", nr, mismatches);
 
+    /* shared prefix of a pair: the templated prompt up to the response text */
+    armo_record pr;
+    CHECK(parse("{\"prompt\":\"Hi\",\"chosen\":\"A\",\"rejected\":\"B\"}", 1, &pr, &e) == 0, "%s",
+          e.msg);
+    armo_record_tokens pt;
+    CHECK(armo_encode_records(tok, &pr, 1, 2, 0, &pt, &e) == 0 && !pt.error && pt.n_seqs == 2, "pair");
+    /* BOS SH user EH \n\n Hi EOT SH assistant EH \n\n | A/B EOT */
+    CHECK(pt.shared_prefix == 11 && pt.seqs[0].n == 13, "shared prefix %zu", pt.shared_prefix);
+    armo_record_tokens_free(&pt);
+    armo_record_free(&pr);
+
     /* input_ids pass through unchanged */
     armo_ids one = {0};
     CHECK(parse("{\"input_ids\":[128000, 9906, 1917, 0]}", 1, &r, &e) == 0, "%s", e.msg);

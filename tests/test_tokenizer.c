@@ -21,7 +21,7 @@ typedef struct {
     char name[64];
     char *text;
     size_t len;
-    armo_ids ids, ids_text;
+    armo_ids ids, ids_text, ids_variant, ids_variant_text;
 } golden;
 
 static int load_ids(json_t *arr, armo_ids *out) {
@@ -61,6 +61,8 @@ static golden *load_corpus(int *n_out) {
         memcpy(x->text, json_string_value(t), x->len + 1);
         load_ids(json_object_get(r, "ids"), &x->ids);
         load_ids(json_object_get(r, "ids_text"), &x->ids_text);
+        load_ids(json_object_get(r, "ids_variant"), &x->ids_variant);
+        load_ids(json_object_get(r, "ids_variant_text"), &x->ids_variant_text);
         json_decref(r);
     }
     free(line);
@@ -214,6 +216,42 @@ int main(void) {
     CHECK(bad_text == 0, "%d of %d texts differ from HF (special tokens as text)", bad_text, n);
     printf("golden corpus: %d texts, %d + %d mismatches\n", n, bad_ids, bad_text);
 
+    /* the variant of gen_tokenizer_golden.py: ignore_merges=false (every piece through the merge
+     * loop) and a non-special added token "<x>" = 128256 */
+    {
+        json_error_t je;
+        json_t *tj = json_load_file(TOK_DIR "/tokenizer.json", 0, &je);
+        CHECK(tj != NULL, "variant: %s", je.text);
+        json_object_set_new(json_object_get(tj, "model"), "ignore_merges", json_false());
+        json_array_append_new(json_object_get(tj, "added_tokens"),
+                              json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 128256, "content",
+                                        "<x>", "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                        "normalized", 0, "special", 0));
+        CHECK(json_dump_file(tj, ARMO_BINARY_DIR "/variant_tokenizer.json", 0) == 0, "dump variant");
+        json_decref(tj);
+        armo_tokenizer *tv = armo_tokenizer_load_files(ARMO_BINARY_DIR "/variant_tokenizer.json",
+                                                       NULL, &e);
+        CHECK(tv != NULL, "variant load: %s", e.msg);
+        int bad_v = 0, bad_vt = 0;
+        for (int i = 0; tv && i < n; i++) {
+            armo_ids a = {0}, t = {0};
+            CHECK(armo_tokenizer_encode(tv, g[i].text, g[i].len, 0, &a, &e) == 0, "%s", e.msg);
+            CHECK(armo_tokenizer_encode(tv, g[i].text, g[i].len, ARMO_TOK_SPECIAL_AS_TEXT, &t, &e) == 0,
+                  "%s", e.msg);
+            if (!same_ids(&a, &g[i].ids_variant, g[i].name, "variant")) bad_v++;
+            if (!same_ids(&t, &g[i].ids_variant_text, g[i].name, "variant, special as text")) bad_vt++;
+            armo_ids_free(&a);
+            armo_ids_free(&t);
+        }
+        CHECK(bad_v == 0 && bad_vt == 0, "variant tokenizer: %d + %d texts differ from HF", bad_v,
+              bad_vt);
+        CHECK(tv && armo_tokenizer_vocab_size(tv) == 128257 && !armo_tokenizer_is_special(tv, 128256),
+              "variant vocab");
+        printf("variant tokenizer (ignore_merges=false, non-special <x>): %d + %d mismatches\n",
+               bad_v, bad_vt);
+        armo_tokenizer_free(tv);
+    }
+
     /* concurrent encodes */
     enum { NT = 4 };
     pthread_t th[NT];
@@ -231,6 +269,8 @@ int main(void) {
         free(g[i].text);
         armo_ids_free(&g[i].ids);
         armo_ids_free(&g[i].ids_text);
+        armo_ids_free(&g[i].ids_variant);
+        armo_ids_free(&g[i].ids_variant_text);
     }
     free(g);
     armo_tokenizer_free(tok);
@@ -253,5 +293,45 @@ int main(void) {
     }
     CHECK(armo_tokenizer_load_files(ARMO_BINARY_DIR "/bad_tokenizer.json", NULL, &le) == NULL &&
               test_contains(le.msg, "cannot parse"), "truncated: %s", le.msg);
+    /* malformed tokenizer.json variants: each a clear message */
+    static const struct {
+        const char *json, *want;
+    } bad_files[] = {
+        {"[]", "BPE"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "bad id"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a c\"]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "missing from the vocab"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a\"]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "left right"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u4e2d\":0},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "byte-level alphabet"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}", "pre_tokenizer"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{\"type\":\"NFC\"},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "normalizer"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],\"byte_fallback\":true},"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "byte_fallback"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"added_tokens\":[{\"id\":1,\"content\":\"<x>\",\"lstrip\":true}],"
+         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "lstrip"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+         "\"added_tokens\":[{\"content\":\"<x>\"}],\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+         "lacks an id"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+         "\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
+         "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]}}", "does not compile"},
+    };
+    for (size_t i = 0; i < sizeof bad_files / sizeof bad_files[0]; i++) {
+        f = fopen(ARMO_BINARY_DIR "/bad_tokenizer.json", "w");
+        if (!f) continue;
+        fputs(bad_files[i].json, f);
+        fclose(f);
+        armo_err be = {{0}};
+        armo_tokenizer *bt = armo_tokenizer_load_files(ARMO_BINARY_DIR "/bad_tokenizer.json", NULL, &be);
+        CHECK(bt == NULL && test_contains(be.msg, bad_files[i].want), "bad file %zu: '%s' lacks '%s'",
+              i, be.msg, bad_files[i].want);
+        armo_tokenizer_free(bt);
+    }
     return test_finish("test_tokenizer");
 }

@@ -10,6 +10,10 @@ Llama-3 tokenizer files.  The corpus is assembled here, deterministically
         ids:      encode(text, add_special_tokens=False)
         ids_text: the same with encode_special_tokens=True (special-token
                   strings encoded as plain text)
+        ids_variant, ids_variant_text: the same two through a variant of the
+                  tokenizer (see VARIANT below): ignore_merges=false, so that
+                  every piece goes through the BPE merge loop, and one extra
+                  non-special added token "<x>" (id 128256)
   tests/data/tokenizer/chat.jsonl.xz     {"name", "messages", "text", "ids"}
         text: apply_chat_template(messages, tokenize=False)
         ids:  apply_chat_template(messages, tokenize=True) (BOS included)
@@ -302,6 +306,19 @@ def build_chats():
     return convs
 
 
+# The variant tokenizer the C test builds the same way from tokenizer.json.
+VARIANT_ADDED = {"id": 128256, "content": "<x>", "single_word": False, "lstrip": False,
+                 "rstrip": False, "normalized": False, "special": False}
+
+
+def variant_tokenizer(path):
+    import tokenizers
+    tj = json.load(open(path, encoding="utf-8"))
+    tj["model"]["ignore_merges"] = False
+    tj["added_tokens"].append(dict(VARIANT_ADDED))
+    return tokenizers.Tokenizer.from_str(json.dumps(tj))
+
+
 def write_xz(path, rows):
     with lzma.open(path, "wt", encoding="utf-8", preset=9) as f:
         for r in rows:
@@ -320,11 +337,19 @@ def main():
     tk = tokenizers.Tokenizer.from_file(os.path.join(args.tokenizer, "tokenizer.json"))
     tk_text = tokenizers.Tokenizer.from_file(os.path.join(args.tokenizer, "tokenizer.json"))
     tk_text.encode_special_tokens = True
+    tv = variant_tokenizer(os.path.join(args.tokenizer, "tokenizer.json"))
+    tv_text = variant_tokenizer(os.path.join(args.tokenizer, "tokenizer.json"))
+    tv_text.encode_special_tokens = True
     rows = []
-    for name, text in build_corpus():
+    corpus = build_corpus() + [("variant_0", "a<x>b"), ("variant_1", "<|eot_id|><x><|eot_id|>"),
+                               ("variant_2", "<|eo<x>t_id|>"), ("variant_3", "<x<x>>"),
+                               ("variant_4", "<|reserved_special_token_1<x>|>")]
+    for name, text in corpus:
         rows.append({"name": name, "text": text,
                      "ids": tk.encode(text, add_special_tokens=False).ids,
-                     "ids_text": tk_text.encode(text, add_special_tokens=False).ids})
+                     "ids_text": tk_text.encode(text, add_special_tokens=False).ids,
+                     "ids_variant": tv.encode(text, add_special_tokens=False).ids,
+                     "ids_variant_text": tv_text.encode(text, add_special_tokens=False).ids})
     os.makedirs(args.out, exist_ok=True)
     write_xz(os.path.join(args.out, "corpus.jsonl.xz"), rows)
 
