@@ -94,6 +94,7 @@ static int window_read(window *w, FILE *in, int max, int64_t *line_no, int64_t *
         armo_job *job = &w->jobs[w->n++];
         memset(job, 0, sizeof *job);
         job->line_no = *line_no;
+        job->end_offset = *bytes;
         job->line = malloc((size_t)len + 1);
         if (!job->line) {
             free(line);
@@ -303,7 +304,7 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pa
 }
 
 static int write_window(window *w, const armo_job_ops *ops, FILE *out, armo_sched_stats *st,
-                        armo_err *e) {
+                        int64_t *bytes_done, armo_err *e) {
     for (int i = 0; i < w->n; i++) {
         armo_job *job = &w->jobs[i];
         int failed = job->error != NULL;
@@ -313,6 +314,7 @@ static int write_window(window *w, const armo_job_ops *ops, FILE *out, armo_sche
         if (ops->write(ops->ctx, job, out))
             return armo_err_set(e, "writing the result of input line %lld failed",
                                 (long long)job->line_no);
+        *bytes_done = job->end_offset;
         if (ops->release) ops->release(ops->ctx, job);
         armo_job_clear(job);
     }
@@ -338,7 +340,7 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
     armo_progress prog;
     armo_progress_init(&prog, in_size, o->quiet);
     double t0 = armo_now();
-    int64_t line_no = 0, bytes = 0;
+    int64_t line_no = 0, bytes = 0, bytes_done = 0;
     int eof = 0, cur = 0;
     if (!rc && window_read(&win[cur], in, wsize, &line_no, &bytes, &eof) < 0)
         rc = armo_err_set(e, "reading input failed");
@@ -357,8 +359,8 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
         double tb = armo_now();
         rc = score_window(&win[cur], backend, o, &pack, stats, e);
         stats->seconds_backend += armo_now() - tb;
-        if (!rc) rc = write_window(&win[cur], ops, out, stats, e);
-        armo_progress_update(&prog, stats->records, stats->tokens, stats->errors, bytes);
+        if (!rc) rc = write_window(&win[cur], ops, out, stats, &bytes_done, e);
+        armo_progress_update(&prog, stats->records, stats->tokens, stats->errors, bytes_done);
         cur = nxt;
     }
     /* on a fatal error, let a running window finish and free everything */

@@ -34,6 +34,7 @@ typedef struct {
     int64_t line_no;             /* 1-based line of the input */
     char *line;                  /* owned until prepared */
     size_t line_len;
+    int64_t end_offset;          /* input bytes up to the end of this line (progress / ETA) */
     void *record;                /* the prepare callback's own data (freed by release) */
     char *error;                 /* owned; record-level error */
     armo_seq *seqs;              /* owned */
