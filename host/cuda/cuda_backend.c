@@ -11,7 +11,13 @@
  * needed) but the output projection, the MLP and the final norm only for the
  * rows that feed the head (the last token and the gating token of each
  * sequence).  The head reads those rows in fp32 with fp32 weights.
- * Every CUDA call is checked; errors carry file:line. */
+ * Every CUDA call is checked; errors carry file:line.
+ *
+ * Profiling support (marked "bench/profiling hook" below): NVTX ranges
+ * (header-only NVTX3; free when no tool is attached) around each score call,
+ * its phases and each layer, named "armo.score", "armo.upload",
+ * "armo.embed", "armo.layer N", "armo.head", "armo.download"; and optional
+ * per-phase cudaEvent timing for `armo bench` (gemm_ceiling.h). */
 #include "host/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -19,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nvtx3/nvToolsExt.h>
+
 #include "host/cpu_ops.h"
+#include "host/cuda/gemm_ceiling.h"
 #include "host/progress.h"
 #include "kernels/armo_kernels.h"
 
@@ -58,7 +67,17 @@ typedef struct {
     int32_t *p_ids, *p_pos, *p_cu, *p_rows;
     float *p_out;
     size_t out_floats;
+    /* bench/profiling hook: per-phase timing (off unless set_timing) */
+    int timing;
+    cudaEvent_t phase_ev[6];     /* before upload, after upload/embed/layers/head/download */
+    armo_cuda_phase_times phase;
 } engine;
+
+/* bench/profiling hook: records phase mark i when timing is on */
+#define PHASE_MARK(g, i)                                                                    \
+    do {                                                                                    \
+        if ((g)->timing) CK(cudaEventRecord((g)->phase_ev[i], (g)->stream));                \
+    } while (0)
 
 static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err *e) {
     if (g->nallocs == g->cap_allocs) {
@@ -304,11 +323,17 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
               I = c->intermediate_size, qd = nh * hd, qkvd = (nh + 2 * nkv) * hd;
     const float eps = (float)c->rms_norm_eps;
     cudaStream_t st = g->stream;
+    nvtxRangePushA("armo.embed");
     KL(armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
     KL(armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
+    nvtxRangePop();
+    PHASE_MARK(g, 2);
     for (int l = 0; l < c->num_layers; l++) {
         const dev_layer *D = &g->layers[l];
         int last = l == c->num_layers - 1;
+        char range[32]; /* NVTX range per layer (unbalanced pops on error: see cuda_score) */
+        snprintf(range, sizeof range, "armo.layer %d", l);
+        nvtxRangePushA(range);
         if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
         if (split_qkv(g, n, e)) return -1;
         KL(armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
@@ -329,7 +354,10 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
         if (armo_gemm_bf16(g->gemm, g->o, g->act, D->wdown, rows, I, H, st, e)) return -1;
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
         KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        nvtxRangePop();
     }
+    PHASE_MARK(g, 3);
+    nvtxRangePushA("armo.head");
     /* xn rows [0, nseq) are h_last, [nseq, 2 nseq) h_prompt (ArmoRM) */
     KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
@@ -339,10 +367,12 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, armo_err *e) 
         KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nseq, g->rewards,
                                 st));
     }
+    nvtxRangePop();
+    PHASE_MARK(g, 4);
     return 0;
 }
 
-static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
+static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
                       const int32_t *gpos, armo_result *out, armo_err *e) {
     engine *g = b->impl;
     const armo_config *c = &g->cfg;
@@ -380,13 +410,30 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
     int m = armorm ? 2 * nseq : nseq;
     cudaStream_t st = g->stream;
+    PHASE_MARK(g, 0);
+    nvtxRangePushA("armo.upload");
     CK(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
     CK(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
     CK(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
     CK(cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
+    nvtxRangePop();
+    PHASE_MARK(g, 1);
     if (forward(g, (int)n, nseq, max_len, m, e)) return -1;
+    nvtxRangePushA("armo.download");
     CK(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    PHASE_MARK(g, 5);
     CK(cudaStreamSynchronize(st));
+    nvtxRangePop();
+    if (g->timing) { /* bench/profiling hook: accumulate the phase times */
+        float ms[5];
+        for (int i = 0; i < 5; i++) CK(cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
+        g->phase.upload_ms += ms[0];
+        g->phase.embed_ms += ms[1];
+        g->phase.layers_ms += ms[2];
+        g->phase.head_ms += ms[3];
+        g->phase.download_ms += ms[4];
+        g->phase.calls++;
+    }
     /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
     const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K, *cf = gt + (size_t)g->cap_seqs * K,
@@ -413,6 +460,22 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
     return 0;
 }
 
+/* bench/profiling hook: an NVTX range around each score call.  A failed
+ * call can leave inner ranges open; popping back to this range's level
+ * keeps the thread's range stack balanced (with no tool attached push/pop
+ * return a negative value and the loop does nothing). */
+static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
+                      const int32_t *gpos, armo_result *out, armo_err *e) {
+    char range[64];
+    snprintf(range, sizeof range, "armo.score %d seqs %d tokens", nseq, nseq > 0 ? cu[nseq] : 0);
+    int level = nvtxRangePushA(range);
+    int rc = cuda_score_batch(b, ids, cu, nseq, gpos, out, e);
+    if (level >= 0)
+        while (nvtxRangePop() > level) {
+        }
+    return rc;
+}
+
 static void cuda_destroy(armo_backend *b) {
     if (!b) return;
     engine *g = b->impl;
@@ -426,6 +489,8 @@ static void cuda_destroy(armo_backend *b) {
         cudaFreeHost(g->p_rows);
         cudaFreeHost(g->p_out);
         if (g->gemm) armo_gemm_destroy(g->gemm);
+        for (int i = 0; i < 6; i++)
+            if (g->phase_ev[i]) cudaEventDestroy(g->phase_ev[i]);
         if (g->stream) cudaStreamDestroy(g->stream);
         free(g->layers);
         free(g);
@@ -489,3 +554,29 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     }
     return b;
 }
+
+/* ---- bench/profiling hook: per-phase timing and the hook table (gemm_ceiling.h) ---- */
+
+static int set_timing(armo_backend *b, int on, armo_err *e) {
+    if (!b || strcmp(b->name, "cuda")) return armo_err_set(e, "phase timing: not a CUDA backend");
+    engine *g = b->impl;
+    CK(cudaSetDevice(g->device));
+    for (int i = 0; on && i < 6; i++)
+        if (!g->phase_ev[i]) CK(cudaEventCreate(&g->phase_ev[i]));
+    memset(&g->phase, 0, sizeof g->phase);
+    g->timing = on ? 1 : 0;
+    return 0;
+}
+
+static void get_timing(const armo_backend *b, armo_cuda_phase_times *out) {
+    memset(out, 0, sizeof *out);
+    if (b && !strcmp(b->name, "cuda")) *out = ((const engine *)b->impl)->phase;
+}
+
+const armo_cuda_bench_hooks_t armo_cuda_bench_hooks = {
+    .device_count = armo_cuda_device_count,
+    .gemm_ceiling = armo_cuda_gemm_ceiling,
+    .mem_info = armo_cuda_mem_info,
+    .set_timing = set_timing,
+    .get_timing = get_timing,
+};
