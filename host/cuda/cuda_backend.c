@@ -462,15 +462,17 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
 
 /* bench/profiling hook: an NVTX range around each score call.  A failed
  * call can leave inner ranges open; popping back to this range's level
- * keeps the thread's range stack balanced (with no tool attached push/pop
- * return a negative value and the loop does nothing). */
+ * keeps the thread's range stack balanced (with no tool attached push and
+ * pop return a negative value and cost nothing). */
 static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
                       const int32_t *gpos, armo_result *out, armo_err *e) {
     char range[64];
     snprintf(range, sizeof range, "armo.score %d seqs %d tokens", nseq, nseq > 0 ? cu[nseq] : 0);
     int level = nvtxRangePushA(range);
     int rc = cuda_score_batch(b, ids, cu, nseq, gpos, out, e);
-    if (level >= 0)
+    if (level < 0) /* no tool, or one that does not track levels */
+        nvtxRangePop();
+    else
         while (nvtxRangePop() > level) {
         }
     return rc;
