@@ -687,6 +687,11 @@ int cmd_bench(int argc, char **argv) {
                             "backend (nvcc was not found at build time)\n");
             return 2;
         }
+        if (hooks->device_count() <= 0) {
+            fprintf(stderr, "armo bench: --device cuda: no CUDA device is visible (check "
+                            "nvidia-smi and CUDA_VISIBLE_DEVICES), or use --device cpu\n");
+            return 2;
+        }
         cuda = 1;
     } else if (!strcmp(a.device, "auto")) {
         cuda = hooks && hooks->device_count() > 0;

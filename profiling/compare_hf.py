@@ -374,6 +374,10 @@ def main():
         log("compare_hf: note: fewer than 64 records")
     armo_dev = "cuda" if a.device.startswith("cuda") else "cpu"
     torch.manual_seed(a.seed)
+    # the reference must be true fp32: no TF32 in matmuls
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
 
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="armo-compare-"))
     model_dir = work / "model"

@@ -201,7 +201,8 @@ fi
 # ---- 5. throughput: armo bench and HF on the same card -----------------------------
 if want bench; then
   run bench 300 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
-    --sequences 256 --workload a --batch-sizes 1,8,32 --python "$PY" --out "$LOGS/bench"
+    --sequences 256 --workload a --batch-sizes 1,8,32 --python "$PY" --out "$LOGS/bench" \
+    -- --tokenizer "$BUILD/models/_data/llama3-tokenizer"
   KEY=$("$PY" - "$LOGS/bench/armo.json" "$LOGS/bench/hf.json" <<'PYEOF' 2>/dev/null
 import json, sys
 a = json.loads(open(sys.argv[1]).readline())
