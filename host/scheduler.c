@@ -235,14 +235,14 @@ static int shared_prefix_len(armo_seq **v, int n) {
     return P > 0 ? P : 0;
 }
 
-static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pack_buf *p,
-                        armo_sched_stats *st, armo_err *e) {
+int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
+                      const armo_sched_opts *o, armo_sched_stats *st, armo_err *e) {
     int total = 0;
-    for (int i = 0; i < w->n; i++)
-        if (!w->jobs[i].error) total += w->jobs[i].nseq;
+    for (int g = 0; g < ngroups; g++) total += groups[g].n;
     if (total == 0) return 0;
     unit *units = malloc((size_t)total * sizeof *units);
     armo_seq **ptrs = malloc((size_t)total * sizeof *ptrs);
+    pack_buf p = {0};
     if (!units || !ptrs) {
         free(units);
         free(ptrs);
@@ -250,12 +250,11 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pa
     }
     int nu = 0, np = 0;
     int min_share = o->min_shared_prefix > 0 ? o->min_shared_prefix : 8;
-    for (int i = 0; i < w->n; i++) {
-        armo_job *job = &w->jobs[i];
-        if (job->error) continue;
+    for (int g = 0; g < ngroups; g++) {
         int first = np;
-        for (int s = 0; s < job->nseq; s++)
-            if (!job->seqs[s].error && job->seqs[s].len > 0) ptrs[np++] = &job->seqs[s];
+        for (int s = 0; s < groups[g].n; s++)
+            if (!groups[g].seqs[s]->error && groups[g].seqs[s]->len > 0)
+                ptrs[np++] = groups[g].seqs[s];
         int nv = np - first;
         int P = o->share_prefix && nv >= 2 ? shared_prefix_len(ptrs + first, nv) : 0;
         if (P >= min_share) {
@@ -291,7 +290,7 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pa
             segs += units[j].n + (units[j].prefix_len > 0);
             j++;
         }
-        rc = score_units(b, p, units + i, j - i, st, e);
+        rc = score_units(b, &p, units + i, j - i, st, e);
         for (int k = i; k < j; k++) {
             st->sequences += units[k].n;
             st->tokens += units[k].expanded;
@@ -299,6 +298,39 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, pa
         i = j;
     }
     free(units);
+    free(ptrs);
+    free(p.ids);
+    free(p.cu);
+    free(p.gpos);
+    free(p.prefix_of);
+    free(p.res);
+    free(p.owner);
+    return rc;
+}
+
+static int score_window(window *w, armo_backend *b, const armo_sched_opts *o,
+                        armo_sched_stats *st, armo_err *e) {
+    armo_seq_group *groups = malloc((size_t)(w->n ? w->n : 1) * sizeof *groups);
+    armo_seq **ptrs = NULL;
+    int total = 0, ng = 0, np = 0;
+    for (int i = 0; i < w->n; i++)
+        if (!w->jobs[i].error) total += w->jobs[i].nseq;
+    ptrs = malloc((size_t)(total ? total : 1) * sizeof *ptrs);
+    if (!groups || !ptrs) {
+        free(groups);
+        free(ptrs);
+        return armo_err_set(e, "out of memory");
+    }
+    for (int i = 0; i < w->n; i++) {
+        armo_job *job = &w->jobs[i];
+        if (job->error) continue;
+        groups[ng].seqs = ptrs + np;
+        groups[ng].n = job->nseq;
+        for (int s = 0; s < job->nseq; s++) ptrs[np++] = &job->seqs[s];
+        ng++;
+    }
+    int rc = armo_score_groups(b, groups, ng, o, st, e);
+    free(groups);
     free(ptrs);
     return rc;
 }
@@ -329,7 +361,6 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
     int wsize = o->window > 0 ? o->window : 1024;
     window win[2];
     memset(win, 0, sizeof win);
-    pack_buf pack = {0};
     int rc = 0;
     for (int k = 0; k < 2; k++) {
         win[k].jobs = calloc((size_t)wsize, sizeof(armo_job));
@@ -357,7 +388,7 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
             if (win[nxt].n > 0) window_start(&win[nxt], o->threads);
         }
         double tb = armo_now();
-        rc = score_window(&win[cur], backend, o, &pack, stats, e);
+        rc = score_window(&win[cur], backend, o, stats, e);
         stats->seconds_backend += armo_now() - tb;
         if (!rc) rc = write_window(&win[cur], ops, out, stats, &bytes_done, e);
         armo_progress_update(&prog, stats->records, stats->tokens, stats->errors, bytes_done);
@@ -372,12 +403,6 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
         }
         free(win[k].jobs);
     }
-    free(pack.ids);
-    free(pack.cu);
-    free(pack.gpos);
-    free(pack.prefix_of);
-    free(pack.res);
-    free(pack.owner);
     stats->seconds = armo_now() - t0;
     armo_progress_finish(&prog);
     return rc;

@@ -78,6 +78,21 @@ int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e);
 
+/* The sequences of one record (or any group that may share a prompt
+ * prefix). */
+typedef struct {
+    armo_seq **seqs;
+    int n;
+} armo_seq_group;
+
+/* The packing and scoring step alone, for callers that bring their own
+ * sequences (`armo bench`): sequences with an error or no tokens are
+ * skipped; a group's common prefix is shared when o->share_prefix; units are
+ * length-sorted and packed under o->max_batch_tokens; each armo_seq gets its
+ * result (or its error).  Counts go into st (not reset). */
+int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
+                      const armo_sched_opts *o, armo_sched_stats *st, armo_err *e);
+
 /* Frees what a job owns (not the job itself). */
 void armo_job_clear(armo_job *job);
 

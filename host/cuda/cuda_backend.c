@@ -14,7 +14,13 @@
  * With prompt-prefix sharing (prefix_share.h) every per-token step runs once
  * per unique token; attention alone runs on the expanded layout, gathered
  * before and scattered back after.
- * Every CUDA call is checked; errors carry file:line. */
+ * Every CUDA call is checked; errors carry file:line.
+ *
+ * Profiling support (marked "bench/profiling hook" below): NVTX ranges
+ * (header-only NVTX3; free when no tool is attached) around each score call,
+ * its phases and each layer, named "armo.score", "armo.upload",
+ * "armo.embed", "armo.layer N", "armo.head", "armo.download"; and optional
+ * per-phase cudaEvent timing for `armo bench` (gemm_ceiling.h). */
 #include "host/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -22,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nvtx3/nvToolsExt.h>
+
 #include "host/cpu_ops.h"
+#include "host/cuda/gemm_ceiling.h"
 #include "host/prefix_share.h"
 #include "host/progress.h"
 #include "kernels/armo_kernels.h"
@@ -65,7 +74,17 @@ typedef struct {
     int32_t *head_seg;           /* head index -> segment (host) */
     float *p_out;
     size_t out_floats;
+    /* bench/profiling hook: per-phase timing (off unless set_timing) */
+    int timing;
+    cudaEvent_t phase_ev[6];     /* before upload, after upload/embed/layers/head/download */
+    armo_cuda_phase_times phase;
 } engine;
+
+/* bench/profiling hook: records phase mark i when timing is on */
+#define PHASE_MARK(g, i)                                                                    \
+    do {                                                                                    \
+        if ((g)->timing) CK(cudaEventRecord((g)->phase_ev[i], (g)->stream));                \
+    } while (0)
 
 static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err *e) {
     if (g->nallocs == g->cap_allocs) {
@@ -346,11 +365,17 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
               I = c->intermediate_size, qd = nh * hd, qkvd = (nh + 2 * nkv) * hd;
     const float eps = (float)c->rms_norm_eps;
     cudaStream_t st = g->stream;
+    nvtxRangePushA("armo.embed");
     KL(armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
     KL(armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
+    nvtxRangePop();
+    PHASE_MARK(g, 2);
     for (int l = 0; l < c->num_layers; l++) {
         const dev_layer *D = &g->layers[l];
         int last = l == c->num_layers - 1;
+        char range[32]; /* NVTX range per layer (unbalanced pops on error: see cuda_score) */
+        snprintf(range, sizeof range, "armo.layer %d", l);
+        nvtxRangePushA(range);
         if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
         if (split_qkv(g, n, e)) return -1;
         KL(armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
@@ -370,7 +395,10 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         if (armo_gemm_bf16(g->gemm, g->o, g->act, D->wdown, rows, I, H, st, e)) return -1;
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
         KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        nvtxRangePop();
     }
+    PHASE_MARK(g, 3);
+    nvtxRangePushA("armo.head");
     /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
     int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
     KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
@@ -381,12 +409,14 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead, g->rewards,
                                 st));
     }
+    nvtxRangePop();
+    PHASE_MARK(g, 4);
     return 0;
 }
 
-static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
-                      const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
-                      armo_err *e) {
+static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
+                            const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
+                            armo_err *e) {
     engine *g = b->impl;
     const armo_config *c = &g->cfg;
     int armorm = c->arch == ARMO_ARCH_ARMORM;
@@ -450,6 +480,8 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
             goto done;                                                                       \
         }                                                                                    \
     } while (0)
+    if (g->timing) CKG(cudaEventRecord(g->phase_ev[0], g->stream));
+    nvtxRangePushA("armo.upload");
     CKG(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
     CKG(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
     CKG(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
@@ -465,9 +497,25 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
         CKG(cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
                             cudaMemcpyHostToDevice, st));
     }
+    nvtxRangePop();
+    if (g->timing) CKG(cudaEventRecord(g->phase_ev[1], g->stream));
     if (forward(g, (int)n, nseq, x.max_len_exp, m, &x, e)) goto done;
+    nvtxRangePushA("armo.download");
     CKG(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    if (g->timing) CKG(cudaEventRecord(g->phase_ev[5], g->stream));
     CKG(cudaStreamSynchronize(st));
+    nvtxRangePop();
+    if (g->timing) { /* bench/profiling hook: accumulate the phase times */
+        float ms[5];
+        for (int i = 0; i < 5; i++)
+            CKG(cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
+        g->phase.upload_ms += ms[0];
+        g->phase.embed_ms += ms[1];
+        g->phase.layers_ms += ms[2];
+        g->phase.head_ms += ms[3];
+        g->phase.download_ms += ms[4];
+        g->phase.calls++;
+    }
 #undef CKG
     /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
@@ -499,6 +547,25 @@ done:
     return rc;
 }
 
+/* bench/profiling hook: an NVTX range around each score call.  A failed
+ * call can leave inner ranges open; popping back to this range's level
+ * keeps the thread's range stack balanced (with no tool attached push and
+ * pop return a negative value and cost nothing). */
+static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
+                      const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
+                      armo_err *e) {
+    char range[64];
+    snprintf(range, sizeof range, "armo.score %d seqs %d tokens", nseq, nseq > 0 ? cu[nseq] : 0);
+    int level = nvtxRangePushA(range);
+    int rc = cuda_score_batch(b, ids, cu, nseq, gpos, prefix_of, out, e);
+    if (level < 0) /* no tool, or one that does not track levels */
+        nvtxRangePop();
+    else
+        while (nvtxRangePop() > level) {
+        }
+    return rc;
+}
+
 static void cuda_destroy(armo_backend *b) {
     if (!b) return;
     engine *g = b->impl;
@@ -516,6 +583,8 @@ static void cuda_destroy(armo_backend *b) {
         cudaFreeHost(g->p_cu_exp);
         free(g->head_seg);
         if (g->gemm) armo_gemm_destroy(g->gemm);
+        for (int i = 0; i < 6; i++)
+            if (g->phase_ev[i]) cudaEventDestroy(g->phase_ev[i]);
         if (g->stream) cudaStreamDestroy(g->stream);
         free(g->layers);
         free(g);
@@ -580,3 +649,29 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     }
     return b;
 }
+
+/* ---- bench/profiling hook: per-phase timing and the hook table (gemm_ceiling.h) ---- */
+
+static int set_timing(armo_backend *b, int on, armo_err *e) {
+    if (!b || strcmp(b->name, "cuda")) return armo_err_set(e, "phase timing: not a CUDA backend");
+    engine *g = b->impl;
+    CK(cudaSetDevice(g->device));
+    for (int i = 0; on && i < 6; i++)
+        if (!g->phase_ev[i]) CK(cudaEventCreate(&g->phase_ev[i]));
+    memset(&g->phase, 0, sizeof g->phase);
+    g->timing = on ? 1 : 0;
+    return 0;
+}
+
+static void get_timing(const armo_backend *b, armo_cuda_phase_times *out) {
+    memset(out, 0, sizeof *out);
+    if (b && !strcmp(b->name, "cuda")) *out = ((const engine *)b->impl)->phase;
+}
+
+const armo_cuda_bench_hooks_t armo_cuda_bench_hooks = {
+    .device_count = armo_cuda_device_count,
+    .gemm_ceiling = armo_cuda_gemm_ceiling,
+    .mem_info = armo_cuda_mem_info,
+    .set_timing = set_timing,
+    .get_timing = get_timing,
+};

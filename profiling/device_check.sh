@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# device_check.sh — the ONE script a GPU session runs (DESIGN §5): build, GPU
+# tests, compute-sanitizer, the end-to-end comparison with transformers, the
+# throughput benchmark against HF, the kernel microbenchmarks; each step's full
+# log in profiling/logs/<step>.log, a time limit per step, a short table last.
+# Aim: under 8 minutes on an H100, so that a fix and a second run fit a slot.
+#
+# jansson and PCRE2 on the GPU machine.  That machine has cmake, ninja, nvcc,
+# python3 + torch + transformers, ncu and compute-sanitizer, but none of the
+# Debian libraries this project links and no network.  So, once, HERE (on a
+# machine with the Debian -dev packages):
+#
+#     profiling/device_check.sh --prepare
+#
+# copies the headers and the STATIC archives (libjansson.a, libpcre2-8.a; both
+# reference only glibc 2.36-era symbols) into .deps/ at the repository root,
+# with a tiny pkg-config stand-in (.deps/bin/pkg-config) that answers CMake's
+# queries for exactly those two modules.  .deps/ is added to .git/info/exclude;
+# name it in the device call's `carry`.  On the GPU machine the build then
+# passes -DPKG_CONFIG_EXECUTABLE=.deps/bin/pkg-config, links both libraries
+# statically, and needs no LD_LIBRARY_PATH.  (Building here and carrying
+# build/ does not work: it is > 64 MiB and full of absolute paths.)
+#
+# usage:
+#   profiling/device_check.sh --prepare          # here: make .deps/
+#   profiling/device_check.sh [--steps LIST]     # on the GPU machine
+#     LIST: comma-separated subset of build,ctest,memcheck,compare,bench,kernels
+#           (default: all, in that order; later steps need build)
+#   env: JOBS (default nproc), PY (default python3), BUILD (default build)
+# Results: profiling/logs/<step>.log, profiling/logs/summary.txt; when $OUT is
+# set (the device tool), profiling/logs is also packed into $OUT/device_logs.tgz
+# and the summary copied to $OUT/summary.txt.
+# Exit status: 0 every step passed (skips and timeouts of memcheck runs are
+# reported, not failures), 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGS=$ROOT/profiling/logs
+BUILD=${BUILD:-build}
+PY=${PY:-python3}
+JOBS=${JOBS:-$(nproc)}
+
+prepare() {
+  set -e
+  local D=$ROOT/.deps lib=/usr/lib/x86_64-linux-gnu
+  rm -rf "$D"
+  mkdir -p "$D/include" "$D/lib" "$D/bin"
+  cp /usr/include/jansson.h /usr/include/jansson_config.h /usr/include/pcre2.h "$D/include/"
+  cp "$lib/libjansson.a" "$lib/libpcre2-8.a" "$D/lib/"
+  local vj vp
+  vj=$(pkg-config --modversion jansson)
+  vp=$(pkg-config --modversion libpcre2-8)
+  cat > "$D/bin/pkg-config" <<SHIM
+#!/bin/sh
+# pkg-config stand-in written by profiling/device_check.sh --prepare: answers
+# CMake's FindPkgConfig queries for jansson ($vj) and libpcre2-8 ($vp) from the
+# static archives beside it; any other module is "not found".
+D=\$(cd "\$(dirname "\$0")/.." && pwd)
+mode=; mods=
+for a in "\$@"; do
+  case "\$a" in
+    --version) echo 0.29.2; exit 0;;
+    --print-errors|--short-errors|--static) ;;
+    --*) mode=\$a;;
+    *) mods="\$mods \$a";;
+  esac
+done
+libs=
+for m in \$mods; do
+  case "\$m" in
+    jansson) libs="\$libs -ljansson";;
+    libpcre2-8) libs="\$libs -lpcre2-8";;
+    *) echo "Package \$m was not found (armo .deps pkg-config stand-in)" >&2; exit 1;;
+  esac
+done
+case "\$mode" in
+  --exists|"") exit 0;;
+  --modversion) for m in \$mods; do case "\$m" in jansson) echo $vj;; *) echo $vp;; esac; done;;
+  --cflags|--cflags-only-I) echo "-I\$D/include";;
+  --libs) echo "-L\$D/lib\$libs";;
+  --libs-only-L) echo "-L\$D/lib";;
+  --libs-only-l) echo "\$libs";;
+  --variable=prefix) echo "\$D";;
+  --variable=includedir) echo "\$D/include";;
+  --variable=libdir) echo "\$D/lib";;
+  *) echo;;
+esac
+exit 0
+SHIM
+  chmod +x "$D/bin/pkg-config"
+  local ex
+  ex=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$ex")"
+  grep -qx '/.deps/' "$ex" 2>/dev/null || echo '/.deps/' >> "$ex"
+  echo "device_check: wrote $D ($(du -sh "$D" | cut -f1)); /.deps/ is in $ex."
+  echo "device_check: on the GPU machine run profiling/device_check.sh with carry [\".deps\"]."
+}
+
+if [ "${1:-}" = "--prepare" ]; then
+  prepare
+  exit $?
+fi
+STEPS=build,ctest,memcheck,compare,bench,kernels
+if [ "${1:-}" = "--steps" ]; then STEPS=$2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,33p' "$0"; exit 0; fi
+
+mkdir -p "$LOGS"
+echo '*' > "$LOGS/.gitignore"   # logs are results, never committed (RESULTS.md holds the numbers)
+SUMMARY=()
+FAILED=0
+T_ALL=$(date +%s)
+
+# record STEP STATUS SECONDS KEY
+record() {
+  SUMMARY+=("$(printf '%-10s %-8s %6ss  %s' "$1" "$2" "$3" "$4")")
+  [ "$2" = ok ] || [ "$2" = skipped ] || FAILED=1
+}
+want() { case ",$STEPS," in *",$1,"*) return 0;; *) return 1;; esac; }
+
+# run STEP LIMIT_S CMD... : runs CMD under timeout with its log; sets RC and SECS
+run() {
+  local step=$1 limit=$2
+  shift 2
+  local t0
+  t0=$(date +%s)
+  echo "== $step: $* (limit ${limit}s)"
+  { echo "# $(date -u) $*"; timeout --signal=TERM --kill-after=10 "$limit" "$@"; } \
+    > "$LOGS/$step.log" 2>&1
+  RC=$?
+  SECS=$(( $(date +%s) - t0 ))
+  echo "   exit $RC after ${SECS}s; log: profiling/logs/$step.log"
+}
+status_of() { case $1 in 0) echo ok;; 77) echo skipped;; 124|137) echo timeout;; *) echo FAIL;; esac; }
+
+{
+  echo "# device_check $(date -u) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2
+  "$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1
+} > "$LOGS/environment.log"
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+
+# ---- 1. build -------------------------------------------------------------------
+if want build; then
+  CMAKE_ARGS=(-S . -B "$BUILD" -G Ninja -DARMO_CUDA=ON -DCMAKE_BUILD_TYPE=Release)
+  if [ -x .deps/bin/pkg-config ]; then
+    CMAKE_ARGS+=(-DPKG_CONFIG_EXECUTABLE="$ROOT/.deps/bin/pkg-config")
+  fi
+  run build 360 bash -c "cmake ${CMAKE_ARGS[*]} && cmake --build $BUILD -j$JOBS"
+  KEY="$(grep -c 'warning' "$LOGS/build.log") warnings"
+  [ $RC -ne 0 ] && [ ! -x .deps/bin/pkg-config ] && KEY="$KEY; no .deps/: run --prepare here first"
+  record build "$(status_of $RC)" "$SECS" "$KEY"
+  if [ $RC -ne 0 ]; then STEPS=""; fi  # nothing else can run
+fi
+
+# ---- 2. GPU tests ---------------------------------------------------------------
+if want ctest; then
+  run ctest 300 ctest --test-dir "$BUILD" -L gpu --output-on-failure
+  KEY=$(grep -E 'tests passed|tests failed' "$LOGS/ctest.log" | tail -1)
+  record ctest "$(status_of $RC)" "$SECS" "${KEY:-no summary}"
+fi
+
+# ---- 3. compute-sanitizer memcheck over each GPU test binary ---------------------
+if want memcheck && ! command -v compute-sanitizer > /dev/null; then
+  record memcheck skipped 0 "compute-sanitizer not on PATH"
+elif want memcheck; then
+  t0=$(date +%s)
+  : > "$LOGS/memcheck.log"
+  clean=0 total=0 errs=0 tos=0 notrun=0
+  budget=${MEMCHECK_BUDGET:-200}   # seconds for the whole step; kernel tests first, engine last
+  for bin in $(ls "$BUILD"/gpu_test_* 2>/dev/null | grep -v gpu_test_engine) "$BUILD/gpu_test_engine"; do
+    [ -x "$bin" ] || continue
+    total=$((total + 1))
+    name=$(basename "$bin")
+    left=$(( budget - ($(date +%s) - t0) ))
+    limit=45
+    [ "$name" = gpu_test_engine ] && limit=90
+    [ $limit -gt $left ] && limit=$left
+    if [ $limit -lt 10 ]; then
+      echo "== memcheck $name: not run (step budget of ${budget}s spent)" | tee -a "$LOGS/memcheck.log"
+      notrun=$((notrun + 1))
+      continue
+    fi
+    echo "== memcheck $name (limit ${limit}s)" | tee -a "$LOGS/memcheck.log"
+    (cd "$BUILD" && timeout --kill-after=10 "$limit" compute-sanitizer --tool memcheck \
+       --error-exitcode 99 "./$name") >> "$LOGS/memcheck.log" 2>&1
+    r=$?
+    echo "   $name: exit $r" | tee -a "$LOGS/memcheck.log"
+    case $r in
+      0|77) clean=$((clean + 1));;
+      124|137) tos=$((tos + 1));;
+      *) errs=$((errs + 1));;
+    esac
+  done
+  st=ok
+  [ $errs -gt 0 ] && st=FAIL
+  record memcheck $st $(( $(date +%s) - t0 )) "$clean/$total clean, $errs with errors, $tos timed out, $notrun not run"
+fi
+
+# ---- 4. end-to-end comparison with transformers -----------------------------------
+if want compare; then
+  run compare 300 env PYTHONUNBUFFERED=1 "$PY" profiling/compare_hf.py --armo "$BUILD/armo" \
+    --device cuda --layers 2 --out "$LOGS/compare_hf.json"
+  KEY=$(grep -E '^max \|score err\|' "$LOGS/compare.log" | awk '{print "max|err| armo " $4 " hf-bf16 " $5 " hf-bf16-head " $6}')
+  KEY="$KEY; $(grep -E '^(OK|FAIL)' "$LOGS/compare.log" | cut -c1-60)"
+  record compare "$(status_of $RC)" "$SECS" "$KEY"
+fi
+
+# ---- 5. throughput: armo bench and HF on the same card -----------------------------
+if want bench; then
+  run bench 300 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
+    --sequences 256 --workload a --batch-sizes 1,8,32 --python "$PY" --out "$LOGS/bench" \
+    -- --tokenizer "$BUILD/models/_data/llama3-tokenizer"
+  KEY=$("$PY" - "$LOGS/bench/armo.json" "$LOGS/bench/hf.json" <<'PYEOF' 2>/dev/null
+import json, sys
+a = json.loads(open(sys.argv[1]).readline())
+w = a["workloads"][0]
+s = f"armo {w['tokens_per_s']:.0f} tok/s, MFU {100 * w['mfu']:.1f}% of {a['gemm_ceiling']['tflops']:.0f} TFLOP/s"
+try:
+    h = json.load(open(sys.argv[2]))["workloads"][w["workload"]]
+    s += f"; HF best {h['best_tokens_per_s']:.0f} (x{h['ratio_best']:.2f})"
+except Exception:
+    pass
+print(s)
+PYEOF
+)
+  record bench "$(status_of $RC)" "$SECS" "${KEY:-no result}"
+fi
+
+# ---- 6. kernel microbenchmarks -------------------------------------------------------
+if want kernels; then
+  run kernels 180 "$BUILD/bench_kernels"
+  KEY=$(grep -E 'gemm gate\|up +n 16384' "$LOGS/kernels.log" | head -1 | sed 's/  */ /g' | cut -c1-80)
+  record kernels "$(status_of $RC)" "$SECS" "${KEY:-see log}"
+fi
+
+# ---- summary ----------------------------------------------------------------------------
+{
+  echo
+  echo "device_check on ${CARD:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(( $(date +%s) - T_ALL ))s in all"
+  printf '%-10s %-8s %7s  %s\n' step status time key
+  for l in "${SUMMARY[@]}"; do echo "$l"; done
+} | tee "$LOGS/summary.txt"
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$LOGS/summary.txt" "$OUT/summary.txt"
+  tar -czf "$OUT/device_logs.tgz" -C "$ROOT/profiling" logs
+fi
+exit $FAILED
