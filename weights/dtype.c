@@ -40,10 +40,8 @@ void armo_convert_to_f32(float *dst, const void *src, armo_dtype dt, size_t n) {
     switch (dt) {
     case ARMO_DT_F32: memcpy(dst, src, n * sizeof(float)); break;
     case ARMO_DT_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = armo_bf16_to_f32(((const uint16_t *)src)[i]);
-        break;
     case ARMO_DT_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = armo_f16_to_f32(((const uint16_t *)src)[i]);
+        for (size_t i = 0; i < n; i++) dst[i] = armo_load_f32(src, dt, i);
         break;
     default:
         memset(dst, 0, n * sizeof(float));

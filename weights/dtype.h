@@ -79,17 +79,22 @@ static inline float armo_f16_to_f32(uint16_t h) {
     return f;
 }
 
-/* Element i of a BF16 / F16 / F32 array as float (other types: 0). */
+/* Element i of a BF16 / F16 / F32 array as float (other types: 0).  Reads
+ * through memcpy: safetensors may place a tensor at any byte offset, so the
+ * pointer need not be aligned (the copy compiles to a plain load). */
 static inline float armo_load_f32(const void *data, armo_dtype dt, size_t i) {
+    const unsigned char *p = (const unsigned char *)data;
+    uint16_t h;
+    float f;
     switch (dt) {
-    case ARMO_DT_BF16: return armo_bf16_to_f32(((const uint16_t *)data)[i]);
-    case ARMO_DT_F16: return armo_f16_to_f32(((const uint16_t *)data)[i]);
-    case ARMO_DT_F32: return ((const float *)data)[i];
+    case ARMO_DT_BF16: memcpy(&h, p + 2 * i, 2); return armo_bf16_to_f32(h);
+    case ARMO_DT_F16: memcpy(&h, p + 2 * i, 2); return armo_f16_to_f32(h);
+    case ARMO_DT_F32: memcpy(&f, p + 4 * i, 4); return f;
     default: return 0.0f;
     }
 }
 
-/* Converts n elements of a BF16 / F16 / F32 array to float. */
+/* Converts n elements of a BF16 / F16 / F32 array (any alignment) to float. */
 void armo_convert_to_f32(float *dst, const void *src, armo_dtype dt, size_t n);
 
 #endif
