@@ -29,6 +29,7 @@
 
 #include "host/backend.h"
 #include "host/chat_template.h"
+#include "host/cli_args.h"
 #include "host/commands.h"
 #include "host/cpu_ops.h"
 #include "host/cuda/gemm_ceiling.h"
@@ -546,19 +547,6 @@ static void usage(FILE *f) {
         k_workload_what[0], k_workload_what[1], k_workload_what[2]);
 }
 
-static int parse_long(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "armo bench: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo,
-                hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static void remove_model_dir(const char *dir) {
     char p[4200];
     snprintf(p, sizeof p, "%s/config.json", dir);
@@ -617,7 +605,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         int matched = 0;
         for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
             if (!strcmp(o, ints[k].name)) {
-                if (parse_long(v, o, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
+                if (armo_parse_long("bench", o, v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
                 matched = 1;
             }
         if (matched) continue;

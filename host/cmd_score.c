@@ -17,6 +17,7 @@
 
 #include "host/backend.h"
 #include "host/chat_template.h"
+#include "host/cli_args.h"
 #include "host/commands.h"
 #include "host/positions.h"
 #include "host/records.h"
@@ -283,19 +284,6 @@ static int write_job(void *vctx, armo_job *job, FILE *out) {
 
 /* ---- command line -------------------------------------------------------------- */
 
-static int parse_int(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "armo score: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo,
-                hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *in_path = "-", *out_path = "-", *device = "auto";
     long max_batch = 0, max_length = 0, explain = 3, threads = 0, window = 2048;
@@ -325,15 +313,15 @@ int cmd_score(int argc, char **argv) {
             else if (!strcmp(a, "--output")) out_path = v;
             else if (!strcmp(a, "--device")) device = v;
             else if (!strcmp(a, "--max-batch-tokens")) {
-                if (parse_int(v, a, 1, INT_MAX, &max_batch)) return 2;
+                if (armo_parse_long("score", a, v, 1, INT_MAX, &max_batch)) return 2;
             } else if (!strcmp(a, "--max-length")) {
-                if (parse_int(v, a, 1, INT_MAX, &max_length)) return 2;
+                if (armo_parse_long("score", a, v, 1, INT_MAX, &max_length)) return 2;
             } else if (!strcmp(a, "--explain")) {
-                if (parse_int(v, a, 0, 64, &explain)) return 2;
+                if (armo_parse_long("score", a, v, 0, 64, &explain)) return 2;
             } else if (!strcmp(a, "--threads")) {
-                if (parse_int(v, a, 0, 1024, &threads)) return 2;
+                if (armo_parse_long("score", a, v, 0, 1024, &threads)) return 2;
             } else if (!strcmp(a, "--window")) {
-                if (parse_int(v, a, 1, 1 << 24, &window)) return 2;
+                if (armo_parse_long("score", a, v, 1, 1 << 24, &window)) return 2;
             } else if (!strcmp(a, "--truncate")) {
                 if (!strcmp(v, "none")) truncate = TRUNC_NONE;
                 else if (!strcmp(v, "left")) truncate = TRUNC_LEFT;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "host/chat_template.h"
+#include "host/cli_args.h"
 #include "host/commands.h"
 #include "host/records.h"
 #include "host/tokenizer.h"
@@ -316,12 +317,8 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (!strcmp(a, "--gating")) {
             gating = 1;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1024) {
-                fprintf(stderr, "armo tokenize: --threads wants a number from 1 to 1024\n");
-                return 2;
-            }
+            long v;
+            if (armo_parse_long("tokenize", a, argv[++i], 1, 1024, &v)) return 2;
             o.threads = (int)v;
         } else if (!strcmp(a, "--")) {
             if (i + 1 < argc) arg = argv[++i];
