@@ -65,10 +65,11 @@ extern "C" int armo_gemm_create(armo_gemm **out, size_t workspace_bytes, armo_er
     }
     cudaError_t cst = cudaMalloc(&g->workspace, g->workspace_bytes);
     if (cst != cudaSuccess) {
+        const size_t bytes = g->workspace_bytes;
         cublasLtDestroy(g->lt);
         free(g);
         return armo_err_set(e, "%s:%d: cudaMalloc of %zu bytes of GEMM workspace failed: %s",
-                            __FILE__, __LINE__, workspace_bytes, cudaGetErrorString(cst));
+                            __FILE__, __LINE__, bytes, cudaGetErrorString(cst));
     }
     *out = g;
     return 0;

@@ -421,6 +421,16 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     const armo_config *c = &g->cfg;
     int armorm = c->arch == ARMO_ARCH_ARMORM;
     if (nseq <= 0) return armo_err_set(e, "empty batch");
+    if (!ids || !cu) return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
+    /* the layout itself first: everything below (the expansion, the copies)
+     * indexes by cu_seqlens */
+    if (cu[0] != 0) return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu[0]);
+    for (int s = 0; s < nseq; s++)
+        if (cu[s + 1] <= cu[s])
+            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu[s], cu[s + 1]);
+    /* the current device is per host thread: a caller may have created or
+     * used another backend on another device since */
+    CK(cudaSetDevice(g->device));
     int64_t n = cu[nseq];
     if (n > g->cap_tokens || nseq > g->cap_seqs)
         return armo_err_set(e,
@@ -437,11 +447,7 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     }
     int nhead = 0;
     for (int s = 0; s < nseq; s++) {
-        int len = cu[s + 1] - cu[s], full = x.full_len[s];
-        if (len <= 0) {
-            armo_err_set(e, "sequence %d is empty", s);
-            goto done;
-        }
+        int full = x.full_len[s];
         if (full > c->max_position_embeddings) {
             armo_err_set(e, "sequence %d has %d tokens; the model allows %d", s, full,
                          c->max_position_embeddings);
@@ -543,6 +549,10 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     }
     rc = 0;
 done:
+    /* a batch that failed half-way may have copies from the pinned mirrors
+     * (and kernels) still queued: drain the stream before the next batch
+     * refills those buffers (its status is already reported) */
+    if (rc) (void)cudaStreamSynchronize(g->stream);
     armo_expansion_free(&x);
     return rc;
 }
@@ -570,7 +580,10 @@ static void cuda_destroy(armo_backend *b) {
     if (!b) return;
     engine *g = b->impl;
     if (g) {
-        if (g->stream) cudaStreamSynchronize(g->stream);
+        if (g->stream) { /* created on g->device, which may not be current any more */
+            cudaSetDevice(g->device);
+            cudaStreamSynchronize(g->stream);
+        }
         for (int i = 0; i < g->nallocs; i++) cudaFree(g->allocs[i]);
         free(g->allocs);
         cudaFreeHost(g->p_ids);

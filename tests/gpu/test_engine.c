@@ -1,17 +1,17 @@
 /* test_engine.c — the CUDA backend end to end against the CPU backend
  * (DESIGN §5, oracle 4), label gpu; exits 77 when no CUDA device is found.
  *
- * Models: every bundled tiny fixture (the golden cases' token ids, all
- * packed in one batch, and the same cases split over small batches), and a
- * "medium" random model written at test time (hidden 1024, 4 layers,
- * head_dim 128, GQA 4:1) scored on a ragged batch with lengths 1, 7, 128,
- * 1000, 333 and 64.  The CUDA backend runs bf16 activations and the CPU
- * backend fp32, so the bound is a bf16 one: per sequence
- * |score_cuda - score_cpu| <= 3e-2 * max(1, |score_cpu|) and
- * ‖v_cuda − v_cpu‖ / ‖v_cpu‖ <= 3e-2 for the rewards, gating weights and
- * coefficients; every value finite.  Prompt-prefix sharing: the medium
- * model's batch is also scored as one shared prefix plus continuations, on
- * both backends, and compared likewise. */
+ * Models: every bundled tiny fixture (head_dim 64 with nh*hd > hidden; the
+ * golden cases' token ids, all packed in one batch, and the same cases split
+ * over small batches; refused bad batches; prompt-prefix sharing, ArmoRM and
+ * single-head), and a "medium" random model written at test time (hidden
+ * 1024, 4 layers, head_dim 128, GQA 4:1) scored on a ragged batch with
+ * lengths 1, 7, 128, 1000, 333 and 64, and with prefix sharing.  The CUDA
+ * backend runs bf16 activations and the CPU backend fp32, so the bounds are
+ * bf16 ones (see VEC_TOL / SCORE_TOL); every value finite.  Every compared
+ * sequence prints its errors, so a GPU log shows the margins.
+ * tests/gpu/emu/engine/run_engine.sh runs this same file on the CPU with the
+ * CUDA runtime and kernels emulated (no GPU). */
 #include <glob.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,8 +24,29 @@
 #include "host/cuda/cuda_backend.h"
 #include "host/random_model.h"
 
-#define SCORE_TOL 3e-2
-#define VEC_TOL 3e-2
+/* bf16 activations against fp32 (DESIGN §5): the bounds are relative to the
+ * scale of what is compared, not to the value itself, which may be near 0
+ * after cancellation.  ArmoRM: score = Σ rewards·coefficients, so a bf16
+ * perturbation of a few 1e-3 in each vector moves it by a few 1e-3 of
+ * ‖rewards‖·‖coefficients‖ (Cauchy–Schwarz), which bounds |score| itself;
+ * single-head RMs: the RMS of the batch's reference labels.  The host
+ * emulation of this engine (tests/gpu/emu/engine, the kernels' bf16 rounding
+ * points) shows at most ~1.5e-2 on the vectors and ~2e-2 of those scales on
+ * the tiny fixtures: the bounds leave a margin of 3 for the GPU's own
+ * (differently ordered) sample of that noise.  The medium model's gating MLP
+ * (weights scaled for a spread-out softmax) amplifies h_prompt's noise about
+ * twofold: up to 3.4e-2 on its gating weights and coefficients in the
+ * emulation, hence MEDIUM_GATE_TOL there.  (HF's own bf16 path, which rounds
+ * the attention logits to bf16, is off by up to 36% on its rewards and 80% on
+ * its gating for the medium model's 1000-token sequence: this engine keeps
+ * logits in fp32, so its bar is the emulation's, not HF's.)  A layout, row or
+ * position bug moves results by O(1) of the scale. */
+#define VEC_TOL 5e-2
+#define SCORE_TOL 5e-2
+#define MEDIUM_GATE_TOL 1e-1
+
+/* tolerance on the gating weights and coefficients of the model under test */
+static double g_gate_tol = VEC_TOL;
 
 static double rel_l2(const float *a, const float *b, int n) {
     double num = 0, den = 0;
@@ -36,25 +57,58 @@ static double rel_l2(const float *a, const float *b, int n) {
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void compare(const char *what, const armo_result *gpu, const armo_result *cpu, int n) {
+static double norm2(const float *a, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * a[i];
+    return sqrt(s);
+}
+
+static void compare_tol(const char *what, const armo_result *gpu, const armo_result *cpu, int n,
+                        double vec_tol, double gate_tol, double score_tol) {
+    /* single-head scale: RMS over the batch of each label */
+    double label_rms[ARMO_MAX_LABELS] = {0};
+    for (int s = 0; s < n; s++)
+        for (int l = 0; l < cpu[s].n_labels; l++) label_rms[l] += (double)cpu[s].labels[l] * cpu[s].labels[l];
+    for (int l = 0; l < ARMO_MAX_LABELS; l++) label_rms[l] = n ? sqrt(label_rms[l] / n) : 0.0;
     for (int s = 0; s < n; s++) {
         const armo_result *g = &gpu[s], *c = &cpu[s];
+        CHECK(g->n_tokens == c->n_tokens, "%s seq %d: %d tokens, cpu %d", what, s, g->n_tokens,
+              c->n_tokens);
         CHECK(isfinite(g->score), "%s seq %d: score not finite", what, s);
-        CHECK(fabs(g->score - c->score) <= SCORE_TOL * fmax(1.0, fabs(c->score)),
-              "%s seq %d: score cuda %.6f cpu %.6f", what, s, g->score, c->score);
-        CHECK(g->n_tokens == c->n_tokens, "%s seq %d tokens", what, s);
         if (c->n_objectives) {
-            int k = c->n_objectives;
-            double er = rel_l2(g->rewards, c->rewards, k), eg = rel_l2(g->gating, c->gating, k),
-                   ec = rel_l2(g->coefficients, c->coefficients, k);
-            CHECK(er <= VEC_TOL && eg <= VEC_TOL && ec <= VEC_TOL,
-                  "%s seq %d: rel err rewards %.3g gating %.3g coefficients %.3g", what, s, er, eg,
-                  ec);
+            const int k = c->n_objectives;
+            CHECK(g->n_objectives == k, "%s seq %d: %d objectives, cpu %d", what, s,
+                  g->n_objectives, k);
+            const double er = rel_l2(g->rewards, c->rewards, k),
+                         eg = rel_l2(g->gating, c->gating, k),
+                         ec = rel_l2(g->coefficients, c->coefficients, k);
+            const double scale = norm2(c->rewards, k) * norm2(c->coefficients, k);
+            const double es = fabs((double)g->score - c->score) / fmax(scale, 1e-6);
+            printf("%-28s seq %2d (%5d tokens): score cuda %9.5f cpu %9.5f (err %.2e of "
+                   "|r||c| %.3g) | rel err rewards %.2e gating %.2e coefficients %.2e\n",
+                   what, s, c->n_tokens, g->score, c->score, es, scale, er, eg, ec);
+            CHECK(er <= vec_tol && eg <= gate_tol && ec <= gate_tol && isfinite(er + eg + ec),
+                  "%s seq %d: rel err rewards %.3g gating %.3g coefficients %.3g (tolerances "
+                  "%.2g, %.2g)", what, s, er, eg, ec, vec_tol, gate_tol);
+            CHECK(es <= score_tol, "%s seq %d: score cuda %.6f cpu %.6f: error %.3g of "
+                  "|rewards||coefficients| %.3g (tolerance %.2g)", what, s, g->score, c->score,
+                  es, scale, score_tol);
+        } else {
+            CHECK(g->n_labels == c->n_labels, "%s seq %d: %d labels, cpu %d", what, s, g->n_labels,
+                  c->n_labels);
+            printf("%-28s seq %2d (%5d tokens): score cuda %9.5f cpu %9.5f (err %.2e of batch "
+                   "RMS %.3g)\n", what, s, c->n_tokens, g->score, c->score,
+                   fabs((double)g->score - c->score) / fmax(label_rms[0], 1e-6), label_rms[0]);
+            for (int l = 0; l < c->n_labels; l++)
+                CHECK(fabs((double)g->labels[l] - c->labels[l]) <= score_tol * fmax(label_rms[l], 1e-6),
+                      "%s seq %d label %d: cuda %.6f cpu %.6f (tolerance %.2g of the batch RMS "
+                      "%.3g)", what, s, l, g->labels[l], c->labels[l], score_tol, label_rms[l]);
         }
-        for (int l = 0; l < c->n_labels; l++)
-            CHECK(fabs(g->labels[l] - c->labels[l]) <= SCORE_TOL * fmax(1.0, fabs(c->labels[l])),
-                  "%s seq %d label %d", what, s, l);
     }
+}
+
+static void compare(const char *what, const armo_result *gpu, const armo_result *cpu, int n) {
+    compare_tol(what, gpu, cpu, n, VEC_TOL, g_gate_tol, SCORE_TOL);
 }
 
 /* Scores the batch with both backends (the CUDA one in batches of `split`
@@ -77,6 +131,62 @@ static void run_both(const char *what, armo_backend *gpu, armo_backend *cpu, con
     if (ok) compare(what, rg, rc, nseq);
     free(rg);
     free(rc);
+}
+
+/* Segments: [standalone 100], [prefix 300], 3 continuations (1, 57, 200
+ * tokens) of it; gating rows inside the prefix (250, 299: its last row) and
+ * inside a continuation's own tokens (420 of 500).  gpos NULL for single-head
+ * RMs. */
+static void test_shared(const char *what, armo_backend *gpu, armo_backend *cpu, int vocab,
+                        int armorm) {
+    const int lens[5] = {100, 300, 1, 57, 200};
+    int32_t cu[6], pre[5] = {-1, -1, 1, 1, 1}, gpos[5] = {90, -1, 250, 299, 420};
+    cu[0] = 0;
+    for (int i = 0; i < 5; i++) cu[i + 1] = cu[i] + lens[i];
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cu[5]);
+    uint64_t x = 7;
+    for (int i = 0; i < cu[5]; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((x >> 33) % (uint64_t)vocab);
+    }
+    armo_result rg[5], rc[5];
+    armo_err e;
+    int ok = cpu->score(cpu, ids, cu, 5, armorm ? gpos : NULL, pre, rc, &e) == 0;
+    CHECK(ok, "%s: cpu: %s", what, e.msg);
+    if (ok) {
+        ok = gpu->score(gpu, ids, cu, 5, armorm ? gpos : NULL, pre, rg, &e) == 0;
+        CHECK(ok, "%s: cuda: %s", what, e.msg);
+    }
+    if (ok) {
+        CHECK(rg[1].n_tokens == 0 && rc[1].n_tokens == 0, "%s: the prefix segment has no head",
+              what);
+        char name[96];
+        snprintf(name, sizeof name, "%s standalone", what);
+        compare(name, &rg[0], &rc[0], 1);
+        snprintf(name, sizeof name, "%s continuations", what);
+        compare(name, &rg[2], &rc[2], 3);
+    }
+    free(ids);
+}
+
+/* Bad batches are refused with a message and leave the backend usable. */
+static void test_refusals(const char *what, armo_backend *gpu, int64_t cap_tokens, int armorm) {
+    armo_err e;
+    armo_result r[2];
+    int32_t ids[4] = {1, 2, 3, 4}, gpos[2] = {0, 0};
+    int32_t bad_start[2] = {1, 4}, decreasing[3] = {0, 3, 2};
+    CHECK(gpu->score(gpu, ids, bad_start, 1, armorm ? gpos : NULL, NULL, r, &e) != 0 &&
+              test_contains(e.msg, "cu_seqlens[0]"),
+          "%s: cu_seqlens[0] = 1 must be refused (%s)", what, e.msg);
+    CHECK(gpu->score(gpu, ids, decreasing, 2, armorm ? gpos : NULL, NULL, r, &e) != 0 &&
+              test_contains(e.msg, "empty"),
+          "%s: decreasing cu_seqlens must be refused (%s)", what, e.msg);
+    const int32_t n = (int32_t)cap_tokens + 1;
+    int32_t *big = calloc((size_t)n, sizeof *big), cu_big[2] = {0, n};
+    CHECK(gpu->score(gpu, big, cu_big, 1, armorm ? gpos : NULL, NULL, r, &e) != 0 &&
+              test_contains(e.msg, "exceeds"),
+          "%s: a batch over max_batch_tokens must be refused (%s)", what, e.msg);
+    free(big);
 }
 
 static void test_fixture(const char *golden_path) {
@@ -117,6 +227,13 @@ static void test_fixture(const char *golden_path) {
         int armorm = m.cfg.arch == ARMO_ARCH_ARMORM;
         run_both(name, gpu, cpu, ids, cu, nseq, armorm ? gpos : NULL, nseq);
         run_both(name, gpu, cpu, ids, cu, nseq, armorm ? gpos : NULL, 3);
+        test_refusals(name, gpu, o.max_batch_tokens, armorm);
+        /* still right after the refusals; then prefix sharing on this model
+         * (head_dim 64 with nh*hd > hidden, and the single-head path) */
+        run_both(name, gpu, cpu, ids, cu, nseq, armorm ? gpos : NULL, nseq);
+        char what[160];
+        snprintf(what, sizeof what, "%s shared", name);
+        test_shared(what, gpu, cpu, m.cfg.vocab_size, armorm);
     }
     armo_backend_close(gpu);
     armo_backend_close(cpu);
@@ -125,35 +242,6 @@ static void test_fixture(const char *golden_path) {
     free(cu);
     free(gpos);
     json_decref(root);
-}
-
-/* Segments: [standalone 100], [prefix 300], 3 continuations (1, 57, 200
- * tokens) of it; the gating rows lie inside the prefix. */
-static void test_shared(armo_backend *gpu, armo_backend *cpu, int vocab) {
-    const int lens[5] = {100, 300, 1, 57, 200};
-    int32_t cu[6], pre[5] = {-1, -1, 1, 1, 1}, gpos[5] = {90, -1, 250, 299, 120};
-    cu[0] = 0;
-    for (int i = 0; i < 5; i++) cu[i + 1] = cu[i] + lens[i];
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cu[5]);
-    uint64_t x = 7;
-    for (int i = 0; i < cu[5]; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        ids[i] = (int32_t)((x >> 33) % (uint64_t)vocab);
-    }
-    armo_result rg[5], rc[5];
-    armo_err e;
-    int ok = cpu->score(cpu, ids, cu, 5, gpos, pre, rc, &e) == 0;
-    CHECK(ok, "shared: cpu: %s", e.msg);
-    if (ok) {
-        ok = gpu->score(gpu, ids, cu, 5, gpos, pre, rg, &e) == 0;
-        CHECK(ok, "shared: cuda: %s", e.msg);
-    }
-    if (ok) {
-        CHECK(rg[1].n_tokens == 0 && rc[1].n_tokens == 0, "prefix segment has no head");
-        compare("shared standalone", &rg[0], &rc[0], 1);
-        compare("shared continuations", &rg[2], &rc[2], 3);
-    }
-    free(ids);
 }
 
 static void test_medium(void) {
@@ -194,9 +282,11 @@ static void test_medium(void) {
     armo_backend *cpu = armo_backend_open(&m, "cpu", &o, &e);
     CHECK(cpu != NULL, "medium: cpu backend: %s", e.msg);
     if (gpu && cpu) {
+        g_gate_tol = MEDIUM_GATE_TOL;
         run_both("medium", gpu, cpu, ids, cu, nseq, gpos, nseq);
         run_both("medium (one by one)", gpu, cpu, ids, cu, nseq, gpos, 1);
-        test_shared(gpu, cpu, s.vocab);
+        test_shared("medium shared", gpu, cpu, s.vocab, 1);
+        g_gate_tol = VEC_TOL;
     }
     armo_backend_close(gpu);
     armo_backend_close(cpu);
