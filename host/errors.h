@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" { /* also used from the .cu files */
+#endif
+
 #define ARMO_ERR_LEN 1024
 
 typedef struct {
@@ -28,5 +32,9 @@ int armo_err_set(armo_err *e, const char *fmt, ...) ARMO_PRINTF(2, 3);
 
 /* Puts "prefix: " in front of the current message; returns -1. */
 int armo_err_prefix(armo_err *e, const char *fmt, ...) ARMO_PRINTF(2, 3);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -257,7 +257,11 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
                 ptrs[np++] = groups[g].seqs[s];
         int nv = np - first;
         int P = o->share_prefix && nv >= 2 ? shared_prefix_len(ptrs + first, nv) : 0;
-        if (P >= min_share) {
+        int64_t whole = 0; /* rows of the group's expanded attention layout */
+        for (int j = first; j < np; j++) whole += ptrs[j]->len;
+        /* a backend sizes its expanded layout for twice the budget: a group
+         * beyond that is scored unshared (in ordinary batches) */
+        if (P >= min_share && whole <= 2 * o->max_batch_tokens) {
             unit *u = &units[nu++];
             u->seqs = ptrs + first;
             u->n = nv;

@@ -17,6 +17,7 @@
 #include <cublasLt.h>
 
 #include "kernels/armo_kernels.h"
+#include "kernels/cuda_check.h"
 
 #define GEMM_CACHE_SIZE 64
 
@@ -34,13 +35,7 @@ struct armo_gemm {
     int ncached, next_evict;
 };
 
-#define CUDA_TRY(call)                                                                        \
-    do {                                                                                      \
-        cudaError_t st_ = (call);                                                             \
-        if (st_ != cudaSuccess)                                                               \
-            return armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,         \
-                                cudaGetErrorString(st_));                                     \
-    } while (0)
+#define CUDA_TRY(call) ARMO_CUDA_RETURN_ON_ERROR(e, call)
 
 #define LT_TRY(call)                                                                          \
     do {                                                                                      \

@@ -35,14 +35,9 @@
 #include "host/prefix_share.h"
 #include "host/progress.h"
 #include "kernels/armo_kernels.h"
+#include "kernels/cuda_check.h"
 
-#define CK(call)                                                                            \
-    do {                                                                                    \
-        cudaError_t st_ = (call);                                                           \
-        if (st_ != cudaSuccess)                                                             \
-            return armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,      \
-                                cudaGetErrorString(st_));                                   \
-    } while (0)
+#define CK(call) ARMO_CUDA_RETURN_ON_ERROR(e, call)
 
 typedef struct {
     uint16_t *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
@@ -477,15 +472,7 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
     int m = armorm ? 2 * nhead : nhead;
     cudaStream_t st = g->stream;
-#define CKG(call)                                                                            \
-    do {                                                                                     \
-        cudaError_t st_ = (call);                                                            \
-        if (st_ != cudaSuccess) {                                                            \
-            armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,               \
-                         cudaGetErrorString(st_));                                           \
-            goto done;                                                                       \
-        }                                                                                    \
-    } while (0)
+#define CKG(call) ARMO_CUDA_GOTO_ON_ERROR(e, done, call)
     if (g->timing) CKG(cudaEventRecord(g->phase_ev[0], g->stream));
     nvtxRangePushA("armo.upload");
     CKG(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));

@@ -9,17 +9,10 @@
 #include <string.h>
 
 #include "kernels/armo_kernels.h"
+#include "kernels/cuda_check.h"
 #include "weights/dtype.h"
 
-#define CKC(call)                                                                           \
-    do {                                                                                    \
-        cudaError_t st_ = (call);                                                           \
-        if (st_ != cudaSuccess) {                                                           \
-            armo_err_set(e, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,              \
-                         cudaGetErrorString(st_));                                          \
-            goto done;                                                                      \
-        }                                                                                   \
-    } while (0)
+#define CKC(call) ARMO_CUDA_GOTO_ON_ERROR(e, done, call)
 
 /* count random bf16 values in [-1, 1) into a device buffer (host LCG). */
 static cudaError_t fill_random(uint16_t *dst, size_t count, uint32_t seed) {

@@ -143,6 +143,19 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned int flags) {
     *ev = (cudaEvent_t)(void *)&token_event[nevents++ % 64];
     return cudaSuccess;
 }
+cudaError_t cudaEventCreate(cudaEvent_t *ev) { return cudaEventCreateWithFlags(ev, 0); }
+/* the engine's optional phase timing (armo bench) reads zero on the CPU */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    (void)a;
+    (void)b;
+    *ms = 0.0f;
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = (size_t)64 << 30;
+    *total_bytes = (size_t)80 << 30;
+    return cudaSuccess;
+}
 cudaError_t cudaEventDestroy(cudaEvent_t ev) {
     (void)ev;
     return cudaSuccess;

@@ -8,7 +8,7 @@
 # sizes, row indices, last-layer gather, expanded layout, head output
 # layout, error paths) and whether test_engine's bf16 tolerances hold for
 # bf16-rounded activations.  Needs gcc, jansson and PCRE2 dev packages and
-# the CUDA headers (no GPU, no nvcc).  About 10 minutes on 2 free cores
+# the CUDA headers (no GPU, no nvcc).  About a minute on 2 cores
 # (the medium model dominates); with ARMO_EMU_SANITIZE=1 the build adds
 # AddressSanitizer + UBSan (several times slower).
 # Usage: [ARMO_EMU_SANITIZE=1] tests/gpu/emu/engine/run_engine.sh [work dir]
@@ -26,7 +26,7 @@ gcc -std=c11 -D_GNU_SOURCE -O2 -g $san \
     -Wall -Wextra -I"$root" -I"$cuda_inc" $(pkg-config --cflags jansson libpcre2-8) \
     -DARMO_SOURCE_DIR="\"$root\"" -DARMO_BINARY_DIR="\"$work\"" \
     -DARMO_MODELS_DIR="\"$work/models\"" -DARMO_EXE="\"/nonexistent\"" \
-    -o "$work/test_engine_emu" $srcs "$root/host/cuda/cuda_backend.c" \
+    -o "$work/test_engine_emu" $srcs "$root/host/cuda/cuda_backend.c" "$root/host/cuda/gemm_ceiling.c" \
     "$here/cuda_fake.c" "$here/kernels_host.c" "$root/tests/gpu/test_engine.c" \
     $(pkg-config --libs jansson libpcre2-8) -lm -lpthread
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$work/test_engine_emu"
