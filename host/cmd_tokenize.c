@@ -63,18 +63,20 @@ static void usage(FILE *f) {
             "exit status: 0 success, 1 some record or the text failed, 2 usage or model error\n");
 }
 
-/* JSON string of bytes; bytes not part of valid UTF-8 appear as <0xNN>. */
-static void put_json_bytes(FILE *f, const char *s, size_t n) {
-    fputc('"', f);
+/* Writes token bytes for a person: valid UTF-8 as is, bytes that are not part
+ * of valid UTF-8 as <0xNN>, control bytes escaped — JSON escapes (and
+ * quotes) when json, else C-like escapes (\n, \t, \xNN). */
+static void put_bytes(FILE *f, const char *s, size_t n, int json) {
+    if (json) fputc('"', f);
     size_t i = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x80) {
-            if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+            if (c == '\\' || (json && c == '"')) fprintf(f, "\\%c", c);
             else if (c == '\n') fputs("\\n", f);
             else if (c == '\r') fputs("\\r", f);
             else if (c == '\t') fputs("\\t", f);
-            else if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+            else if (c < 0x20 || c == 0x7f) fprintf(f, json ? "\\u%04x" : "\\x%02x", c);
             else fputc(c, f);
             i++;
             continue;
@@ -88,33 +90,7 @@ static void put_json_bytes(FILE *f, const char *s, size_t n) {
             i++;
         }
     }
-    fputc('"', f);
-}
-
-/* Text-mode piece: C-like escapes for control bytes, <0xNN> for stray bytes. */
-static void put_piece(FILE *f, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) {
-            if (c == '\n') fputs("\\n", f);
-            else if (c == '\r') fputs("\\r", f);
-            else if (c == '\t') fputs("\\t", f);
-            else if (c == '\\') fputs("\\\\", f);
-            else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
-            else fputc(c, f);
-            i++;
-            continue;
-        }
-        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (len > 1 && i + len <= n && armo_utf8_invalid_at(s + i, len) < 0) {
-            fwrite(s + i, 1, len, f);
-            i += len;
-        } else {
-            fprintf(f, "<0x%02X>", c);
-            i++;
-        }
-    }
+    if (json) fputc('"', f);
 }
 
 static char *read_all(FILE *f, size_t *len) {
@@ -193,7 +169,7 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
         if (err) {
             failures++;
             printf(",\"error\":");
-            put_json_bytes(stdout, err, strlen(err));
+            put_bytes(stdout, err, strlen(err), 1);
             printf("}\n");
             continue;
         }
@@ -204,7 +180,7 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
                 size_t len;
                 char *txt = armo_chat_render(r->convs[s].msgs, r->convs[s].n, &len, &e);
                 if (s) putchar(',');
-                if (txt) put_json_bytes(stdout, txt, len);
+                if (txt) put_bytes(stdout, txt, len, 1);
                 free(txt);
             }
             printf("]}\n");
@@ -225,7 +201,7 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
                     size_t bl = 0;
                     const char *b = armo_tokenizer_id_bytes(tok, t->seqs[s].ids[q], &bl);
                     if (q) putchar(',');
-                    if (b) put_json_bytes(stdout, b, bl);
+                    if (b) put_bytes(stdout, b, bl, 1);
                     else printf("null");
                 }
                 putchar(']');
@@ -392,7 +368,7 @@ int cmd_tokenize(int argc, char **argv) {
                 size_t bl = 0;
                 const char *b = armo_tokenizer_id_bytes(tok, ids.ids[i], &bl);
                 printf("%d\t", ids.ids[i]);
-                put_piece(stdout, b, bl);
+                put_bytes(stdout, b, bl, 0);
                 putchar('\n');
             }
         } else {
