@@ -25,6 +25,8 @@ typedef struct armo_backend armo_backend;
 struct armo_backend {
     const char *name;            /* "cpu" or "cuda" */
     char device[128];            /* human description: "CPU (2 threads)", "NVIDIA H100 ..." */
+    int64_t max_expanded_rows;   /* most rows of a batch's expanded attention layout under
+                                  * prefix sharing (prefix_share.h); 0: no limit */
     void *impl;
     /* Scores nseq packed segments (ids[cu_seqlens[s] .. cu_seqlens[s+1])).
      * prefix_of (NULL: none) enables prompt-prefix sharing: prefix_of[s] = p

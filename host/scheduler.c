@@ -250,6 +250,7 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
     }
     int nu = 0, np = 0;
     int min_share = o->min_shared_prefix > 0 ? o->min_shared_prefix : 8;
+    const int64_t max_exp = b->max_expanded_rows > 0 ? b->max_expanded_rows : INT64_MAX;
     for (int g = 0; g < ngroups; g++) {
         int first = np;
         for (int s = 0; s < groups[g].n; s++)
@@ -259,9 +260,9 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
         int P = o->share_prefix && nv >= 2 ? shared_prefix_len(ptrs + first, nv) : 0;
         int64_t whole = 0; /* rows of the group's expanded attention layout */
         for (int j = first; j < np; j++) whole += ptrs[j]->len;
-        /* a backend sizes its expanded layout for twice the budget: a group
-         * beyond that is scored unshared (in ordinary batches) */
-        if (P >= min_share && whole <= 2 * o->max_batch_tokens) {
+        /* a group whose expanded layout exceeds what the backend holds is
+         * scored unshared (in ordinary batches) */
+        if (P >= min_share && whole <= max_exp) {
             unit *u = &units[nu++];
             u->seqs = ptrs + first;
             u->n = nv;
@@ -284,10 +285,10 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
         int j = i, segs = 0;
         int64_t tokens = 0, expanded = 0;
         /* a unit larger than the budget goes alone; the expanded attention
-         * layout of shared units may take up to twice the budget */
+         * rows of a batch stay within what the backend holds */
         while (j < nu &&
                (j == i || (tokens + units[j].tokens <= o->max_batch_tokens &&
-                           expanded + units[j].expanded <= 2 * o->max_batch_tokens &&
+                           expanded + units[j].expanded <= max_exp &&
                            segs + units[j].n + 1 <= o->max_batch_seqs))) {
             tokens += units[j].tokens;
             expanded += units[j].expanded;

@@ -625,6 +625,7 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;
     g->cap_rows = g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
     g->cap_exp = 2 * g->cap_tokens; /* the scheduler keeps shared batches within this */
+    b->max_expanded_rows = g->cap_exp;
     if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
     return alloc_activations(g, e);
 }
