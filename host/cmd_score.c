@@ -107,13 +107,6 @@ static char *dupmsg(const char *prefix, const char *msg) {
     return s;
 }
 
-/* Record-level error prefix "line N (id X): " as records.c writes it. */
-static void rec_prefix(const armo_job *job, const armo_record *r, char *buf, size_t len) {
-    if (r && r->id_json)
-        snprintf(buf, len, "line %lld (id %.200s): ", (long long)job->line_no, r->id_json);
-    else
-        snprintf(buf, len, "line %lld (no id): ", (long long)job->line_no);
-}
 
 /* Length policy, pad cut and gating position for one tokenized sequence. */
 static void finish_seq(score_ctx *c, armo_seq *s, const char *prefix, const char *which) {
@@ -182,7 +175,7 @@ static int prepare(void *vctx, armo_job *job) {
               : r->kind == ARMO_REC_BEST_OF_N ? ARMO_OUT_BEST_OF_N
                                               : ARMO_OUT_SINGLE;
     char prefix[300];
-    rec_prefix(job, r, prefix, sizeof prefix);
+    armo_record_error_prefix(prefix, sizeof prefix, (long)job->line_no, r->id_json);
     size_t nseq = armo_record_n_sequences(r);
     if (nseq == 0) {
         job->error = dupmsg(prefix, "the record has nothing to score");

@@ -126,16 +126,22 @@ char *armo_record_raw_id(const char *s, size_t n) {
 
 static int rec_err(armo_err *e, long line, const char *id, const char *fmt, ...) ARMO_PRINTF(4, 5);
 
+void armo_record_error_prefix(char *buf, size_t len, long line, const char *id_json) {
+    if (id_json)
+        snprintf(buf, len, "line %ld (id %.*s%s): ", line, ID_SHOWN, id_json,
+                 strlen(id_json) > ID_SHOWN ? "…" : "");
+    else
+        snprintf(buf, len, "line %ld (no id): ", line);
+}
+
 static int rec_err(armo_err *e, long line, const char *id, const char *fmt, ...) {
-    char what[ARMO_ERR_LEN];
+    char what[ARMO_ERR_LEN], prefix[ID_SHOWN + 64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (id)
-        return armo_err_set(e, "line %ld (id %.*s%s): %s", line, ID_SHOWN, id,
-                            strlen(id) > ID_SHOWN ? "…" : "", what);
-    return armo_err_set(e, "line %ld (no id): %s", line, what);
+    armo_record_error_prefix(prefix, sizeof prefix, line, id);
+    return armo_err_set(e, "%s%s", prefix, what);
 }
 
 /* ---- parsing ------------------------------------------------------------ */

@@ -81,6 +81,11 @@ void armo_record_free(armo_record *r);
  * to label their error output. */
 char *armo_record_raw_id(const char *line, size_t len);
 
+/* The "line N (id X): " / "line N (no id): " prefix every record error
+ * starts with (long ids shortened), for callers that report their own
+ * per-record errors. */
+void armo_record_error_prefix(char *buf, size_t len, long line, const char *id_json);
+
 /* "messages", "prompt_response", "pair", "best_of_n", "input_ids". */
 const char *armo_record_kind_name(armo_record_kind k);
 
