@@ -270,13 +270,8 @@ static void test_arguments(void) {
     CHECK(run(args) == 0, "--help exit status");
     char p[1024];
     snprintf(p, sizeof p, "%s/help.txt", g_tmp);
-    FILE *f = fopen(p, "rb");
-    char buf[16384] = "";
-    if (f) {
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = 0;
-        fclose(f);
-    }
+    char buf[16384];
+    test_read_file(p, buf, sizeof buf);
     CHECK(test_contains(buf, "--workload a|b|c|all") && test_contains(buf, "--sequences") &&
               test_contains(buf, "MFU"),
           "--help text");

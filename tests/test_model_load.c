@@ -228,13 +228,8 @@ static void test_broken(void) {
     snprintf(cmd, sizeof cmd, "%s inspect --model %s > /dev/null 2> %s", ARMO_EXE, dir, log);
     int st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "armo inspect on a corrupted shard: exit 1");
-    FILE *lf = fopen(log, "r");
-    char text[2048] = "";
-    if (lf) {
-        size_t got = fread(text, 1, sizeof text - 1, lf);
-        text[got] = 0;
-        fclose(lf);
-    }
+    char text[2048];
+    test_read_file(log, text, sizeof text);
     CHECK(test_contains(text, "model-00002-of-00003.safetensors"),
           "armo inspect names the corrupted shard: %s", text);
     unlink(log);

@@ -36,6 +36,18 @@ static inline int test_contains(const char *haystack, const char *needle) {
     return haystack && needle && strstr(haystack, needle) != NULL;
 }
 
+/* Reads at most len - 1 bytes of path into buf, NUL-terminated ("" when the
+ * file cannot be read); returns the byte count. */
+static inline size_t test_read_file(const char *path, char *buf, size_t len) {
+    buf[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return n;
+}
+
 static inline int test_finish(const char *name) {
     printf("%s: %d checks, %d failed\n", name, g_test_checks, g_test_failures);
     return g_test_failures ? 1 : 0;
