@@ -1,5 +1,5 @@
 /* errors.c — armo_err helpers (see errors.h). */
-#include "host/errors.h"
+#include "base/errors.h"
 
 #include <stdarg.h>
 #include <stdio.h>

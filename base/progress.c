@@ -1,5 +1,5 @@
 /* progress.c — see progress.h. */
-#include "host/progress.h"
+#include "base/progress.h"
 
 #include <time.h>
 #include <unistd.h>

@@ -32,7 +32,7 @@ extern "C" {
 
 /* host/errors.h has no extern "C" guard of its own: included here, inside
  * ours, so that C++ (.cu) translation units link against the C armo_err_set. */
-#include "host/errors.h"
+#include "base/errors.h"
 
 /* ---- 1. embedding gather (kernels/embedding.cu) ---------------------------
  * out[i, :] = table[ids[i], :] for i < n; table [vocab, hidden] bf16,
@@ -104,7 +104,7 @@ int armo_attention_flash_supports(int hd);
 cudaError_t armo_swiglu_bf16(uint16_t *out, const uint16_t *gate_up, int n, int inter,
                              cudaStream_t stream);
 
-/* ---- 6. row gather and reward heads (kernels/head.cu) -------------------------
+/* ---- 6. row gather (kernels/gather.cu) and reward heads (kernels/head.cu) -----
  * out[r, :] = x[rows[r], :] for r < m; x [*, hidden] bf16, rows int32 [m]
  * (every index must be a valid row of x: the caller owns that). */
 cudaError_t armo_gather_rows_bf16(uint16_t *out, const uint16_t *x, const int32_t *rows, int m,

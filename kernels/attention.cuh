@@ -1,4 +1,6 @@
-/* attention.cu — causal GQA attention over packed variable-length sequences.
+/* attention.cuh — device code of causal GQA attention over packed
+ * variable-length sequences (launchers: attention.cu; also compiled by the
+ * CPU emulator in tests/emu/attention, which is why it is a header).
  *
  * Two variants computing the same function (softmax(q·kᵀ/sqrt(hd)) in fp32
  * over keys 0..i of token i's own sequence, query head h reading KV head
@@ -35,25 +37,16 @@
  *                         reg2 (row g,   cols 2t+8..+9), reg3 (row g+8, cols 2t+8..+9)
  *   B (16x8, [k][n]):     reg0 (k 2t..2t+1, n g),       reg1 (k 2t+8..2t+9, n g)
  *   C (16x8, fp32):       c0,c1 (row g, cols 2t, 2t+1), c2,c3 (row g+8, cols 2t, 2t+1) */
-#include <stdlib.h>
-#include <string.h>
+#ifndef ARMO_ATTENTION_CUH
+#define ARMO_ATTENTION_CUH
 
-#include "kernels/armo_kernels.h"
 #include "kernels/kernel_util.cuh"
+#include "kernels/mma.cuh"
 
 #define FA_BM 64      /* query rows per block (16 per warp) */
 #define FA_BN 64      /* keys per tile */
 #define FA_THREADS 128
 #define FA_PAD 8      /* bf16 elements of row padding: keeps 16-byte rows, spreads banks */
-
-__device__ __forceinline__ void mma_bf16_16816(float c[4], const uint32_t a[4], uint32_t b0,
-                                               uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 /* First token of the sequence holding packed token t: cu_seqlens[s] for the
  * largest s < nseq with cu_seqlens[s] <= t (skips empty sequences). */
@@ -310,80 +303,4 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     }
 }
 
-static int check_common(int nseq, int n, int max_seqlen, int nh, int nkv, int hd) {
-    return nseq >= 0 && n >= 0 && max_seqlen >= 0 && nh > 0 && nkv > 0 && nh % nkv == 0 &&
-           hd > 0;
-}
-
-extern "C" cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t *q,
-                                                  const uint16_t *k, const uint16_t *v,
-                                                  const int32_t *cu_seqlens, int nseq, int n,
-                                                  int max_seqlen, int nh, int nkv, int hd,
-                                                  cudaStream_t stream) {
-    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || hd > SA_MAX_HD ||
-        nh > 65535)
-        return cudaErrorInvalidValue;
-    if (n == 0 || nseq == 0) return cudaSuccess;
-    dim3 grid((unsigned)n, (unsigned)nh);
-    simple_attn_kernel<<<grid, SA_WARPS * 32, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, nh, nkv,
-                                                           hd, 1.0f / sqrtf((float)hd));
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *q,
-                                                 const uint16_t *k, const uint16_t *v,
-                                                 const int32_t *cu_seqlens, int nseq, int n,
-                                                 int max_seqlen, int nh, int nkv, int hd,
-                                                 cudaStream_t stream) {
-    if (!check_common(nseq, n, max_seqlen, nh, nkv, hd) || !armo_attention_flash_supports(hd) ||
-        nh > 65535)
-        return cudaErrorInvalidValue;
-    if ((((uintptr_t)out | (uintptr_t)q | (uintptr_t)k | (uintptr_t)v) & 15) != 0)
-        return cudaErrorInvalidValue; /* 16-byte vector loads / 4-byte stores */
-    if (n == 0 || nseq == 0) return cudaSuccess;
-    dim3 grid(armo_ceil_div(n, FA_BM), (unsigned)nh);
-    const float scale_log2 = 1.4426950408889634f / sqrtf((float)hd);
-    switch (hd) {
-    case 128:
-        flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
-                                                               nh, nkv, scale_log2);
-        break;
-    case 64:
-        flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
-                                                              nh, nkv, scale_log2);
-        break;
-    case 32:
-        flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
-                                                              nh, nkv, scale_log2);
-        break;
-    default: /* 16 */
-        flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(out, q, k, v, cu_seqlens, nseq, n,
-                                                              nh, nkv, scale_log2);
-        break;
-    }
-    return cudaGetLastError();
-}
-
-extern "C" int armo_attention_flash_supports(int hd) {
-    return hd == 16 || hd == 32 || hd == 64 || hd == 128;
-}
-
-extern "C" int armo_attention_use_simple(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *env = getenv("ARMO_ATTN");
-        cached = env && strcmp(env, "simple") == 0;
-    }
-    return cached;
-}
-
-extern "C" cudaError_t armo_attention_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
-                                           const uint16_t *v, const int32_t *cu_seqlens, int nseq,
-                                           int n, int max_seqlen, int nh, int nkv, int hd,
-                                           cudaStream_t stream) {
-    if (armo_attention_use_simple() || !armo_attention_flash_supports(hd))
-        return armo_attention_simple_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv,
-                                          hd, stream);
-    return armo_attention_flash_bf16(out, q, k, v, cu_seqlens, nseq, n, max_seqlen, nh, nkv, hd,
-                                     stream);
-}
+#endif

@@ -6,7 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 
 #define ARMO_CUDA_RETURN_ON_ERROR(e, call)                                                  \
     do {                                                                                    \

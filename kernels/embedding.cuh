@@ -1,10 +1,12 @@
-/* embedding.cu — token embedding gather for packed token ids.
+/* embedding.cuh — device code: token embedding gather for packed token ids.
  *
  * out[i, :] = table[ids[i], :].  Pure copy, memory-bound: one block per token,
  * 16-byte vector copies when hidden allows (it does for every Llama), else
  * element by element.  Invalid ids give zero rows instead of reading out of
  * bounds: the host validates ids, the kernel must not fault on bad input. */
-#include "kernels/armo_kernels.h"
+#ifndef ARMO_EMBEDDING_CUH
+#define ARMO_EMBEDDING_CUH
+
 #include "kernels/kernel_util.cuh"
 
 __global__ void embed_vec_kernel(uint4 *out, const uint4 *table, const int32_t *ids,
@@ -30,15 +32,4 @@ __global__ void embed_scalar_kernel(uint16_t *out, const uint16_t *table, const 
         dst[c] = valid ? table[(size_t)id * hidden + c] : (uint16_t)0;
 }
 
-extern "C" cudaError_t armo_embed_bf16(uint16_t *out, const uint16_t *table, const int32_t *ids,
-                                       int n, int hidden, int vocab, cudaStream_t stream) {
-    if (n < 0 || hidden <= 0 || vocab <= 0) return cudaErrorInvalidValue;
-    if (n == 0) return cudaSuccess;
-    const int aligned = hidden % 8 == 0 && ((uintptr_t)out & 15) == 0 && ((uintptr_t)table & 15) == 0;
-    if (aligned)
-        embed_vec_kernel<<<n, 128, 0, stream>>>((uint4 *)out, (const uint4 *)table, ids, hidden / 8,
-                                                vocab);
-    else
-        embed_scalar_kernel<<<n, 256, 0, stream>>>(out, table, ids, hidden, vocab);
-    return cudaGetLastError();
-}
+#endif

@@ -1,11 +1,13 @@
-/* rmsnorm.cu — RMSNorm, plain and with the residual add fused in.
+/* rmsnorm.cuh — device code: RMSNorm, plain and with the residual add fused in.
  *
  * One block per row; the row is read once for the sum of squares (fp32) and
  * once more for the scaled output (it is in L1/L2 by then).  The fused
  * variant writes the bf16-rounded residual sum first and takes its statistics
  * over those rounded values, so that the normalised output is exactly the
  * RMSNorm of the residual the next layer will read. */
-#include "kernels/armo_kernels.h"
+#ifndef ARMO_RMSNORM_CUH
+#define ARMO_RMSNORM_CUH
+
 #include "kernels/kernel_util.cuh"
 
 #define RMS_THREADS 256
@@ -48,19 +50,4 @@ __global__ void add_rmsnorm_kernel(uint16_t *residual, const uint16_t *delta, ui
     }
 }
 
-extern "C" cudaError_t armo_rmsnorm_bf16(uint16_t *out, const uint16_t *x, const uint16_t *w,
-                                         int n, int dim, float eps, cudaStream_t stream) {
-    if (n < 0 || dim <= 0 || !(eps >= 0.0f)) return cudaErrorInvalidValue;
-    if (n == 0) return cudaSuccess;
-    rmsnorm_kernel<<<n, RMS_THREADS, 0, stream>>>(out, x, w, dim, eps);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t armo_add_rmsnorm_bf16(uint16_t *residual, const uint16_t *delta,
-                                             uint16_t *out, const uint16_t *w, int n, int dim,
-                                             float eps, cudaStream_t stream) {
-    if (n < 0 || dim <= 0 || !(eps >= 0.0f)) return cudaErrorInvalidValue;
-    if (n == 0) return cudaSuccess;
-    add_rmsnorm_kernel<<<n, RMS_THREADS, 0, stream>>>(residual, delta, out, w, dim, eps);
-    return cudaGetLastError();
-}
+#endif

@@ -1,4 +1,4 @@
-/* rope.cu — rotary position embedding, HF "rotate_half" convention, in place
+/* rope.cuh — device code: rotary position embedding, HF "rotate_half" convention, in place
  * on packed q and k.
  *
  * Element j < hd/2 of a head pairs with j + hd/2:
@@ -7,7 +7,9 @@
  * and the llama3-scaled variants are the same kernel.  One block per token;
  * each thread owns whole pairs, so the in-place update has no hazards.
  * sincosf is the accurate one (full range reduction: angles reach 1e5 rad). */
-#include "kernels/armo_kernels.h"
+#ifndef ARMO_ROPE_CUH
+#define ARMO_ROPE_CUH
+
 #include "kernels/kernel_util.cuh"
 
 __global__ void rope_kernel(uint16_t *q, uint16_t *k, int nh, int nkv, int hd,
@@ -28,12 +30,4 @@ __global__ void rope_kernel(uint16_t *q, uint16_t *k, int nh, int nkv, int hd,
     }
 }
 
-extern "C" cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv,
-                                      int head_dim, const int32_t *pos, const float *inv_freq,
-                                      cudaStream_t stream) {
-    if (n < 0 || nh < 0 || nkv < 0 || head_dim <= 0 || head_dim % 2 != 0) return cudaErrorInvalidValue;
-    if ((nkv > 0 && k == NULL) || (nh > 0 && q == NULL)) return cudaErrorInvalidValue;
-    if (n == 0 || nh + nkv == 0) return cudaSuccess;
-    rope_kernel<<<n, 128, 0, stream>>>(q, k, nh, nkv, head_dim, pos, inv_freq);
-    return cudaGetLastError();
-}
+#endif

@@ -1,9 +1,11 @@
-/* swiglu.cu — SwiGLU on the fused gate|up GEMM output.
+/* swiglu.cuh — device code: SwiGLU on the fused gate|up GEMM output.
  *
  * in [n, 2I] with each row [gate(I) | up(I)] -> out [n, I] = silu(gate) * up,
  * in fp32 (silu(g) = g / (1 + exp(-g)), accurate expf).  Grid-stride over the
  * n*I outputs, pairs of bf16 per thread when I is even (always, for Llama). */
-#include "kernels/armo_kernels.h"
+#ifndef ARMO_SWIGLU_CUH
+#define ARMO_SWIGLU_CUH
+
 #include "kernels/kernel_util.cuh"
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
@@ -33,18 +35,4 @@ __global__ void swiglu_scalar_kernel(uint16_t *out, const uint16_t *gate_up, int
     }
 }
 
-extern "C" cudaError_t armo_swiglu_bf16(uint16_t *out, const uint16_t *gate_up, int n, int inter,
-                                        cudaStream_t stream) {
-    if (n < 0 || inter <= 0) return cudaErrorInvalidValue;
-    if (n == 0) return cudaSuccess;
-    const int pairs = inter % 2 == 0 && ((uintptr_t)out & 3) == 0 && ((uintptr_t)gate_up & 3) == 0;
-    const long long work = pairs ? (long long)n * (inter / 2) : (long long)n * inter;
-    long long blocks = (work + 255) / 256;
-    if (blocks > 65536) blocks = 65536;
-    if (pairs)
-        swiglu_pair_kernel<<<(unsigned)blocks, 256, 0, stream>>>((uint32_t *)out,
-                                                                 (const uint32_t *)gate_up, n, inter / 2);
-    else
-        swiglu_scalar_kernel<<<(unsigned)blocks, 256, 0, stream>>>(out, gate_up, n, inter);
-    return cudaGetLastError();
-}
+#endif

@@ -7,7 +7,7 @@
  * 4 * Σ len²/2 * nh * hd; GEMM: 2 * n * in * out), next to the card's memory
  * bandwidth computed from its attributes and the H100 SXM reference figures
  * (3.35 TB/s, ~990 TFLOP/s dense bf16).  Inputs are random bf16 in a sane
- * range; numbers are checked by tests/gpu, not here.
+ * range; numbers are checked by tests/kernels, not here.
  * Usage: bench_kernels [reps]   (exits 77 without a CUDA device). */
 #include <math.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -10,7 +10,7 @@ Steps (all in one run, on --device):
      tests/data/llama3-tokenizer.tar.xz).  Default: full ArmoRM widths (hidden
      4096, 32/8 heads, head_dim 128, intermediate 14336, vocab 128257, 19
      objectives, gating 1024 x 3) with --layers 4.  Weight scales follow
-     host/random_model.c so that every part of the forward matters;
+     weights/random_model.c so that every part of the forward matters;
   2. build >= 64 records (single conversations of 1-4 turns, 30-2000 tokens,
      and pairs sharing a prompt) as armo JSONL;
   3. score them with transformers' LlamaModel (sdpa attention, one
@@ -109,14 +109,14 @@ def armorm_config(a):
 
 
 def uniform(gen, shape, mean, std, dtype):
-    """Uniform with the given mean and standard deviation (as host/random_model.c)."""
+    """Uniform with the given mean and standard deviation (as weights/random_model.c)."""
     t = torch.rand(shape, generator=gen, dtype=torch.float32)
     t.mul_(2.0 * math.sqrt(3.0) * std).add_(mean - math.sqrt(3.0) * std)
     return t.to(dtype)
 
 
 def random_weights(a, seed):
-    """Scales of host/random_model.c: unit embedding, norm weights ~1 +- 0.1,
+    """Scales of weights/random_model.c: unit embedding, norm weights ~1 +- 0.1,
     q/k 2/sqrt(H), v 1/sqrt(H), o 0.5/sqrt(q), gate/up 1/sqrt(H), down
     0.5/sqrt(I); head: regression 1/sqrt(H), gating 1.6/sqrt(in) (last layer
     15/sqrt(in), so z / T has a spread of ~1.5), biases 0.3, logit_scale

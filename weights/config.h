@@ -9,7 +9,7 @@
 #ifndef ARMO_CONFIG_H
 #define ARMO_CONFIG_H
 
-#include "host/errors.h"
+#include "base/errors.h"
 
 typedef enum {
     ARMO_ARCH_ARMORM = 1,        /* LlamaForRewardModelWithGating */

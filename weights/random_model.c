@@ -1,5 +1,5 @@
 /* random_model.c — see random_model.h. */
-#include "host/random_model.h"
+#include "weights/random_model.h"
 
 #include <errno.h>
 #include <jansson.h>

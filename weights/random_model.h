@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 #include "weights/config.h"
 
 typedef struct {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 #include "weights/dtype.h"
 
 #define ST_MAX_DIMS 8

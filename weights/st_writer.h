@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 #include "weights/dtype.h"
 
 typedef struct {

@@ -1,5 +1,5 @@
 /* cli_args.c — see cli_args.h. */
-#include "host/cli_args.h"
+#include "host/cli/cli_args.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -27,17 +27,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/backend.h"
-#include "host/chat_template.h"
-#include "host/cli_args.h"
-#include "host/commands.h"
-#include "host/cpu_ops.h"
+#include "host/engine/backend.h"
+#include "host/text/chat_template.h"
+#include "host/cli/cli_args.h"
+#include "host/cli/commands.h"
+#include "host/engine/cpu_ops.h"
 #include "host/cuda/gemm_ceiling.h"
-#include "host/positions.h"
-#include "host/progress.h"
-#include "host/random_model.h"
-#include "host/scheduler.h"
-#include "host/tokenizer.h"
+#include "host/text/positions.h"
+#include "base/progress.h"
+#include "weights/random_model.h"
+#include "host/engine/scheduler.h"
+#include "host/text/tokenizer.h"
 #include "weights/dtype.h"
 #include "weights/model.h"
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/commands.h"
+#include "host/cli/commands.h"
 #include "weights/model.h"
 
 static void usage(FILE *f) {

@@ -15,15 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/backend.h"
-#include "host/chat_template.h"
-#include "host/cli_args.h"
-#include "host/commands.h"
-#include "host/positions.h"
-#include "host/records.h"
-#include "host/scheduler.h"
-#include "host/score_output.h"
-#include "host/tokenizer.h"
+#include "host/engine/backend.h"
+#include "host/text/chat_template.h"
+#include "host/cli/cli_args.h"
+#include "host/cli/commands.h"
+#include "host/text/positions.h"
+#include "host/text/records.h"
+#include "host/engine/scheduler.h"
+#include "host/scoring/score_output.h"
+#include "host/text/tokenizer.h"
 #include "weights/model.h"
 
 typedef enum { TRUNC_NONE = 0, TRUNC_LEFT } trunc_mode;

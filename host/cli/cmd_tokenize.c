@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/chat_template.h"
-#include "host/cli_args.h"
-#include "host/commands.h"
-#include "host/records.h"
-#include "host/tokenizer.h"
+#include "host/text/chat_template.h"
+#include "host/cli/cli_args.h"
+#include "host/cli/commands.h"
+#include "host/text/records.h"
+#include "host/text/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f,

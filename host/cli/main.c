@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/backend.h"
-#include "host/commands.h"
+#include "host/engine/backend.h"
+#include "host/cli/commands.h"
 #ifdef ARMO_HAVE_CUDA
 #include "host/cuda/cuda_backend.h"
 #endif

@@ -30,10 +30,10 @@
 
 #include <nvtx3/nvToolsExt.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "host/cuda/gemm_ceiling.h"
-#include "host/prefix_share.h"
-#include "host/progress.h"
+#include "host/engine/prefix_share.h"
+#include "base/progress.h"
 #include "kernels/armo_kernels.h"
 #include "kernels/cuda_check.h"
 

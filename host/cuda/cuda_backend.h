@@ -5,7 +5,7 @@
 #ifndef ARMO_CUDA_BACKEND_H
 #define ARMO_CUDA_BACKEND_H
 
-#include "host/backend.h"
+#include "host/engine/backend.h"
 
 /* Uploads the weights (fused QKV and gate|up, backbone bf16, head f32) to the
  * current device through pinned staging buffers, with a progress line, and

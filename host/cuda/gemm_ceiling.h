@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/backend.h"
-#include "host/errors.h"
+#include "host/engine/backend.h"
+#include "base/errors.h"
 
 /* Time spent in each phase of the CUDA backend's score calls, summed over
  * the calls since timing was switched on (cudaEvents on the backend's

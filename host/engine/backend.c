@@ -1,5 +1,5 @@
 /* backend.c — backend selection and the CPU backend's adapter (see backend.h). */
-#include "host/backend.h"
+#include "host/engine/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#include "host/cpu_backend.h"
-#include "host/errors.h"
+#include "host/engine/cpu_backend.h"
+#include "base/errors.h"
 #include "weights/model.h"
 
 typedef struct {

@@ -10,7 +10,7 @@
  * Matmuls split their output rows over the backend's threads; attention
  * splits the batch's query rows (cpu_attention_rows on contiguous ranges of
  * equal causal cost), which gives bit-identical results for any thread count. */
-#include "host/cpu_backend.h"
+#include "host/engine/cpu_backend.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/cpu_ops.h"
-#include "host/prefix_share.h"
+#include "host/engine/cpu_ops.h"
+#include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
 
 struct armo_cpu {

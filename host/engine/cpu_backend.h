@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "host/cpu_ops.h"
-#include "host/errors.h"
+#include "host/engine/cpu_ops.h"
+#include "base/errors.h"
 #include "weights/model.h"
 
 #define ARMO_MAX_LABELS 16

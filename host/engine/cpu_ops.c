@@ -12,7 +12,7 @@
  * The operators are void (the header fixes that), so where scratch memory is
  * needed they either avoid the heap (attention recomputes scores instead of
  * storing them) or fall back to a slower path that needs none (matmul). */
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* prefix_share.c — the expanded attention layout (see prefix_share.h). */
-#include "host/prefix_share.h"
+#include "host/engine/prefix_share.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 
 typedef struct {
     int n_unique;                /* tokens of the packed batch (cu_seqlens[nseg]) */

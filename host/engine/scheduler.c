@@ -5,7 +5,7 @@
  * thread start-up is noise), scores window k meanwhile, then writes window
  * k's results in order.  Sorting sequences by length inside a window packs
  * batches with little waste; bounding the window bounds memory. */
-#include "host/scheduler.h"
+#include "host/engine/scheduler.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

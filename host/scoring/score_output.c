@@ -1,5 +1,5 @@
 /* score_output.c — result records as JSON (see score_output.h). */
-#include "host/score_output.h"
+#include "host/scoring/score_output.h"
 
 #include <math.h>
 #include <stdio.h>

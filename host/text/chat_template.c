@@ -1,7 +1,7 @@
 /* chat_template.c — renders and tokenizes the Llama-3 chat template (see
  * chat_template.h); recognises the template text instead of running Jinja,
  * because one exact, well-tested renderer beats a partial Jinja engine. */
-#include "host/chat_template.h"
+#include "host/text/chat_template.h"
 
 #include <stdlib.h>
 #include <string.h>

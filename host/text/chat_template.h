@@ -28,8 +28,8 @@
 
 #include <stddef.h>
 
-#include "host/errors.h"
-#include "host/tokenizer.h"
+#include "base/errors.h"
+#include "host/text/tokenizer.h"
 
 /* One chat message; strings need not be NUL-terminated. */
 typedef struct {

@@ -1,5 +1,5 @@
 /* positions.c — head row positions (see positions.h). */
-#include "host/positions.h"
+#include "host/text/positions.h"
 
 const int32_t ARMO_LLAMA3_GATING_PATTERN[5] = {128009, 128006, 78191, 128007, 271};
 

@@ -5,7 +5,7 @@
  * the top-level "id" value so that ids are echoed exactly as written (1.0
  * stays 1.0, big integers keep their digits) and so that errors can name
  * the id even when the rest of the line is broken. */
-#include "host/records.h"
+#include "host/text/records.h"
 
 #include <jansson.h>
 #include <stdarg.h>

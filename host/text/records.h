@@ -22,9 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/chat_template.h"
-#include "host/errors.h"
-#include "host/tokenizer.h"
+#include "host/text/chat_template.h"
+#include "base/errors.h"
+#include "host/text/tokenizer.h"
 
 typedef enum {
     ARMO_REC_MESSAGES = 0,

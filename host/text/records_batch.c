@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/records.h"
+#include "host/text/records.h"
 
 typedef struct {
     const armo_tokenizer *tok;

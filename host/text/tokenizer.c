@@ -10,7 +10,7 @@
  * pre-tokenizer is then the identity).  The BPE merge loop mirrors HF's
  * Word::merge_all (min-heap on (rank, position), stale entries skipped by
  * the same test) so ties and odd cases come out identical. */
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/errors.h"
+#include "base/errors.h"
 
 typedef struct armo_tokenizer armo_tokenizer;
 

@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "host/positions.h"
-#include "test_util.h"
+#include "host/text/positions.h"
+#include "tests/util/test_util.h"
 
 static char g_tmp[512];
 

@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "host/cpu_backend.h"
-#include "host/positions.h"
-#include "test_util.h"
+#include "host/engine/cpu_backend.h"
+#include "host/text/positions.h"
+#include "tests/util/test_util.h"
 #include "weights/config.h"
 
 #define TOL 1e-4

@@ -10,8 +10,8 @@
  * backend runs bf16 activations and the CPU backend fp32, so the bounds are
  * bf16 ones (see VEC_TOL / SCORE_TOL); every value finite.  Every compared
  * sequence prints its errors, so a GPU log shows the margins.
- * tests/gpu/emu/engine/run_engine.sh runs this same file on the CPU with the
- * CUDA runtime and kernels emulated (no GPU). */
+ * The ctest engine_emulator (tests/emu/engine) runs this same file on the
+ * CPU with the CUDA runtime and kernels emulated (no GPU). */
 #include <glob.h>
 #include <jansson.h>
 #include <math.h>
@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../test_util.h"
-#include "host/backend.h"
+#include "tests/util/test_util.h"
+#include "host/engine/backend.h"
 #include "host/cuda/cuda_backend.h"
-#include "host/random_model.h"
+#include "weights/random_model.h"
 
 /* bf16 activations against fp32 (DESIGN §5): the bounds are relative to the
  * scale of what is compared, not to the value itself, which may be near 0
@@ -30,7 +30,7 @@
  * perturbation of a few 1e-3 in each vector moves it by a few 1e-3 of
  * ‖rewards‖·‖coefficients‖ (Cauchy–Schwarz), which bounds |score| itself;
  * single-head RMs: the RMS of the batch's reference labels.  The host
- * emulation of this engine (tests/gpu/emu/engine, the kernels' bf16 rounding
+ * emulation of this engine (tests/emu/engine, the kernels' bf16 rounding
  * points) shows at most ~1.5e-2 on the vectors and ~2e-2 of those scales on
  * the tiny fixtures: the bounds leave a margin of 3 for the GPU's own
  * (differently ordered) sample of that noise.  The medium model's gating MLP

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "host/cpu_backend.h"
-#include "host/positions.h"
-#include "test_util.h"
+#include "host/engine/cpu_backend.h"
+#include "host/text/positions.h"
+#include "tests/util/test_util.h"
 #include "weights/dtype.h"
 #include "weights/model.h"
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cpu_ops.h"
-#include "test_util.h"
+#include "host/engine/cpu_ops.h"
+#include "tests/util/test_util.h"
 #include "weights/dtype.h"
 
 /* ---- deterministic random numbers (xorshift64*) ---- */

@@ -1,4 +1,4 @@
-/* test_prefix_share.c — prompt-prefix sharing (host/prefix_share.h) on the
+/* test_prefix_share.c — prompt-prefix sharing (host/engine/prefix_share.h) on the
  * CPU backend.
  *
  * 1. The expanded layout on a hand-worked example, and its rule checks.
@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cpu_backend.h"
-#include "host/positions.h"
-#include "host/prefix_share.h"
-#include "test_util.h"
+#include "host/engine/cpu_backend.h"
+#include "host/text/positions.h"
+#include "host/engine/prefix_share.h"
+#include "tests/util/test_util.h"
 
 static void test_layout(void) {
     /* segments: 0 = prefix [0,3), 1 = continuation of 0 [3,5), 2 = standalone [5,6),

@@ -18,10 +18,10 @@
  * sequence from the first batch. */
 #include <stdlib.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
-#include "tests/gpu/gpu_test_util.h"
-#include "tests/test_util.h"
+#include "tests/util/gpu_test_util.h"
+#include "tests/util/test_util.h"
 
 typedef cudaError_t (*attn_fn)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *,
                                const int32_t *, int, int, int, int, int, int, cudaStream_t);

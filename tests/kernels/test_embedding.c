@@ -4,10 +4,10 @@
  * must give a zero row, not a fault. */
 #include <stdlib.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
-#include "tests/gpu/gpu_test_util.h"
-#include "tests/test_util.h"
+#include "tests/util/gpu_test_util.h"
+#include "tests/util/test_util.h"
 #include "weights/dtype.h"
 
 int main(void) {

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
-#include "tests/gpu/gpu_test_util.h"
-#include "tests/test_util.h"
+#include "tests/util/gpu_test_util.h"
+#include "tests/util/test_util.h"
 #include "weights/dtype.h"
 
 typedef struct {

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
-#include "tests/gpu/gpu_test_util.h"
-#include "tests/test_util.h"
+#include "tests/util/gpu_test_util.h"
+#include "tests/util/test_util.h"
 
 static void run_case(int n, int dim, uint64_t seed) {
     const float eps = 1e-5f;

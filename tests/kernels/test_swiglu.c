@@ -3,10 +3,10 @@
  * 1 + 7 + 128 + 1000), plus odd sizes (I 5, n 3: the scalar path). */
 #include <stdlib.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
-#include "tests/gpu/gpu_test_util.h"
-#include "tests/test_util.h"
+#include "tests/util/gpu_test_util.h"
+#include "tests/util/test_util.h"
 
 static void run_case(int n, int inter, uint64_t seed) {
     const size_t in_count = (size_t)n * 2 * inter, out_count = (size_t)n * inter;

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/chat_template.h"
-#include "host/tokenizer.h"
-#include "tests/test_util.h"
+#include "host/text/chat_template.h"
+#include "host/text/tokenizer.h"
+#include "tests/util/test_util.h"
 
 #define TOK_DIR ARMO_MODELS_DIR "/_data/llama3-tokenizer"
 

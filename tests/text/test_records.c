@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/records.h"
-#include "host/tokenizer.h"
-#include "tests/test_util.h"
+#include "host/text/records.h"
+#include "host/text/tokenizer.h"
+#include "tests/util/test_util.h"
 
 #define TOK_DIR ARMO_MODELS_DIR "/_data/llama3-tokenizer"
 

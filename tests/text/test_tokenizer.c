@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "host/tokenizer.h"
-#include "tests/test_util.h"
+#include "host/text/tokenizer.h"
+#include "tests/util/test_util.h"
 
 #define TOK_DIR ARMO_MODELS_DIR "/_data/llama3-tokenizer"
 

@@ -1,7 +1,7 @@
 /* gpu_test_util.c — see gpu_test_util.h: device check (exit 77), seeded
  * random bf16 inputs, poisoned device buffers, checked copies and the
  * relative-error measure every GPU test uses. */
-#include "tests/gpu/gpu_test_util.h"
+#include "tests/util/gpu_test_util.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,10 +1,11 @@
-/* gpu_test_util.h — the shared kit of the GPU kernel tests (tests/gpu/).
+/* gpu_test_util.h — the shared kit of the GPU tests (tests/kernels/,
+ * tests/cuda/).
  *
  * Every GPU test: gpu_test_require_device() first (exits 77, ctest's skip
  * code, when there is no usable CUDA device); fresh random bf16 inputs from a
  * seeded generator; outputs poisoned with 0xFF bytes (bf16 / fp32 NaN) before
  * the kernel runs so that an unwritten element shows up as NaN; comparison
- * with the CPU reference (host/cpu_ops.h) on the same bf16 values converted
+ * with the CPU reference (host/engine/cpu_ops.h) on the same bf16 values converted
  * to fp32, by relative Frobenius error ‖out − ref‖ / ‖ref‖.
  * Failing CUDA calls abort the test with file:line. */
 #ifndef ARMO_GPU_TEST_UTIL_H

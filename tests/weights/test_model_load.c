@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_util.h"
+#include "tests/util/test_util.h"
 #include "weights/model.h"
 
 static char g_tmp[512];

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/test_util.h"
+#include "tests/util/test_util.h"
 #include "weights/safetensors.h"
 
 static char g_root[1024];

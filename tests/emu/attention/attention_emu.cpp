@@ -1,22 +1,23 @@
 // attention_emu.cpp — runs the real flash and simple attention kernels of
-// kernels/attention.cu on the CPU (see kernel_util_shim.cuh) on small ragged
+// kernels/attention.cuh on the CPU (see shim/kernels/) on small ragged
 // batches (empty and short sequences, tails, GQA 1/2/4, hd 16/32/64/128, 48 for
 // the simple kernel) and compares them with a double-precision reference.
 // Catches indexing, masking, online-softmax and fragment-layout mistakes without
 // a GPU (a swapped A-fragment register gives rel err ~0.5).  Built and run by
-// tests/gpu/emu/run.sh; not part of the CMake build.
+// tests/emu/attention/run.sh; not part of the CMake build.
 #include <cstdio>
 #include <thread>
 #include <vector>
 #include <random>
 #include "kernels/kernel_util.cuh"
+#include "kernels/mma.cuh"
 thread_local dim3e threadIdx, blockIdx;
 dim3e gridDim, blockDim;
 std::barrier<> *g_block_bar;
 std::barrier<> *g_warp_bar[4];
 float g_shfl[4][32];
 mma_slot g_mma[4][32];
-#include "attn_body.inc"
+#include "kernels/attention.cuh"
 
 template <typename F> static void launch(dim3e grid, F body) {
     gridDim = grid; blockDim = {128, 1, 1};

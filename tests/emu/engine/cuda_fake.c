@@ -3,7 +3,7 @@
  * bf16 / fp32 NaN, so that a read of something never written shows up as NaN
  * in the scores), copies run at once, streams and events are tokens.  With
  * kernels_host.c this runs the CUDA engine's host code under AddressSanitizer
- * on a machine without a GPU (see run_engine.sh).  Every allocation is
+ * on a machine without a GPU (the ctest engine_emulator).  Every allocation is
  * tracked so that a copy that runs past the end of a buffer aborts with the
  * buffer named, and leaks are reported at exit. */
 #include <stdio.h>

@@ -5,14 +5,14 @@
  * in P·V).  Linked with cuda_fake.c (device memory = host malloc) so that the
  * engine's host code — buffer sizes, row indices, the last-layer gather,
  * prefix-sharing layouts, head output layout — runs on a machine without a
- * GPU, under AddressSanitizer, through tests/gpu/test_engine.c itself.
+ * GPU, under AddressSanitizer, through tests/cuda/test_engine.c itself.
  * This checks the engine's orchestration, not the kernels' CUDA code (the
- * per-kernel GPU tests and tests/gpu/emu/attention_emu.cpp do that). */
+ * per-kernel GPU tests and tests/emu/attention do that). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/cpu_ops.h"
+#include "host/engine/cpu_ops.h"
 #include "kernels/armo_kernels.h"
 #include "weights/dtype.h"
 
