@@ -26,13 +26,12 @@
 
 #include <cuda_runtime_api.h>
 
+#include "base/errors.h"
+#include "weights/head_params.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* host/errors.h has no extern "C" guard of its own: included here, inside
- * ours, so that C++ (.cu) translation units link against the C armo_err_set. */
-#include "base/errors.h"
 
 /* ---- 1. embedding gather (kernels/embedding.cu) ---------------------------
  * out[i, :] = table[ids[i], :] for i < n; table [vocab, hidden] bf16,
@@ -59,7 +58,7 @@ cudaError_t armo_add_rmsnorm_bf16(uint16_t *residual, const uint16_t *delta, uin
  * In-place rotate-half RoPE (HF convention: dim j pairs with j + head_dim/2)
  * on q [n, nh*head_dim] and k [n, nkv*head_dim] (k may be NULL with nkv 0);
  * token i at position pos[i] (int32 [n]); inv_freq fp32 [head_dim/2] on the
- * device, computed on the host by cpu_rope_inv_freq (default or llama3-scaled:
+ * device, computed on the host by armo_rope_inv_freq (default or llama3-scaled:
  * the scaling lives entirely in the table).  Angles and sin/cos in fp32. */
 cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv, int head_dim,
                            const int32_t *pos, const float *inv_freq, cudaStream_t stream);
@@ -113,25 +112,12 @@ cudaError_t armo_gather_rows_bf16(uint16_t *out, const uint16_t *x, const int32_
 cudaError_t armo_gather_rows_f32(float *out, const uint16_t *x, const int32_t *rows, int m,
                                  int hidden, cudaStream_t stream);
 
-#define ARMO_KERNEL_MAX_GATING_LAYERS 8
-
-/* The ArmoRM gated head on the device, every weight fp32 (mirror of
- * armo_head_f32 in host/cpu_ops.h, with device pointers). */
-typedef struct {
-    int hidden;                  /* H */
-    int k;                       /* objectives K */
-    int nlayers;                 /* gating layers (n_hidden + 1) */
-    int dims[ARMO_KERNEL_MAX_GATING_LAYERS + 1]; /* dims[0] = H ... dims[nlayers] = K */
-    float temperature;
-    float logit_scale;
-    const float *regression;     /* [K, H] */
-    const float *gw[ARMO_KERNEL_MAX_GATING_LAYERS]; /* [dims[l+1], dims[l]] */
-    const float *gb[ARMO_KERNEL_MAX_GATING_LAYERS]; /* [dims[l+1]] */
-    const float *transform;      /* [K, K], adjusted = rewards @ M */
-} armo_head_dev;
+/* The ArmoRM gated head takes weights/head_params.h's armo_head_params with
+ * DEVICE pointers to fp32 weights (the CPU head, cpu_armo_head, takes the
+ * same struct with host pointers). */
 
 /* Floats of scratch armo_gated_head_f32 needs for nseq sequences. */
-size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq);
+size_t armo_head_scratch_floats(const armo_head_params *hw, int nseq);
 
 /* For each of nseq sequences: rewards = W_r h_last; z = gating MLP(h_prompt)
  * (ReLU between layers, none after the last); gate = softmax(z / T) *
@@ -139,9 +125,10 @@ size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq);
  * h_last, h_prompt fp32 [nseq, H]; rewards, gating, coefficients [nseq, K];
  * score [nseq]; scratch armo_head_scratch_floats() floats.  K <= 1024,
  * nseq <= 65535 (per call). */
-cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last, const float *h_prompt,
-                                int nseq, float *rewards, float *gating, float *coefficients,
-                                float *score, float *scratch, cudaStream_t stream);
+cudaError_t armo_gated_head_f32(const armo_head_params *hw, const float *h_last,
+                                const float *h_prompt, int nseq, float *rewards, float *gating,
+                                float *coefficients, float *score, float *scratch,
+                                cudaStream_t stream);
 
 /* Single-head RM: scores[nseq, labels] = h_last · Wᵀ, W [labels, hidden] fp32;
  * nseq <= 65535 (per call). */

@@ -12,19 +12,19 @@ static cudaError_t launch_linear(float *y, const float *x, const float *w, const
     return cudaGetLastError();
 }
 
-extern "C" size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq) {
+extern "C" size_t armo_head_scratch_floats(const armo_head_params *hw, int nseq) {
     int widest = 0;
-    for (int l = 0; l <= hw->nlayers && l <= ARMO_KERNEL_MAX_GATING_LAYERS; l++)
+    for (int l = 0; l <= hw->nlayers && l <= ARMO_MAX_GATING_LAYERS; l++)
         if (l > 0 && hw->dims[l] > widest) widest = hw->dims[l];
     return (size_t)2 * (size_t)(nseq > 0 ? nseq : 0) * (size_t)widest;
 }
 
-extern "C" cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last,
-                                     const float *h_prompt, int nseq, float *rewards,
-                                     float *gating, float *coefficients, float *score,
-                                     float *scratch, cudaStream_t stream) {
+extern "C" cudaError_t armo_gated_head_f32(const armo_head_params *hw, const float *h_last,
+                                           const float *h_prompt, int nseq, float *rewards,
+                                           float *gating, float *coefficients, float *score,
+                                           float *scratch, cudaStream_t stream) {
     if (!hw || nseq < 0 || hw->k <= 0 || hw->k > 1024 || hw->hidden <= 0 || hw->nlayers <= 0 ||
-        hw->nlayers > ARMO_KERNEL_MAX_GATING_LAYERS || hw->dims[0] != hw->hidden ||
+        hw->nlayers > ARMO_MAX_GATING_LAYERS || hw->dims[0] != hw->hidden ||
         hw->dims[hw->nlayers] != hw->k || !(hw->temperature > 0.0f))
         return cudaErrorInvalidValue;
     for (int l = 1; l <= hw->nlayers; l++)

@@ -3,7 +3,7 @@
  *
  * Element j < hd/2 of a head pairs with j + hd/2:
  *   x1' = x1 cos(p f_j) - x2 sin(p f_j),  x2' = x2 cos(p f_j) + x1 sin(p f_j)
- * with f_j = inv_freq[j] from the host (cpu_rope_inv_freq), so the default
+ * with f_j = inv_freq[j] from the host (armo_rope_inv_freq), so the default
  * and the llama3-scaled variants are the same kernel.  One block per token;
  * each thread owns whole pairs, so the in-place update has no hazards.
  * sincosf is the accurate one (full range reduction: angles reach 1e5 rad). */

@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
         double ms = time_ms([&] { return armo_gather_rows_f32(h, x, rows, 2 * nseq, H, 0); });
         report_bw("gather_rows_f32 512 rows x 4096", ms, 2.0 * nseq * H * (2.0 + 4.0));
 
-        armo_head_dev hw;
+        armo_head_params hw;
         memset(&hw, 0, sizeof hw);
         hw.hidden = H; hw.k = K; hw.nlayers = 4;
         hw.dims[0] = H; hw.dims[1] = hw.dims[2] = hw.dims[3] = G; hw.dims[4] = K;

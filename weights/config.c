@@ -230,11 +230,11 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
 
     if (c->arch == ARMO_ARCH_ARMORM) {
         /* defaults are the reference's config_dict.get defaults */
-        if (get_int(root, path, "num_objectives", 0, 19, 1, ARMO_CONFIG_MAX_OBJECTIVES,
+        if (get_int(root, path, "num_objectives", 0, 19, 1, ARMO_MAX_OBJECTIVES,
                     &c->num_objectives, e) ||
             get_int(root, path, "gating_hidden_dim", 0, 1024, 1, 1 << 20, &c->gating_hidden_dim,
                     e) ||
-            get_int(root, path, "gating_n_hidden", 0, 3, 0, ARMO_CONFIG_MAX_GATING_HIDDEN,
+            get_int(root, path, "gating_n_hidden", 0, 3, 0, ARMO_MAX_GATING_LAYERS - 1,
                     &c->gating_n_hidden, e) ||
             get_num(root, path, "gating_temperature", 0, 10.0, 1e-6, 1e6, &c->gating_temperature,
                     e))
@@ -243,7 +243,7 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
         /* transformers: num_labels if given, else len(id2label), else 2 */
         json_t *id2label = json_object_get(root, "id2label");
         long long def = json_is_object(id2label) ? (long long)json_object_size(id2label) : 2;
-        if (get_int(root, path, "num_labels", 0, def, 1, ARMO_CONFIG_MAX_LABELS, &c->num_labels, e))
+        if (get_int(root, path, "num_labels", 0, def, 1, ARMO_MAX_LABELS, &c->num_labels, e))
             return -1;
     }
     return 0;

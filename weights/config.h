@@ -11,6 +11,10 @@
 
 #include "base/errors.h"
 
+#ifdef __cplusplus
+extern "C" { /* also read by the .cu files (through head_params.h) */
+#endif
+
 typedef enum {
     ARMO_ARCH_ARMORM = 1,        /* LlamaForRewardModelWithGating */
     ARMO_ARCH_SEQCLS = 2,        /* LlamaForSequenceClassification */
@@ -22,11 +26,11 @@ typedef enum {
 } armo_rope_type;
 
 #define ARMO_MAX_EOS 8
-/* Limits the engine's fixed-size result arrays impose (see cpu_ops.h,
- * cpu_backend.h, model.h). */
-#define ARMO_CONFIG_MAX_OBJECTIVES 64
-#define ARMO_CONFIG_MAX_LABELS 16
-#define ARMO_CONFIG_MAX_GATING_HIDDEN 7
+/* Limits of the fixed-size head arrays (armo_result, armo_head_params),
+ * checked here at load so that no later stage meets a larger model. */
+#define ARMO_MAX_OBJECTIVES 64
+#define ARMO_MAX_LABELS 16
+#define ARMO_MAX_GATING_LAYERS 8     /* gating_n_hidden + 1 */
 
 typedef struct {
     armo_arch arch;
@@ -73,5 +77,9 @@ int armo_config_load(const char *path, armo_config *cfg, armo_err *e);
 /* The 19 ArmoRM objective names in order (DESIGN §2); NULL past the end. */
 const char *armo_objective_name(int i);
 #define ARMO_NUM_NAMED_OBJECTIVES 19
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -146,3 +146,56 @@ int64_t armo_model_param_count(const armo_model *m) {
     for (int l = 0; l < m->gating_nlayers; l++) n += numel(&m->gating_w[l]) + numel(&m->gating_b[l]);
     return n;
 }
+
+/* One head tensor's shape against what the head computation indexes by. */
+static int head_shape(const armo_weight *w, int64_t rows, int64_t cols, armo_err *e) {
+    if (!w->data || w->rows != rows || w->cols != cols)
+        return armo_err_set(e, "tensor %s is [%lld, %lld], the head needs [%lld, %lld]",
+                            w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
+                            (long long)rows, (long long)cols);
+    return 0;
+}
+
+int armo_model_head_params(const armo_model *m, armo_head_params *h, armo_err *e) {
+    const armo_config *c = &m->cfg;
+    memset(h, 0, sizeof *h);
+    if (c->arch != ARMO_ARCH_ARMORM)
+        return armo_err_set(e, "%s is not an ArmoRM checkpoint: it has no gated head",
+                            c->arch_name);
+    const int H = c->hidden_size, K = c->num_objectives;
+    if (K <= 0 || K > ARMO_MAX_OBJECTIVES)
+        return armo_err_set(e, "num_objectives %d is outside 1..%d", K, ARMO_MAX_OBJECTIVES);
+    if (m->gating_nlayers < 1 || m->gating_nlayers > ARMO_MAX_GATING_LAYERS)
+        return armo_err_set(e, "gating network has %d layers; 1..%d supported", m->gating_nlayers,
+                            ARMO_MAX_GATING_LAYERS);
+    h->hidden = H;
+    h->k = K;
+    h->nlayers = m->gating_nlayers;
+    h->dims[0] = H;
+    for (int l = 0; l < h->nlayers; l++) {
+        const armo_weight *w = &m->gating_w[l];
+        h->dims[l + 1] = (int)w->rows;
+        if (h->dims[l + 1] <= 0)
+            return armo_err_set(e, "gating layer %s has no outputs", w->name ? w->name : "?");
+        if (head_shape(w, h->dims[l + 1], h->dims[l], e) ||
+            head_shape(&m->gating_b[l], h->dims[l + 1], 1, e))
+            return -1;
+    }
+    if (h->dims[h->nlayers] != K)
+        return armo_err_set(e, "last gating layer %s has %d outputs, num_objectives is %d",
+                            m->gating_w[h->nlayers - 1].name ? m->gating_w[h->nlayers - 1].name
+                                                             : "?",
+                            h->dims[h->nlayers], K);
+    if (head_shape(&m->regression, K, H, e) || head_shape(&m->transform, K, K, e) ||
+        head_shape(&m->logit_scale, 1, 1, e))
+        return -1;
+    if (!armo_dtype_is_float_compute(m->logit_scale.dtype))
+        return armo_err_set(e, "tensor %s has dtype %s; BF16, F16 or F32 expected",
+                            m->logit_scale.name ? m->logit_scale.name : "?",
+                            armo_dtype_name(m->logit_scale.dtype));
+    h->logit_scale = armo_load_f32(m->logit_scale.data, m->logit_scale.dtype, 0);
+    h->temperature = (float)c->gating_temperature;
+    if (!(h->temperature > 0.0f))
+        return armo_err_set(e, "gating_temperature %g must be positive", c->gating_temperature);
+    return 0;
+}

@@ -13,6 +13,7 @@
 
 #include "base/errors.h"
 #include "weights/config.h"
+#include "weights/head_params.h"
 #include "weights/safetensors.h"
 
 /* A typed 2-D (or 1-D: cols == 1... see below) view of one tensor.
@@ -32,8 +33,6 @@ typedef struct {
     armo_weight wgate, wup;      /* [I, H] */
     armo_weight wdown;           /* [H, I] */
 } armo_layer_weights;
-
-#define ARMO_MAX_GATING_LAYERS 8
 
 typedef struct {
     armo_config cfg;
@@ -58,6 +57,15 @@ typedef struct {
 
 int armo_model_open(const char *dir, armo_model *m, armo_err *e);
 void armo_model_close(armo_model *m);
+
+/* The ArmoRM head's sizes and scalars as this checkpoint holds them:
+ * hidden, k, nlayers, dims, temperature and logit_scale (read from its
+ * tensor), each checked against what a backend indexes by (K and the gating
+ * depth within armo's limits, each gating layer's input the previous one's
+ * output, the last one K wide, regression [K, H], transform [K, K], T > 0).
+ * The weight pointers are left NULL: each backend sets them to its own fp32
+ * copies of regression, gating_w/b and transform.  Errors name the tensor. */
+int armo_model_head_params(const armo_model *m, armo_head_params *h, armo_err *e);
 
 /* Parameter count and bytes of the tensors the forward uses. */
 int64_t armo_model_param_count(const armo_model *m);

@@ -30,12 +30,12 @@
 
 #include <nvtx3/nvToolsExt.h>
 
-#include "host/engine/cpu_ops.h"
 #include "host/cuda/gemm_ceiling.h"
 #include "host/engine/prefix_share.h"
 #include "base/progress.h"
 #include "kernels/armo_kernels.h"
 #include "kernels/cuda_check.h"
+#include "weights/rope_table.h"
 
 #define CK(call) ARMO_CUDA_RETURN_ON_ERROR(e, call)
 
@@ -51,7 +51,7 @@ typedef struct {
     uint16_t *embed, *final_norm;
     dev_layer *layers;
     float *inv_freq;
-    armo_head_dev head;
+    armo_head_params head;       /* device pointers; sizes checked at create */
     float *seqcls_w;
     void **allocs;               /* every cudaMalloc, freed at destroy */
     int nallocs, cap_allocs;
@@ -190,6 +190,24 @@ static int upload_f32(engine *g, stager *s, float **dst, const armo_weight *w, a
     return stage(s, *dst, w, 1, e);
 }
 
+/* The ArmoRM head's weights as fp32 device arrays, into g->head (whose sizes
+ * create() took from armo_model_head_params). */
+static int upload_head(engine *g, stager *s, const armo_model *m, armo_err *e) {
+    armo_head_params *h = &g->head;
+    float *p;
+    if (upload_f32(g, s, &p, &m->regression, e)) return -1;
+    h->regression = p;
+    for (int l = 0; l < h->nlayers; l++) {
+        if (upload_f32(g, s, &p, &m->gating_w[l], e)) return -1;
+        h->gw[l] = p;
+        if (upload_f32(g, s, &p, &m->gating_b[l], e)) return -1;
+        h->gb[l] = p;
+    }
+    if (upload_f32(g, s, &p, &m->transform, e)) return -1;
+    h->transform = p;
+    return 0;
+}
+
 static double weight_bytes(const armo_model *m) {
     double b = 2.0 * (double)armo_model_param_count(m);
     return b; /* bf16 estimate for the progress line (the head goes as f32) */
@@ -220,20 +238,7 @@ static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e
     if (!rc) rc = UP1(&g->final_norm, &m->final_norm);
 #undef UP1
     if (!rc && c->arch == ARMO_ARCH_ARMORM) {
-        armo_head_dev *h = &g->head;
-        h->hidden = c->hidden_size;
-        h->k = c->num_objectives;
-        h->nlayers = m->gating_nlayers;
-        h->temperature = (float)c->gating_temperature;
-        h->logit_scale = armo_load_f32(m->logit_scale.data, m->logit_scale.dtype, 0);
-        h->dims[0] = c->hidden_size;
-        rc = upload_f32(g, &s, (float **)&h->regression, &m->regression, e);
-        for (int l = 0; !rc && l < m->gating_nlayers; l++) {
-            h->dims[l + 1] = (int)m->gating_w[l].rows;
-            rc = upload_f32(g, &s, (float **)&h->gw[l], &m->gating_w[l], e) ||
-                 upload_f32(g, &s, (float **)&h->gb[l], &m->gating_b[l], e);
-        }
-        if (!rc) rc = upload_f32(g, &s, (float **)&h->transform, &m->transform, e);
+        rc = upload_head(g, &s, m, e);
     } else if (!rc) {
         rc = upload_f32(g, &s, &g->seqcls_w, &m->score, e);
     }
@@ -303,7 +308,7 @@ static int alloc_activations(engine *g, armo_err *e) {
     for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
     CK(cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
     float inv[1024];
-    cpu_rope_inv_freq(c, inv);
+    armo_rope_inv_freq(c, inv);
     if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
     CK(cudaMemcpy(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4, cudaMemcpyHostToDevice));
     return 0;
@@ -612,6 +617,8 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
         return armo_err_set(e, "the CUDA backend needs hidden and intermediate sizes that are "
                                "multiples of 8");
     g->cfg = *c;
+    /* the head's sizes before any upload: a bad head fails in a second */
+    if (c->arch == ARMO_ARCH_ARMORM && armo_model_head_params(m, &g->head, e)) return -1;
     const char *dev = getenv("ARMO_CUDA_DEVICE");
     g->device = dev ? atoi(dev) : 0;
     CK(cudaSetDevice(g->device));

@@ -3,7 +3,7 @@
  * The backend keeps the big matrices as typed views into the checkpoint's
  * mmap (cpu_matmul converts them on the fly) and converts only the small
  * tensors once at create time: the norm weights, the whole ArmoRM head (an
- * armo_head_f32 shared with the CUDA engine's tests) and the seqcls score
+ * armo_head_params, the CUDA head's struct too) and the seqcls score
  * weight.  armo_cpu_score runs one packed batch (no padding) through the
  * layers with activation buffers sized by the batch's token count, then
  * gathers the two head rows of every sequence and applies the head.
@@ -22,6 +22,7 @@
 #include "host/engine/cpu_ops.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
+#include "weights/rope_table.h"
 
 struct armo_cpu {
     const armo_model *m;
@@ -31,7 +32,7 @@ struct armo_cpu {
     float *final_norm;
     float *inv_freq;             /* [head_dim / 2] */
     /* ArmoRM head */
-    armo_head_f32 head;
+    armo_head_params head;
     float *head_storage;
     /* seqcls head */
     float *score_w;              /* [num_labels, H] */
@@ -74,57 +75,34 @@ static int check_matrix(const armo_weight *w, int64_t rows, int64_t cols, armo_e
     return 0;
 }
 
+/* The head's sizes from the checkpoint (checked there), its weights
+ * converted to fp32 into one block. */
 static int setup_armo_head(armo_cpu *c, armo_err *e) {
     const armo_model *m = c->m;
-    const armo_config *cfg = &m->cfg;
-    const int H = cfg->hidden_size, K = cfg->num_objectives;
-    if (K <= 0 || K > ARMO_MAX_OBJECTIVES)
-        return armo_err_set(e, "num_objectives %d is outside 1..%d", K, ARMO_MAX_OBJECTIVES);
-    if (m->gating_nlayers < 1 || m->gating_nlayers > ARMO_MAX_GATING_LAYERS)
-        return armo_err_set(e, "gating network has %d layers; 1..%d supported", m->gating_nlayers,
-                            ARMO_MAX_GATING_LAYERS);
-    armo_head_f32 *h = &c->head;
-    h->hidden = H;
-    h->k = K;
-    h->nlayers = m->gating_nlayers;
-    h->dims[0] = H;
-    for (int l = 0; l < h->nlayers; l++) h->dims[l + 1] = (int)m->gating_w[l].rows;
-    if (h->dims[h->nlayers] != K)
-        return armo_err_set(e, "last gating layer %s has %d outputs, num_objectives is %d",
-                            m->gating_w[h->nlayers - 1].name ? m->gating_w[h->nlayers - 1].name
-                                                             : "?",
-                            h->dims[h->nlayers], K);
-    size_t total = (size_t)K * H + (size_t)K * K + 1;
+    armo_head_params *h = &c->head;
+    if (armo_model_head_params(m, h, e)) return -1;
+    const int H = h->hidden, K = h->k;
+    size_t total = (size_t)K * H + (size_t)K * K;
     for (int l = 0; l < h->nlayers; l++)
         total += (size_t)h->dims[l + 1] * h->dims[l] + (size_t)h->dims[l + 1];
     c->head_storage = malloc(total * sizeof(float));
     if (!c->head_storage)
         return armo_err_set(e, "out of memory for the fp32 ArmoRM head (%zu floats)", total);
     float *p = c->head_storage;
-    if (check_matrix(&m->regression, K, H, e) < 0 || convert_weight(p, &m->regression, K, H, e) < 0)
-        return -1;
+    if (convert_weight(p, &m->regression, K, H, e) < 0) return -1;
     h->regression = p;
     p += (size_t)K * H;
     for (int l = 0; l < h->nlayers; l++) {
         int din = h->dims[l], dout = h->dims[l + 1];
-        if (check_matrix(&m->gating_w[l], dout, din, e) < 0 ||
-            convert_weight(p, &m->gating_w[l], dout, din, e) < 0)
-            return -1;
+        if (convert_weight(p, &m->gating_w[l], dout, din, e) < 0) return -1;
         h->gw[l] = p;
         p += (size_t)dout * din;
         if (convert_weight(p, &m->gating_b[l], dout, 1, e) < 0) return -1;
         h->gb[l] = p;
         p += dout;
     }
-    if (check_matrix(&m->transform, K, K, e) < 0 || convert_weight(p, &m->transform, K, K, e) < 0)
-        return -1;
+    if (convert_weight(p, &m->transform, K, K, e) < 0) return -1;
     h->transform = p;
-    p += (size_t)K * K;
-    if (convert_weight(p, &m->logit_scale, 1, 1, e) < 0) return -1;
-    h->logit_scale = *p;
-    h->temperature = (float)cfg->gating_temperature;
-    if (!(h->temperature > 0.0f))
-        return armo_err_set(e, "gating_temperature %g must be positive", cfg->gating_temperature);
     return 0;
 }
 
@@ -183,7 +161,7 @@ armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e) {
     }
     c->final_norm = c->norms + (size_t)H * (2 * (size_t)L);
     if (convert_weight(c->final_norm, &m->final_norm, H, 1, e) < 0) goto fail;
-    cpu_rope_inv_freq(cfg, c->inv_freq);
+    armo_rope_inv_freq(cfg, c->inv_freq);
 
     if (cfg->arch == ARMO_ARCH_ARMORM) {
         if (setup_armo_head(c, e) < 0) goto fail;
@@ -223,7 +201,7 @@ void armo_cpu_destroy(armo_cpu *c) {
     free(c);
 }
 
-const armo_head_f32 *armo_cpu_head(const armo_cpu *c) {
+const armo_head_params *armo_cpu_head(const armo_cpu *c) {
     return c && c->m->cfg.arch == ARMO_ARCH_ARMORM ? &c->head : NULL;
 }
 

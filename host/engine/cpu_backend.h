@@ -13,8 +13,6 @@
 #include "base/errors.h"
 #include "weights/model.h"
 
-#define ARMO_MAX_LABELS 16
-
 typedef struct {
     int n_tokens;
     int last_pos;                /* index (in the sequence) of h_last */
@@ -54,6 +52,6 @@ int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
 
 /* The fp32 head weights the backend converted at create time (shared with
  * the CUDA engine's tests). */
-const armo_head_f32 *armo_cpu_head(const armo_cpu *c);
+const armo_head_params *armo_cpu_head(const armo_cpu *c);
 
 #endif

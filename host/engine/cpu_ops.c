@@ -283,36 +283,6 @@ void cpu_add_rmsnorm(float *residual, const float *delta, float *out, const floa
  *   otherwise smooth = (orig_max / wavelen - low) / (high - low),
  *             (1 - smooth) * inv_freq / factor + smooth * inv_freq. */
 
-void cpu_rope_inv_freq(const armo_config *cfg, float *inv_freq) {
-    const int hd = cfg->head_dim;
-    const float theta = (float)cfg->rope_theta;
-    /* torch evaluates `scalar / t` as t.reciprocal() * scalar, in fp32 */
-    for (int i = 0; i < hd / 2; i++) {
-        float expo = (float)(2 * i) / (float)hd;
-        inv_freq[i] = 1.0f / powf(theta, expo);
-    }
-    if (cfg->rope_type != ARMO_ROPE_LLAMA3) return;
-    const float factor = (float)cfg->rope_factor;
-    const float low = (float)cfg->rope_low_freq_factor;
-    const float high_minus_low = (float)(cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
-    const float old_ctx = (float)cfg->rope_original_max_pos;
-    const float low_freq_wavelen =
-        (float)((double)cfg->rope_original_max_pos / cfg->rope_low_freq_factor);
-    const float high_freq_wavelen =
-        (float)((double)cfg->rope_original_max_pos / cfg->rope_high_freq_factor);
-    const float two_pi = (float)(2.0 * M_PI);
-    for (int i = 0; i < hd / 2; i++) {
-        float f = inv_freq[i];
-        float wavelen = (1.0f / f) * two_pi;
-        float scaled = wavelen > low_freq_wavelen ? f / factor : f;
-        if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
-            float smooth = ((1.0f / wavelen) * old_ctx - low) / high_minus_low;
-            scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
-        }
-        inv_freq[i] = scaled;
-    }
-}
-
 void cpu_rope_apply(float *x, int n, int nheads, int head_dim, const int32_t *pos,
                     const float *inv_freq) {
     const int half = head_dim / 2;
@@ -410,8 +380,8 @@ void cpu_swiglu(float *out, const float *gate, const float *up, int64_t count) {
  * and its small scratch vectors come from the heap; should that allocation
  * fail the outputs are NaN (never silently plausible numbers). */
 
-void cpu_armo_head(const armo_head_f32 *hw, const float *h_last, const float *h_prompt, int nseq,
-                   float *rewards, float *gating, float *coefficients, float *score) {
+void cpu_armo_head(const armo_head_params *hw, const float *h_last, const float *h_prompt,
+                   int nseq, float *rewards, float *gating, float *coefficients, float *score) {
     const int H = hw->hidden, K = hw->k;
     int maxdim = 0;
     for (int l = 1; l <= hw->nlayers; l++)

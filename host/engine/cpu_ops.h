@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "weights/config.h"
+#include "weights/head_params.h"
 #include "weights/model.h"
 
 /* out[i, :] = embed[ids[i], :] for i < n.  ids must be < embed->rows. */
@@ -32,12 +33,9 @@ void cpu_rmsnorm(float *out, const float *x, const float *w, int n, int dim, flo
 void cpu_add_rmsnorm(float *residual, const float *delta, float *out, const float *w, int n,
                      int dim, float eps);
 
-/* inv_freq[i] for i < head_dim/2: theta^(-2i/head_dim), rescaled as
- * transformers' "llama3" rope initialisation does when cfg->rope_type says so. */
-void cpu_rope_inv_freq(const armo_config *cfg, float *inv_freq);
-
 /* In-place rotate-half RoPE on x [n, nheads*head_dim]: token i at position
- * pos[i]; dim j pairs with j + head_dim/2. */
+ * pos[i]; dim j pairs with j + head_dim/2; inv_freq from armo_rope_inv_freq
+ * (weights/rope_table.h). */
 void cpu_rope_apply(float *x, int n, int nheads, int head_dim, const int32_t *pos,
                     const float *inv_freq);
 
@@ -58,28 +56,14 @@ void cpu_attention_rows(float *out, const float *q, const float *k, const float 
 /* out[i] = silu(gate[i]) * up[i] for i < count; out may alias gate or up. */
 void cpu_swiglu(float *out, const float *gate, const float *up, int64_t count);
 
-/* The ArmoRM head with every weight in fp32 (head tensors are F32 in the
- * checkpoint; others are converted once). */
-#define ARMO_MAX_OBJECTIVES 64
-typedef struct {
-    int hidden;                  /* H */
-    int k;                       /* objectives */
-    int nlayers;                 /* gating layers (n_hidden + 1) */
-    int dims[ARMO_MAX_GATING_LAYERS + 1]; /* dims[0] = H, ..., dims[nlayers] = K */
-    float temperature;
-    float logit_scale;
-    const float *regression;     /* [K, H] */
-    const float *gw[ARMO_MAX_GATING_LAYERS]; /* [dims[l+1], dims[l]] */
-    const float *gb[ARMO_MAX_GATING_LAYERS]; /* [dims[l+1]] */
-    const float *transform;      /* [K, K], adjusted = rewards @ M */
-} armo_head_f32;
-
-/* For each of nseq sequences: rewards = W_r h_last; z = gating MLP(h_prompt)
+/* The ArmoRM head (weights/head_params.h, host pointers, every weight in
+ * fp32: head tensors are F32 in the checkpoint, others converted once).
+ * For each of nseq sequences: rewards = W_r h_last; z = gating MLP(h_prompt)
  * (ReLU between layers); gate = softmax(z / T) * logit_scale;
  * coefficients = gate @ Mᵀ; score = Σ gate * (rewards @ M) = Σ rewards * coeffs.
  * h_last, h_prompt: [nseq, H] (post final norm).  Outputs [nseq, K] / [nseq]. */
-void cpu_armo_head(const armo_head_f32 *hw, const float *h_last, const float *h_prompt, int nseq,
-                   float *rewards, float *gating, float *coefficients, float *score);
+void cpu_armo_head(const armo_head_params *hw, const float *h_last, const float *h_prompt,
+                   int nseq, float *rewards, float *gating, float *coefficients, float *score);
 
 /* Single-head RM: scores[nseq, labels] = h_last · Wᵀ (W [labels, H] fp32). */
 void cpu_seqcls_head(const float *w, int labels, int hidden, const float *h_last, int nseq,

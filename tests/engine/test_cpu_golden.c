@@ -325,7 +325,7 @@ static void run_model(const char *golden_path) {
         r.last_pos = g->n - 1;
         r.gating_pos = g->gating_pos;
         if (armorm) {
-            const armo_head_f32 *hw = armo_cpu_head(c);
+            const armo_head_params *hw = armo_cpu_head(c);
             CHECK(hw && hw->k == g->k, "%s: head has %d objectives, golden %d", name,
                   hw ? hw->k : -1, g->k);
             if (!hw || hw->k != g->k) continue;

@@ -16,6 +16,7 @@
 #include "host/engine/cpu_ops.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
+#include "weights/rope_table.h"
 
 /* ---- deterministic random numbers (xorshift64*) ---- */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
@@ -250,7 +251,7 @@ static void test_rope(void) {
     cfg.head_dim = 128;
     cfg.rope_theta = 500000.0;
     float inv[64];
-    cpu_rope_inv_freq(&cfg, inv);
+    armo_rope_inv_freq(&cfg, inv);
     for (int i = 0; i < 64; i++)
         CHECK(test_close(inv[i], pow(500000.0, -2.0 * i / 128), 1e-6, 0), "inv_freq[%d]", i);
 
@@ -264,7 +265,7 @@ static void test_rope(void) {
     cfg.rope_high_freq_factor = 4;
     cfg.rope_original_max_pos = 8192;
     cfg.max_position_embeddings = 131072;
-    cpu_rope_inv_freq(&cfg, inv);
+    armo_rope_inv_freq(&cfg, inv);
     CHECK(test_close(inv[0], 1.0, 1e-7, 0), "llama3 inv_freq[0] = %g, want 1", inv[0]);
     CHECK(test_close(inv[63], pow(500000.0, -126.0 / 128) / 8, 1e-6, 0),
           "llama3 inv_freq[63] = %g", inv[63]);
@@ -321,7 +322,7 @@ static void test_rope(void) {
     c2.rope_high_freq_factor = 2;
     c2.rope_original_max_pos = 64;
     float inv2[8];
-    cpu_rope_inv_freq(&c2, inv2);
+    armo_rope_inv_freq(&c2, inv2);
     for (int i = 0; i < 8; i++) {
         double want = ref_llama3(pow(10000.0, -2.0 * i / 16), 4, 1, 2, 64);
         CHECK(test_close(inv2[i], want, 2e-6, 0), "llama3 (hd 16) inv_freq[%d] = %.9g, want %.9g",
@@ -341,7 +342,7 @@ static void test_rope(void) {
         c.head_dim = hd;
         c.rope_theta = 10000;
         float invf[64];
-        cpu_rope_inv_freq(&c, invf);
+        armo_rope_inv_freq(&c, invf);
         size_t cnt = (size_t)n * nheads * hd;
         float *x = rand_vec(cnt, 1.0f);
         double *ref = malloc(sizeof(double) * cnt);
@@ -458,7 +459,7 @@ static void test_swiglu(void) {
 
 static void test_heads(void) {
     enum { H = 48, D1 = 20, D2 = 12, K = 7, NS = 3 };
-    armo_head_f32 hw;
+    armo_head_params hw;
     memset(&hw, 0, sizeof hw);
     hw.hidden = H;
     hw.k = K;

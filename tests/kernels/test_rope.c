@@ -1,6 +1,6 @@
 /* test_rope.c — armo_rope_bf16 against cpu_rope_apply, default (theta
  * 500000) and llama3-scaled (factor 8, low 1, high 4, original 8192) tables
- * from cpu_rope_inv_freq, on packed q [n, 32*128] and k [n, 8*128] with
+ * from armo_rope_inv_freq, on packed q [n, 32*128] and k [n, 8*128] with
  * positions restarting per sequence (lengths 1, 7, 128, 1000, 8192), plus
  * head_dim 64. */
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "kernels/armo_kernels.h"
 #include "tests/util/gpu_test_util.h"
 #include "tests/util/test_util.h"
+#include "weights/rope_table.h"
 
 static void run_case(int llama3, int nh, int nkv, int hd, uint64_t seed) {
     const int lens[] = {1, 7, 128, 1000, 8192};
@@ -33,7 +34,7 @@ static void run_case(int llama3, int nh, int nkv, int hd, uint64_t seed) {
     cfg.rope_high_freq_factor = 4.0;
     cfg.rope_original_max_pos = 8192;
     float *inv_freq = gpu_host_alloc((size_t)hd / 2 * sizeof *inv_freq);
-    cpu_rope_inv_freq(&cfg, inv_freq);
+    armo_rope_inv_freq(&cfg, inv_freq);
 
     gpu_rng rng;
     gpu_rng_seed(&rng, seed);

@@ -153,39 +153,26 @@ cudaError_t armo_gather_rows_f32(float *out, const uint16_t *x, const int32_t *r
     return cudaSuccess;
 }
 
-size_t armo_head_scratch_floats(const armo_head_dev *hw, int nseq) {
+size_t armo_head_scratch_floats(const armo_head_params *hw, int nseq) {
     int widest = 0;
-    for (int l = 1; l <= hw->nlayers && l <= ARMO_KERNEL_MAX_GATING_LAYERS; l++)
+    for (int l = 1; l <= hw->nlayers && l <= ARMO_MAX_GATING_LAYERS; l++)
         if (hw->dims[l] > widest) widest = hw->dims[l];
     return (size_t)2 * (size_t)(nseq > 0 ? nseq : 0) * (size_t)widest;
 }
 
-cudaError_t armo_gated_head_f32(const armo_head_dev *hw, const float *h_last, const float *h_prompt,
-                                int nseq, float *rewards, float *gating, float *coefficients,
-                                float *score, float *scratch, cudaStream_t stream) {
+cudaError_t armo_gated_head_f32(const armo_head_params *hw, const float *h_last,
+                                const float *h_prompt, int nseq, float *rewards, float *gating,
+                                float *coefficients, float *score, float *scratch,
+                                cudaStream_t stream) {
     (void)stream;
     if (!hw || nseq < 0 || hw->k <= 0 || hw->k > 1024 || hw->nlayers <= 0 ||
-        hw->nlayers > ARMO_KERNEL_MAX_GATING_LAYERS || hw->dims[0] != hw->hidden ||
+        hw->nlayers > ARMO_MAX_GATING_LAYERS || hw->dims[0] != hw->hidden ||
         hw->dims[hw->nlayers] != hw->k)
         return cudaErrorInvalidValue;
     if (nseq > 65535) return cudaErrorInvalidValue;
     /* touch the whole scratch the kernel would use (ASan checks its size) */
     memset(scratch, 0, armo_head_scratch_floats(hw, nseq) * sizeof(float));
-    armo_head_f32 h;
-    memset(&h, 0, sizeof h);
-    h.hidden = hw->hidden;
-    h.k = hw->k;
-    h.nlayers = hw->nlayers;
-    memcpy(h.dims, hw->dims, sizeof h.dims);
-    h.temperature = hw->temperature;
-    h.logit_scale = hw->logit_scale;
-    h.regression = hw->regression;
-    for (int l = 0; l < hw->nlayers; l++) {
-        h.gw[l] = hw->gw[l];
-        h.gb[l] = hw->gb[l];
-    }
-    h.transform = hw->transform;
-    cpu_armo_head(&h, h_last, h_prompt, nseq, rewards, gating, coefficients, score);
+    cpu_armo_head(hw, h_last, h_prompt, nseq, rewards, gating, coefficients, score);
     return cudaSuccess;
 }
 
