@@ -27,12 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/engine/backend.h"
+#include "host/engine/backend_open.h"
 #include "host/text/chat_template.h"
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
-#include "host/engine/cpu_ops.h"
-#include "host/cuda/gemm_ceiling.h"
 #include "host/text/positions.h"
 #include "base/progress.h"
 #include "weights/random_model.h"
@@ -40,9 +38,6 @@
 #include "host/text/tokenizer.h"
 #include "weights/dtype.h"
 #include "weights/model.h"
-
-/* Present only in executables linked with armo_cuda (see gemm_ceiling.h). */
-extern const armo_cuda_bench_hooks_t armo_cuda_bench_hooks __attribute__((weak));
 
 /* Llama-3 ids the chat template places around the content (DESIGN §3):
  * <|begin_of_text|>, <|start_header_id|>user<|end_header_id|>\n\n, and after
@@ -351,7 +346,7 @@ typedef struct {
     int64_t batches, nonfinite;
     double seconds;
     int has_phases;
-    armo_cuda_phase_times phases;
+    armo_phase_times phases;
     double score_sum;            /* a checksum of the scores (sanity, not a reference) */
 } run_result;
 
@@ -381,7 +376,7 @@ static int score_range(armo_backend *b, const workload *w, armo_seq *seqs,
 }
 
 static int run_workload(armo_backend *b, const workload *w, const pack_opts *o, int share,
-                        const armo_cuda_bench_hooks_t *hooks, run_result *r, armo_err *e) {
+                        run_result *r, armo_err *e) {
     memset(r, 0, sizeof *r);
     int per = w->n / w->groups;
     armo_seq *seqs = calloc((size_t)w->n, sizeof *seqs);
@@ -402,8 +397,8 @@ static int run_workload(armo_backend *b, const workload *w, const pack_opts *o, 
         int gw = 4 * o->warmup < w->groups ? 4 * o->warmup : w->groups;
         rc = score_range(b, w, seqs, groups, 0, gw, o, share, &st, e);
     }
-    int timing = hooks && !strcmp(b->name, "cuda");
-    if (!rc && timing) rc = hooks->set_timing(b, 1, e);
+    int timing = b->set_timing != NULL; /* per-phase GPU time, where the backend has it */
+    if (!rc && timing) rc = b->set_timing(b, 1, e);
     if (!rc) {
         memset(&st, 0, sizeof st);
         double t0 = armo_now();
@@ -418,10 +413,10 @@ static int run_workload(armo_backend *b, const workload *w, const pack_opts *o, 
         }
     }
     if (timing) {
-        hooks->get_timing(b, &r->phases);
+        b->get_timing(b, &r->phases);
         r->has_phases = 1;
         armo_err ignored;
-        hooks->set_timing(b, 0, &ignored);
+        b->set_timing(b, 0, &ignored);
     }
     for (int i = 0; seqs && i < w->n; i++) free(seqs[i].error);
     free(seqs);
@@ -449,35 +444,6 @@ static double matmul_params(const armo_config *c) {
  * the head, which this nominal count does not credit. */
 static double seq_flops(const armo_config *c, double P, int n) {
     return 2.0 * P * n + 2.0 * c->num_layers * (double)c->num_heads * c->head_dim * n * (n + 1.0);
-}
-
-/* cpu_matmul with a BF16 [1024, 1024] weight on 256 rows, best of 3. */
-static double cpu_ceiling(int threads, int *shape) {
-    const int n = 256, in = 1024, out = 1024;
-    shape[0] = n, shape[1] = in, shape[2] = out;
-    uint16_t *wb = malloc((size_t)in * out * 2);
-    float *x = malloc((size_t)n * in * 4), *y = malloc((size_t)n * out * 4);
-    double best = 0.0;
-    if (wb && x && y) {
-        uint64_t s = 99;
-        for (size_t i = 0; i < (size_t)in * out; i++)
-            wb[i] = armo_f32_to_bf16((float)(rng_unit(&s) * 2.0 - 1.0) * 0.03f);
-        for (size_t i = 0; i < (size_t)n * in; i++) x[i] = (float)(rng_unit(&s) * 2.0 - 1.0);
-        armo_weight w = {.name = "ceiling", .dtype = ARMO_DT_BF16, .data = wb, .rows = out,
-                         .cols = in};
-        cpu_matmul(y, x, &w, n, threads); /* warm-up */
-        for (int r = 0; r < 3; r++) {
-            double t0 = armo_now();
-            cpu_matmul(y, x, &w, n, threads);
-            double t = armo_now() - t0;
-            double tf = 2.0 * n * in * out / (t > 0 ? t : 1e-9) / 1e12;
-            if (tf > best) best = tf;
-        }
-    }
-    free(wb);
-    free(x);
-    free(y);
-    return best;
 }
 
 /* ---- the command ----------------------------------------------------------------------- */
@@ -636,7 +602,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 
 static json_t *phases_json(const run_result *r) {
     if (!r->has_phases) return json_null();
-    const armo_cuda_phase_times *p = &r->phases;
+    const armo_phase_times *p = &r->phases;
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I}", "upload_s", p->upload_ms / 1e3,
                      "embed_s", p->embed_ms / 1e3, "layers_s", p->layers_ms / 1e3, "head_s",
                      p->head_ms / 1e3, "download_s", p->download_ms / 1e3, "calls",
@@ -649,24 +615,13 @@ int cmd_bench(int argc, char **argv) {
     int pa = parse_args(argc, argv, &a);
     if (pa) return pa > 0 ? 0 : 2;
 
-    const armo_cuda_bench_hooks_t *hooks = &armo_cuda_bench_hooks; /* NULL: no CUDA build */
-    int cuda = 0;
-    if (!strcmp(a.device, "cuda")) {
-        if (!hooks) {
-            fprintf(stderr, "armo bench: --device cuda: this armo was built without the CUDA "
-                            "backend (nvcc was not found at build time)\n");
-            return 2;
-        }
-        if (hooks->device_count() <= 0) {
-            fprintf(stderr, "armo bench: --device cuda: no CUDA device is visible (check "
-                            "nvidia-smi and CUDA_VISIBLE_DEVICES), or use --device cpu\n");
-            return 2;
-        }
-        cuda = 1;
-    } else if (!strcmp(a.device, "auto")) {
-        cuda = hooks && hooks->device_count() > 0;
+    armo_err e;
+    const char *device = armo_backend_resolve(a.device, &e); /* "cpu" or "cuda" */
+    if (!device) {
+        fprintf(stderr, "armo bench: %s\n", e.msg);
+        return 2;
     }
-    const char *device = cuda ? "cuda" : "cpu";
+    const int cuda = !strcmp(device, "cuda");
     long threads = a.threads > 0 ? a.threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (a.sequences <= 0) a.sequences = cuda ? 512 : 16;
@@ -674,7 +629,6 @@ int cmd_bench(int argc, char **argv) {
     if (a.warmup < 0) a.warmup = cuda ? 1 : 0;
     if (a.max_batch <= 0) a.max_batch = cuda ? 16384 : 4096;
 
-    armo_err e;
     int rc = 1;
     char tmpdir[4200] = "";
     const char *model_dir = a.model_dir;
@@ -714,22 +668,16 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* the GEMM ceiling, before the model takes the GPU's memory */
-    double ceiling = 0.0;
-    int cshape[3];
-    const char *cwhat;
-    if (cuda) {
-        cshape[0] = cshape[1] = cshape[2] = 8192;
-        cwhat = "armo_gemm_bf16 (cuBLASLt) bf16 x bf16 -> bf16, fp32 accumulate, 20 launches";
-        if (hooks->gemm_ceiling(8192, 8192, 8192, 20, &ceiling, &e)) {
-            fprintf(stderr, "armo bench: GEMM ceiling: %s\n", e.msg);
-            goto done;
-        }
-    } else {
-        cwhat = "cpu_matmul, bf16 weight, fp32 math, best of 3";
-        ceiling = cpu_ceiling((int)threads, cshape);
+    armo_gemm_ceiling gc;
+    if (armo_backend_gemm_ceiling(device, (int)threads, &gc, &e)) {
+        fprintf(stderr, "armo bench: GEMM ceiling: %s\n", e.msg);
+        goto done;
     }
+    const double ceiling = gc.tflops;
+    const int cshape[3] = {gc.n, gc.in, gc.out};
+    const char *cwhat = gc.what;
     size_t mem_free0 = 0, mem_total = 0, mem_free1 = 0, mem_free2 = 0;
-    if (cuda && hooks->mem_info(&mem_free0, &mem_total, &e)) {
+    if (cuda && armo_backend_mem_info(device, &mem_free0, &mem_total, &e)) {
         fprintf(stderr, "armo bench: %s\n", e.msg);
         goto done;
     }
@@ -796,7 +744,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     t_load = armo_now() - t0;
-    if (cuda && hooks->mem_info(&mem_free1, &mem_total, &e)) {
+    if (cuda && armo_backend_mem_info(device, &mem_free1, &mem_total, &e)) {
         fprintf(stderr, "armo bench: %s\n", e.msg);
         goto done;
     }
@@ -824,8 +772,8 @@ int cmd_bench(int argc, char **argv) {
         run_result r, ru;
         /* b and c: with prompt-prefix sharing (as armo score runs them), then without */
         int grouped = w->name != 'a', share = grouped && !a.no_share;
-        if (run_workload(b, w, &po, share, cuda ? hooks : NULL, &r, &e) ||
-            (share && run_workload(b, w, &po, 0, cuda ? hooks : NULL, &ru, &e))) {
+        if (run_workload(b, w, &po, share, &r, &e) ||
+            (share && run_workload(b, w, &po, 0, &ru, &e))) {
             fprintf(stderr, "armo bench: workload %c: %s\n", w->name, e.msg);
             goto done;
         }
@@ -871,7 +819,7 @@ int cmd_bench(int argc, char **argv) {
             }
         }
         if (r.has_phases) {
-            const armo_cuda_phase_times *p = &r.phases;
+            const armo_phase_times *p = &r.phases;
             double tot = p->upload_ms + p->embed_ms + p->layers_ms + p->head_ms + p->download_ms;
             printf("    GPU time per phase: upload %.1f ms, embed %.1f ms, layers %.1f ms, head "
                    "%.1f ms, download %.1f ms (sum %.1f ms of %.1f ms wall)\n",
@@ -926,7 +874,7 @@ int cmd_bench(int argc, char **argv) {
     }
     json_t *jmem = json_null();
     if (cuda) {
-        if (hooks->mem_info(&mem_free2, &mem_total, &e)) {
+        if (armo_backend_mem_info(device, &mem_free2, &mem_total, &e)) {
             fprintf(stderr, "armo bench: %s\n", e.msg);
             goto done;
         }

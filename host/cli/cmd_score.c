@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/engine/backend.h"
+#include "host/engine/backend_open.h"
 #include "host/text/chat_template.h"
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"

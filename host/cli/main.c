@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/engine/backend.h"
+#include "host/engine/backend_open.h"
 #include "host/cli/commands.h"
 #ifdef ARMO_HAVE_CUDA
 #include "host/cuda/cuda_backend.h"
@@ -30,7 +30,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
 #ifdef ARMO_HAVE_CUDA
-    armo_backend_register_cuda(armo_cuda_backend_create, armo_cuda_device_count);
+    armo_backend_register_cuda(&armo_cuda_accel);
 #endif
     if (argc < 2) {
         usage(stderr);

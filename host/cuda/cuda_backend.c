@@ -20,7 +20,7 @@
  * (header-only NVTX3; free when no tool is attached) around each score call,
  * its phases and each layer, named "armo.score", "armo.upload",
  * "armo.embed", "armo.layer N", "armo.head", "armo.download"; and optional
- * per-phase cudaEvent timing for `armo bench` (gemm_ceiling.h). */
+ * per-phase cudaEvent timing for `armo bench` (backend.h's set_timing). */
 #include "host/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -31,6 +31,7 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include "host/cuda/gemm_ceiling.h"
+#include "host/engine/batch_check.h"
 #include "host/engine/prefix_share.h"
 #include "base/progress.h"
 #include "kernels/armo_kernels.h"
@@ -72,7 +73,7 @@ typedef struct {
     /* bench/profiling hook: per-phase timing (off unless set_timing) */
     int timing;
     cudaEvent_t phase_ev[6];     /* before upload, after upload/embed/layers/head/download */
-    armo_cuda_phase_times phase;
+    armo_phase_times phase;
 } engine;
 
 /* bench/profiling hook: records phase mark i when timing is on */
@@ -420,53 +421,29 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     engine *g = b->impl;
     const armo_config *c = &g->cfg;
     int armorm = c->arch == ARMO_ARCH_ARMORM;
-    if (nseq <= 0) return armo_err_set(e, "empty batch");
-    if (!ids || !cu) return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
-    /* the layout itself first: everything below (the expansion, the copies)
-     * indexes by cu_seqlens */
-    if (cu[0] != 0) return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu[0]);
-    for (int s = 0; s < nseq; s++)
-        if (cu[s + 1] <= cu[s])
-            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu[s], cu[s + 1]);
-    /* the current device is per host thread: a caller may have created or
-     * used another backend on another device since */
-    CK(cudaSetDevice(g->device));
-    int64_t n = cu[nseq];
+    /* what this backend's buffers hold, first: a batch too large for them
+     * is refused as such, whatever else is wrong with it */
+    const int64_t n = nseq > 0 && cu ? cu[nseq] : 0;
     if (n > g->cap_tokens || nseq > g->cap_seqs)
         return armo_err_set(e,
                             "batch of %lld tokens / %d sequences exceeds the CUDA backend's "
                             "buffers (%lld tokens / %d sequences): raise --max-batch-tokens",
                             (long long)n, nseq, (long long)g->cap_tokens, g->cap_seqs);
     armo_expansion x;
-    if (armo_expansion_build(&x, cu, nseq, prefix_of, e)) return -1;
+    if (armo_batch_check(c, ids, cu, nseq, gpos, prefix_of, &x, e)) return -1;
+    if (nseq == 0) return 0;
     int rc = -1;
     if (x.n_exp > g->cap_exp) {
         armo_err_set(e, "shared-prefix batch expands to %d attention rows, over the CUDA backend's "
                         "%lld", x.n_exp, (long long)g->cap_exp);
         goto done;
     }
+    /* the current device is per host thread: a caller may have created or
+     * used another backend on another device since */
+    ARMO_CUDA_GOTO_ON_ERROR(e, done, cudaSetDevice(g->device));
     int nhead = 0;
-    for (int s = 0; s < nseq; s++) {
-        int full = x.full_len[s];
-        if (full > c->max_position_embeddings) {
-            armo_err_set(e, "sequence %d has %d tokens; the model allows %d", s, full,
-                         c->max_position_embeddings);
-            goto done;
-        }
-        for (int i = cu[s]; i < cu[s + 1]; i++)
-            if (ids[i] < 0 || ids[i] >= c->vocab_size) {
-                armo_err_set(e, "sequence %d: token id %d at position %d is outside the "
-                                "vocabulary (%d)", s, ids[i], x.pos[i], c->vocab_size);
-                goto done;
-            }
-        if (x.is_prefix[s]) continue;
-        if (armorm && (!gpos || gpos[s] < 0 || gpos[s] >= full)) {
-            armo_err_set(e, "sequence %d: gating position %d outside [0, %d)", s,
-                         gpos ? gpos[s] : -1, full);
-            goto done;
-        }
-        g->head_seg[nhead++] = s;
-    }
+    for (int s = 0; s < nseq; s++)
+        if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
     for (int h = 0; h < nhead; h++) {
         int s = g->head_seg[h];
         g->p_rows[h] = cu[s + 1] - 1;
@@ -637,6 +614,22 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     return alloc_activations(g, e);
 }
 
+/* ---- bench/profiling hook: per-phase timing (backend.h's set_timing / get_timing) ---- */
+
+static int set_timing(armo_backend *b, int on, armo_err *e) {
+    engine *g = b->impl;
+    CK(cudaSetDevice(g->device));
+    for (int i = 0; on && i < 6; i++)
+        if (!g->phase_ev[i]) CK(cudaEventCreate(&g->phase_ev[i]));
+    memset(&g->phase, 0, sizeof g->phase);
+    g->timing = on ? 1 : 0;
+    return 0;
+}
+
+static void get_timing(const armo_backend *b, armo_phase_times *out) {
+    *out = ((const engine *)b->impl)->phase;
+}
+
 armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
                                        armo_err *e) {
     armo_backend *b = calloc(1, sizeof *b);
@@ -651,6 +644,8 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     b->name = "cuda";
     b->score = cuda_score;
     b->destroy = cuda_destroy;
+    b->set_timing = set_timing;
+    b->get_timing = get_timing;
     if (create(b, g, m, o, e)) {
         cuda_destroy(b);
         return NULL;
@@ -658,28 +653,10 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     return b;
 }
 
-/* ---- bench/profiling hook: per-phase timing and the hook table (gemm_ceiling.h) ---- */
-
-static int set_timing(armo_backend *b, int on, armo_err *e) {
-    if (!b || strcmp(b->name, "cuda")) return armo_err_set(e, "phase timing: not a CUDA backend");
-    engine *g = b->impl;
-    CK(cudaSetDevice(g->device));
-    for (int i = 0; on && i < 6; i++)
-        if (!g->phase_ev[i]) CK(cudaEventCreate(&g->phase_ev[i]));
-    memset(&g->phase, 0, sizeof g->phase);
-    g->timing = on ? 1 : 0;
-    return 0;
-}
-
-static void get_timing(const armo_backend *b, armo_cuda_phase_times *out) {
-    memset(out, 0, sizeof *out);
-    if (b && !strcmp(b->name, "cuda")) *out = ((const engine *)b->impl)->phase;
-}
-
-const armo_cuda_bench_hooks_t armo_cuda_bench_hooks = {
+const armo_accel armo_cuda_accel = {
+    .name = "cuda",
+    .open = armo_cuda_backend_create,
     .device_count = armo_cuda_device_count,
     .gemm_ceiling = armo_cuda_gemm_ceiling,
     .mem_info = armo_cuda_mem_info,
-    .set_timing = set_timing,
-    .get_timing = get_timing,
 };

@@ -1,18 +1,32 @@
-/* backend.h — one interface in front of the CPU and CUDA backends.
+/* backend.h — the one interface in front of the CPU and CUDA backends.
  *
  * Both compute the same function (DESIGN §4): score packed variable-length
- * sequences and return, per sequence, the head's outputs (armo_result).  The
- * CPU backend is always there; the CUDA one lives in the armo_cuda library
- * and is registered at start-up by executables linked with it (main.c does
- * it under ARMO_HAVE_CUDA), so armo_core itself never depends on CUDA. */
+ * sequences and return, per sequence, the head's outputs (armo_result).
+ * Callers get a backend from backend_open.h (armo_backend_open: the CPU
+ * always, CUDA when the executable registered it) and use it only through
+ * this struct, so that nothing above the engine compiles against a
+ * particular backend. */
 #ifndef ARMO_BACKEND_H
 #define ARMO_BACKEND_H
 
 #include <stdint.h>
 
-#include "host/engine/cpu_backend.h"
 #include "base/errors.h"
-#include "weights/model.h"
+#include "weights/config.h"
+
+/* What the head gives for one sequence. */
+typedef struct {
+    int n_tokens;
+    int last_pos;                /* index (in the sequence) of h_last */
+    int gating_pos;              /* index of h_prompt; -1 for a single-head RM */
+    float score;                 /* ArmoRM score, or label 0's score */
+    int n_objectives;            /* ArmoRM: K; else 0 */
+    float rewards[ARMO_MAX_OBJECTIVES];
+    float gating[ARMO_MAX_OBJECTIVES];
+    float coefficients[ARMO_MAX_OBJECTIVES];
+    int n_labels;                /* single-head RM: labels; else 0 */
+    float labels[ARMO_MAX_LABELS];
+} armo_result;
 
 typedef struct {
     int threads;                 /* CPU threads (<= 0: all cores) */
@@ -20,6 +34,18 @@ typedef struct {
     int max_seqs;                /* most sequences in one batch */
     int quiet;                   /* no load progress on stderr */
 } armo_backend_opts;
+
+/* Time spent in each phase of a backend's score calls, summed over the calls
+ * since timing was switched on (CUDA: cudaEvents on the backend's stream;
+ * milliseconds of GPU time between consecutive phase marks). */
+typedef struct {
+    double upload_ms;            /* host -> device copies of ids, positions, cu_seqlens, rows */
+    double embed_ms;             /* embedding gather + first RMSNorm */
+    double layers_ms;            /* every decoder layer (incl. the final norm) */
+    double head_ms;              /* row gather to fp32 + gated / seqcls head */
+    double download_ms;          /* device -> host copy of the head outputs */
+    int64_t calls;               /* score calls timed */
+} armo_phase_times;
 
 typedef struct armo_backend armo_backend;
 struct armo_backend {
@@ -34,22 +60,22 @@ struct armo_backend {
      * positions, gating_pos[s] and out[s] then refer to the whole sequence
      * p + s.  A segment that others continue gets no head: its out has
      * n_tokens == 0.  gating_pos is ignored (may be NULL) for single-head
-     * RMs. */
+     * RMs.  Every backend checks the batch with armo_batch_check first
+     * (batch_check.h), so bad input gets the same message from each. */
     int (*score)(armo_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                  const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                  armo_err *e);
     void (*destroy)(armo_backend *b);
+    /* Optional (NULL where the backend has none): per-phase timing for armo
+     * bench.  set_timing(b, 1) resets the sums and starts timing (a few
+     * event records per batch), set_timing(b, 0) stops; get_timing reads the
+     * sums. */
+    int (*set_timing)(armo_backend *b, int on, armo_err *e);
+    void (*get_timing)(const armo_backend *b, armo_phase_times *out);
 };
 
-typedef armo_backend *(*armo_backend_factory)(const armo_model *m, const armo_backend_opts *o,
-                                              armo_err *e);
-/* Registers the CUDA backend's factory (called once at start-up). */
-void armo_backend_register_cuda(armo_backend_factory f, int (*device_count)(void));
-
-/* device: "cpu", "cuda" or "auto" (CUDA when registered and a device is
- * present, else CPU). */
-armo_backend *armo_backend_open(const armo_model *m, const char *device,
-                                const armo_backend_opts *o, armo_err *e);
-void armo_backend_close(armo_backend *b);
+static inline void armo_backend_close(armo_backend *b) {
+    if (b) b->destroy(b);
+}
 
 #endif

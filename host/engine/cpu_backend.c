@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/progress.h"
+#include "host/engine/batch_check.h"
 #include "host/engine/cpu_ops.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
@@ -275,46 +277,6 @@ static void attention_threaded(float *att, const float *q, const float *k, const
     }
 }
 
-static int validate(const armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                    const int32_t *gating_pos, const armo_expansion *x, armo_err *e) {
-    const armo_config *cfg = &c->m->cfg;
-    if (cfg->arch == ARMO_ARCH_ARMORM && nseq > 0 && !gating_pos)
-        return armo_err_set(e, "ArmoRM needs a gating position per sequence (gating_pos is NULL)");
-    for (int s = 0; s < nseq; s++) {
-        int64_t len = x->full_len[s]; /* the whole sequence, shared prefix included */
-        if (cfg->max_position_embeddings > 0 && len > cfg->max_position_embeddings)
-            return armo_err_set(e,
-                                "sequence %d has %lld tokens, more than max_position_embeddings "
-                                "%d; truncate or split it",
-                                s, (long long)len, cfg->max_position_embeddings);
-        for (int32_t i = cu_seqlens[s]; i < cu_seqlens[s + 1]; i++)
-            if (ids[i] < 0 || ids[i] >= cfg->vocab_size)
-                return armo_err_set(e, "sequence %d: token %d (position %d) is outside the "
-                                       "vocabulary [0, %d)",
-                                    s, ids[i], x->pos[i], cfg->vocab_size);
-        if (cfg->arch == ARMO_ARCH_ARMORM && !x->is_prefix[s] &&
-            (gating_pos[s] < 0 || gating_pos[s] >= len))
-            return armo_err_set(e, "sequence %d: gating position %d is outside [0, %lld); the "
-                                   "gating token pattern must occur in the sequence",
-                                s, gating_pos[s], (long long)len);
-    }
-    return 0;
-}
-
-/* Checks the packed layout itself, before anything is derived from it. */
-static int validate_layout(const int32_t *ids, const int32_t *cu_seqlens, int nseq, armo_err *e) {
-    if (nseq < 0) return armo_err_set(e, "negative sequence count %d", nseq);
-    if (nseq > 0 && (!ids || !cu_seqlens))
-        return armo_err_set(e, "no token ids or cu_seqlens given for %d sequences", nseq);
-    if (nseq > 0 && cu_seqlens[0] != 0)
-        return armo_err_set(e, "cu_seqlens[0] is %d, must be 0", cu_seqlens[0]);
-    for (int s = 0; s < nseq; s++)
-        if (cu_seqlens[s + 1] <= cu_seqlens[s])
-            return armo_err_set(e, "sequence %d is empty (cu_seqlens %d..%d)", s, cu_seqlens[s],
-                                cu_seqlens[s + 1]);
-    return 0;
-}
-
 /* Attention of one layer: on the packed rows, or (prefix sharing) on the
  * expanded layout of prefix_share.h, gathered in and scattered back. */
 static int attention_layer(float *att, const float *q, const float *k, const float *v,
@@ -374,14 +336,10 @@ int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
 static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                       const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                       armo_err *e) {
-    if (validate_layout(ids, cu_seqlens, nseq, e) < 0) return -1;
-    if (nseq == 0) return 0;
     armo_expansion xp;
-    if (armo_expansion_build(&xp, cu_seqlens, nseq, prefix_of, e)) return -1;
-    if (validate(c, ids, cu_seqlens, nseq, gating_pos, &xp, e) < 0) {
-        armo_expansion_free(&xp);
+    if (armo_batch_check(&c->m->cfg, ids, cu_seqlens, nseq, gating_pos, prefix_of, &xp, e))
         return -1;
-    }
+    if (nseq == 0) return 0;
     const armo_model *m = c->m;
     const armo_config *cfg = &m->cfg;
     const int n = cu_seqlens[nseq];
@@ -504,5 +462,78 @@ done:
     free(delta);
     free(xn);
     free(x);
+    return rc;
+}
+
+/* ---- the backend interface (backend.h) ---- */
+
+static int cpu_score(armo_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
+                     const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
+                     armo_err *e) {
+    return score_impl((armo_cpu *)b->impl, ids, cu_seqlens, nseq, gating_pos, prefix_of, out, e);
+}
+
+static void cpu_destroy(armo_backend *b) {
+    armo_cpu_destroy((armo_cpu *)b->impl);
+    free(b);
+}
+
+armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts *o,
+                                    armo_err *e) {
+    armo_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        armo_err_set(e, "out of memory");
+        return NULL;
+    }
+    int threads = o && o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    b->impl = armo_cpu_create(m, threads, e);
+    if (!b->impl) {
+        free(b);
+        return NULL;
+    }
+    b->name = "cpu";
+    snprintf(b->device, sizeof b->device, "CPU (%d thread%s)", threads, threads == 1 ? "" : "s");
+    b->score = cpu_score;
+    b->destroy = cpu_destroy;
+    return b;
+}
+
+/* ---- the GEMM ceiling for armo bench ---- */
+
+int armo_cpu_gemm_ceiling(int threads, int *n_out, int *in_out, int *out_out, double *tflops,
+                          armo_err *e) {
+    const int n = 256, in = 1024, out = 1024;
+    *n_out = n, *in_out = in, *out_out = out;
+    *tflops = 0.0;
+    uint16_t *wb = malloc((size_t)in * out * 2);
+    float *x = malloc((size_t)n * in * 4), *y = malloc((size_t)n * out * 4);
+    int rc = 0;
+    if (wb && x && y) {
+        uint32_t s = 99; /* any data will do: this times the matmul */
+        for (size_t i = 0; i < (size_t)in * out; i++) {
+            s = s * 1664525u + 1013904223u;
+            wb[i] = armo_f32_to_bf16(((float)(s >> 8) / 8388608.0f - 1.0f) * 0.03f);
+        }
+        for (size_t i = 0; i < (size_t)n * in; i++) {
+            s = s * 1664525u + 1013904223u;
+            x[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
+        }
+        armo_weight w = {.name = "ceiling", .dtype = ARMO_DT_BF16, .data = wb, .rows = out,
+                         .cols = in};
+        cpu_matmul(y, x, &w, n, threads); /* warm-up */
+        for (int r = 0; r < 3; r++) {
+            double t0 = armo_now();
+            cpu_matmul(y, x, &w, n, threads);
+            double t = armo_now() - t0;
+            double tf = 2.0 * n * in * out / (t > 0 ? t : 1e-9) / 1e12;
+            if (tf > *tflops) *tflops = tf;
+        }
+    } else {
+        rc = armo_err_set(e, "GEMM ceiling: out of memory");
+    }
+    free(wb);
+    free(x);
+    free(y);
     return rc;
 }

@@ -3,28 +3,18 @@
  *
  * The oracle for every GPU test and the way to score small models without a
  * GPU.  It scores packed variable-length batches (no padding) so that it can
- * stand in for the CUDA backend behind the same calls. */
+ * stand in for the CUDA backend behind the same calls: the engine opens it
+ * as an armo_backend (armo_cpu_backend_open); tests also call it directly.
+ * Internal to host/engine/: other rooms reach it through backend_open.h. */
 #ifndef ARMO_CPU_BACKEND_H
 #define ARMO_CPU_BACKEND_H
 
 #include <stdint.h>
 
-#include "host/engine/cpu_ops.h"
 #include "base/errors.h"
+#include "host/engine/backend.h"
+#include "weights/head_params.h"
 #include "weights/model.h"
-
-typedef struct {
-    int n_tokens;
-    int last_pos;                /* index (in the sequence) of h_last */
-    int gating_pos;              /* index of h_prompt; -1 for a single-head RM */
-    float score;                 /* ArmoRM score, or label 0's score */
-    int n_objectives;            /* ArmoRM: K; else 0 */
-    float rewards[ARMO_MAX_OBJECTIVES];
-    float gating[ARMO_MAX_OBJECTIVES];
-    float coefficients[ARMO_MAX_OBJECTIVES];
-    int n_labels;                /* single-head RM: labels; else 0 */
-    float labels[ARMO_MAX_LABELS];
-} armo_result;
 
 typedef struct armo_cpu armo_cpu;
 
@@ -50,8 +40,15 @@ int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
                           const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                           armo_err *e);
 
-/* The fp32 head weights the backend converted at create time (shared with
- * the CUDA engine's tests). */
+/* The fp32 head weights the backend converted at create time (for tests). */
 const armo_head_params *armo_cpu_head(const armo_cpu *c);
+
+/* The CPU backend behind backend.h's interface (o->threads <= 0: all cores). */
+armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts *o,
+                                    armo_err *e);
+
+/* armo bench's CPU GEMM ceiling: cpu_matmul with a BF16 [1024, 1024] weight
+ * on 256 rows, best of 3, in TFLOP/s; the shape goes to *n, *in, *out. */
+int armo_cpu_gemm_ceiling(int threads, int *n, int *in, int *out, double *tflops, armo_err *e);
 
 #endif

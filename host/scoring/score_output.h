@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "host/engine/cpu_backend.h"
+#include "host/engine/backend.h"
 #include "weights/config.h"
 
 typedef enum {

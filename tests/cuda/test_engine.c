@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "tests/util/test_util.h"
-#include "host/engine/backend.h"
+#include "host/engine/backend_open.h"
 #include "host/cuda/cuda_backend.h"
 #include "weights/random_model.h"
 
@@ -299,7 +299,7 @@ int main(void) {
         printf("test_engine: no CUDA device: skipped\n");
         return 77;
     }
-    armo_backend_register_cuda(armo_cuda_backend_create, armo_cuda_device_count);
+    armo_backend_register_cuda(&armo_cuda_accel);
     glob_t g;
     char pat[2048];
     snprintf(pat, sizeof pat, "%s/tests/fixtures/*.golden.json", ARMO_SOURCE_DIR);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "host/engine/cpu_backend.h"
+#include "host/engine/cpu_ops.h"
 #include "host/text/positions.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"

@@ -1,0 +1,56 @@
+/* backend_open.h — which backend a --device names, and opening it.
+ *
+ * The CPU backend is always there.  The CUDA backend lives in the armo_cuda
+ * library; an executable linked with it registers it at start-up
+ * (armo_backend_register_cuda), so that armo_core never depends on CUDA and
+ * every caller reaches CUDA through this one route: the backend interface
+ * (backend.h) and, for `armo bench`, the device figures below. */
+#ifndef ARMO_BACKEND_OPEN_H
+#define ARMO_BACKEND_OPEN_H
+
+#include <stddef.h>
+
+#include "base/errors.h"
+#include "host/engine/backend.h"
+#include "weights/model.h"
+
+/* What an accelerator backend registers. */
+typedef struct {
+    const char *name;            /* "cuda" */
+    armo_backend *(*open)(const armo_model *m, const armo_backend_opts *o, armo_err *e);
+    int (*device_count)(void);   /* devices visible (0: no driver or device) */
+    /* The measured bf16 GEMM ceiling: Y[n, out] = X[n, in] · Wᵀ timed over
+     * reps launches on random data, in TFLOP/s (the denominator of MFU). */
+    int (*gemm_ceiling)(int n, int in, int out, int reps, double *tflops, armo_err *e);
+    int (*mem_info)(size_t *free_bytes, size_t *total_bytes, armo_err *e);
+} armo_accel;
+
+/* Registers the CUDA backend (once, at start-up; accel must outlive its use). */
+void armo_backend_register_cuda(const armo_accel *accel);
+
+/* The backend `device` names: "cpu", "cuda", or "auto" (CUDA when registered
+ * and a device is visible, else the CPU).  Returns "cpu" or "cuda", or NULL
+ * with e saying why the named device cannot be used. */
+const char *armo_backend_resolve(const char *device, armo_err *e);
+
+/* Opens the backend armo_backend_resolve(device) names for model m. */
+armo_backend *armo_backend_open(const armo_model *m, const char *device,
+                                const armo_backend_opts *o, armo_err *e);
+
+/* The bf16 GEMM ceiling of the device a resolved kind ("cpu" / "cuda") runs
+ * on, measured now, for MFU: on CUDA the engine's cuBLASLt GEMM at
+ * 8192x8192x8192, on the CPU the CPU backend's matmul with a bf16 weight
+ * (threads as the backend's).  Measure it before loading a model: it
+ * allocates its own buffers. */
+typedef struct {
+    double tflops;
+    int n, in, out;              /* the timed shape */
+    const char *what;            /* how it was measured, for the report */
+} armo_gemm_ceiling;
+int armo_backend_gemm_ceiling(const char *kind, int threads, armo_gemm_ceiling *c, armo_err *e);
+
+/* Device memory of the accelerator a kind runs on; an error for "cpu". */
+int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_bytes,
+                          armo_err *e);
+
+#endif
