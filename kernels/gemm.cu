@@ -35,22 +35,12 @@ struct armo_gemm {
     int ncached, next_evict;
 };
 
-#define CUDA_TRY(call) ARMO_CUDA_RETURN_ON_ERROR(e, call)
-
-#define LT_TRY(call)                                                                          \
-    do {                                                                                      \
-        cublasStatus_t st_ = (call);                                                          \
-        if (st_ != CUBLAS_STATUS_SUCCESS) {                                                   \
-            armo_err_set(e, "%s:%d: %s failed: cuBLAS status %d", __FILE__, __LINE__, #call,  \
-                         (int)st_);                                                           \
-            goto fail;                                                                        \
-        }                                                                                     \
-    } while (0)
-
 extern "C" int armo_gemm_create(armo_gemm **out, size_t workspace_bytes, armo_err *e) {
     *out = NULL;
     armo_gemm *g = (armo_gemm *)calloc(1, sizeof *g);
-    if (!g) return armo_err_set(e, "%s:%d: out of host memory for the GEMM context", __FILE__, __LINE__);
+    if (!g)
+        return armo_err_set(e, "%s:%d: out of host memory for the GEMM context", __FILE__,
+                            __LINE__);
     g->workspace_bytes = workspace_bytes ? workspace_bytes : ARMO_GEMM_DEFAULT_WORKSPACE;
     cublasStatus_t st = cublasLtCreate(&g->lt);
     if (st != CUBLAS_STATUS_SUCCESS) {
@@ -97,13 +87,24 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
     const float alpha = 1.0f, beta = 0.0f;
     const cublasLtMatmulAlgo_t *algo = NULL;
 
-    LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_w, sizeof trans_w));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_x, sizeof trans_x));
-    /* A = W: column-major [in, out] (ld in); B = X: [in, n] (ld in); C = D = Y: [out, n] (ld out) */
-    LT_TRY(cublasLtMatrixLayoutCreate(&lw, CUDA_R_16BF, (uint64_t)in, (uint64_t)out, (int64_t)in));
-    LT_TRY(cublasLtMatrixLayoutCreate(&lx, CUDA_R_16BF, (uint64_t)in, (uint64_t)n, (int64_t)in));
-    LT_TRY(cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
+    ARMO_CUBLAS_TRY_GOTO(e, fail, cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, fail,
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_w, sizeof trans_w));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, fail,
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_x, sizeof trans_x));
+    /* A = W: column-major [in, out] (ld in); B = X: [in, n] (ld in);
+     * C = D = Y: [out, n] (ld out) */
+    ARMO_CUBLAS_TRY_GOTO(
+        e, fail,
+        cublasLtMatrixLayoutCreate(&lw, CUDA_R_16BF, (uint64_t)in, (uint64_t)out, (int64_t)in));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, fail,
+        cublasLtMatrixLayoutCreate(&lx, CUDA_R_16BF, (uint64_t)in, (uint64_t)n, (int64_t)in));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, fail,
+        cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
 
     for (int i = 0; i < g->ncached; i++)
         if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out &&
@@ -114,18 +115,21 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
     if (!algo) {
         cublasLtMatmulHeuristicResult_t result;
         int found = 0;
-        LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
-        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &g->workspace_bytes, sizeof g->workspace_bytes));
-        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                    &align, sizeof align));
-        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                    &align, sizeof align));
-        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                    &align, sizeof align));
-        LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                    &align, sizeof align));
-        LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
+        ARMO_CUBLAS_TRY_GOTO(e, fail, cublasLtMatmulPreferenceCreate(&pref));
+        ARMO_CUBLAS_TRY_GOTO(
+            e, fail,
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &g->workspace_bytes, sizeof g->workspace_bytes));
+        const cublasLtMatmulPreferenceAttributes_t align_of[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++)
+            ARMO_CUBLAS_TRY_GOTO(
+                e, fail,
+                cublasLtMatmulPreferenceSetAttribute(pref, align_of[i], &align, sizeof align));
+        ARMO_CUBLAS_TRY_GOTO(
+            e, fail,
+            cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
         if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
             armo_err_set(e, "%s:%d: cuBLASLt found no algorithm for the bf16 GEMM n %d, in %d, "
                          "out %d", __FILE__, __LINE__, n, in, out);
@@ -139,8 +143,9 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
         g->cache[slot].algo = result.algo;
         algo = &g->cache[slot].algo;
     }
-    LT_TRY(cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo, g->workspace,
-                          g->workspace_bytes, stream));
+    ARMO_CUBLAS_TRY_GOTO(e, fail,
+                         cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo,
+                                        g->workspace, g->workspace_bytes, stream));
     rc = 0;
 fail:
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
@@ -157,8 +162,8 @@ static int copy_rows(uint16_t *dst, const uint16_t *const *parts, const int64_t 
     size_t off = 0;
     for (int i = 0; i < nparts; i++) {
         const size_t count = (size_t)rows[i] * (size_t)cols;
-        CUDA_TRY(cudaMemcpyAsync(dst + off, parts[i], count * sizeof(uint16_t), cudaMemcpyDefault,
-                                 stream));
+        ARMO_CUDA_TRY(e, cudaMemcpyAsync(dst + off, parts[i], count * sizeof(uint16_t),
+                                         cudaMemcpyDefault, stream));
         off += count;
     }
     return 0;

@@ -38,8 +38,6 @@
 #include "kernels/cuda_check.h"
 #include "weights/rope_table.h"
 
-#define CK(call) ARMO_CUDA_RETURN_ON_ERROR(e, call)
-
 typedef struct {
     uint16_t *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
 } dev_layer;
@@ -79,7 +77,7 @@ typedef struct {
 /* bench/profiling hook: records phase mark i when timing is on */
 #define PHASE_MARK(g, i)                                                                    \
     do {                                                                                    \
-        if ((g)->timing) CK(cudaEventRecord((g)->phase_ev[i], (g)->stream));                \
+        if ((g)->timing) ARMO_CUDA_TRY(e, cudaEventRecord((g)->phase_ev[i], (g)->stream));   \
     } while (0)
 
 static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err *e) {
@@ -119,8 +117,8 @@ static int stage_init(stager *s, cudaStream_t stream, double total, int quiet, a
     s->quiet = quiet;
     s->t0 = s->last = armo_now();
     for (int i = 0; i < 2; i++) {
-        CK(cudaMallocHost(&s->buf[i], s->size));
-        CK(cudaEventCreateWithFlags(&s->ev[i], cudaEventDisableTiming));
+        ARMO_CUDA_TRY(e, cudaMallocHost(&s->buf[i], s->size));
+        ARMO_CUDA_TRY(e, cudaEventCreateWithFlags(&s->ev[i], cudaEventDisableTiming));
     }
     return 0;
 }
@@ -149,7 +147,7 @@ static int stage(stager *s, void *dst, const armo_weight *w, int to_f32, armo_er
     size_t per = s->size / esz, off = 0;
     while (off < n) {
         size_t cnt = n - off < per ? n - off : per;
-        CK(cudaEventSynchronize(s->ev[s->cur]));
+        ARMO_CUDA_TRY(e, cudaEventSynchronize(s->ev[s->cur]));
         if (to_f32) {
             float *b = s->buf[s->cur];
             for (size_t i = 0; i < cnt; i++) b[i] = armo_load_f32(w->data, w->dtype, off + i);
@@ -160,9 +158,9 @@ static int stage(stager *s, void *dst, const armo_weight *w, int to_f32, armo_er
             for (size_t i = 0; i < cnt; i++)
                 b[i] = armo_f32_to_bf16(armo_load_f32(w->data, w->dtype, off + i));
         }
-        CK(cudaMemcpyAsync((char *)dst + off * esz, s->buf[s->cur], cnt * esz,
-                           cudaMemcpyHostToDevice, s->stream));
-        CK(cudaEventRecord(s->ev[s->cur], s->stream));
+        ARMO_CUDA_TRY(e, cudaMemcpyAsync((char *)dst + off * esz, s->buf[s->cur], cnt * esz,
+                                         cudaMemcpyHostToDevice, s->stream));
+        ARMO_CUDA_TRY(e, cudaEventRecord(s->ev[s->cur], s->stream));
         s->cur ^= 1;
         off += cnt;
         s->done += (double)(cnt * esz);
@@ -180,7 +178,8 @@ static int upload_cat(engine *g, stager *s, uint16_t **dst, const armo_weight *c
     if (dalloc(g, (void **)dst, total * 2, ws[0]->name, e)) return -1;
     size_t off = 0;
     for (int i = 0; i < nw; i++) {
-        if (stage(s, *dst + off, ws[i], 0, e)) return armo_err_prefix(e, "uploading %s", ws[i]->name);
+        if (stage(s, *dst + off, ws[i], 0, e))
+            return armo_err_prefix(e, "uploading %s", ws[i]->name);
         off += (size_t)(ws[i]->rows * ws[i]->cols);
     }
     return 0;
@@ -296,45 +295,40 @@ static int alloc_activations(engine *g, armo_err *e) {
         dalloc(g, (void **)&g->scratch, armo_head_scratch_floats(&g->head, (int)S) * 4,
                "head scratch", e))
         return -1;
-    CK(cudaMallocHost((void **)&g->p_ids, (size_t)T * 4));
-    CK(cudaMallocHost((void **)&g->p_pos, (size_t)T * 4));
-    CK(cudaMallocHost((void **)&g->p_cu, (size_t)(S + 1) * 4));
-    CK(cudaMallocHost((void **)&g->p_rows, (size_t)(2 * S) * 4));
-    CK(cudaMallocHost((void **)&g->p_out, g->out_floats * 4));
-    CK(cudaMallocHost((void **)&g->p_exp_rows, (size_t)g->cap_exp * 4));
-    CK(cudaMallocHost((void **)&g->p_back_rows, (size_t)T * 4));
-    CK(cudaMallocHost((void **)&g->p_cu_exp, (size_t)(S + 1) * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_ids, (size_t)T * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_pos, (size_t)T * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_cu, (size_t)(S + 1) * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_rows, (size_t)(2 * S) * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_out, g->out_floats * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_exp_rows, (size_t)g->cap_exp * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_back_rows, (size_t)T * 4));
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_cu_exp, (size_t)(S + 1) * 4));
     g->head_seg = malloc((size_t)S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
     for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
-    CK(cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
+    ARMO_CUDA_TRY(e, cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
     float inv[1024];
     armo_rope_inv_freq(c, inv);
     if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
-    CK(cudaMemcpy(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4, cudaMemcpyHostToDevice));
+    ARMO_CUDA_TRY(
+        e, cudaMemcpy(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4, cudaMemcpyHostToDevice));
     return 0;
 }
 
 /* ---- forward -------------------------------------------------------------------- */
 
-#define KL(call)                                                                            \
-    do {                                                                                    \
-        cudaError_t st_ = (call);                                                           \
-        if (st_ != cudaSuccess)                                                             \
-            return armo_err_set(e, "%s:%d: kernel %s failed: %s", __FILE__, __LINE__, #call, \
-                                cudaGetErrorString(st_));                                   \
-    } while (0)
-
 /* q, k, v out of the fused [n, q | k | v] GEMM output */
 static int split_qkv(engine *g, int n, armo_err *e) {
     const armo_config *c = &g->cfg;
-    size_t q = (size_t)c->num_heads * c->head_dim * 2, kv = (size_t)c->num_kv_heads * c->head_dim * 2;
+    size_t q = (size_t)c->num_heads * c->head_dim * 2,
+           kv = (size_t)c->num_kv_heads * c->head_dim * 2;
     size_t pitch = q + 2 * kv;
-    CK(cudaMemcpy2DAsync(g->q, q, g->qkv, pitch, q, (size_t)n, cudaMemcpyDeviceToDevice, g->stream));
-    CK(cudaMemcpy2DAsync(g->k, kv, (char *)g->qkv + q, pitch, kv, (size_t)n,
-                         cudaMemcpyDeviceToDevice, g->stream));
-    CK(cudaMemcpy2DAsync(g->v, kv, (char *)g->qkv + q + kv, pitch, kv, (size_t)n,
-                         cudaMemcpyDeviceToDevice, g->stream));
+    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->q, q, g->qkv, pitch, q, (size_t)n,
+                                       cudaMemcpyDeviceToDevice, g->stream));
+    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->k, kv, (char *)g->qkv + q, pitch, kv, (size_t)n,
+                                       cudaMemcpyDeviceToDevice, g->stream));
+    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->v, kv, (char *)g->qkv + q + kv, pitch, kv, (size_t)n,
+                                       cudaMemcpyDeviceToDevice, g->stream));
     return 0;
 }
 
@@ -346,16 +340,16 @@ static int attention(engine *g, int n, int nseq, int max_len, const armo_expansi
     const int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
     cudaStream_t st = g->stream;
     if (x->identity) {
-        KL(armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len, nh, nkv, hd,
-                               st));
+        ARMO_CUDA_TRY(e, armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len,
+                                             nh, nkv, hd, st));
         return 0;
     }
-    KL(armo_gather_rows_bf16(g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
-    KL(armo_gather_rows_bf16(g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KL(armo_gather_rows_bf16(g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KL(armo_attention_bf16(g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp, x->nseq_exp,
-                           x->n_exp, x->max_len_exp, nh, nkv, hd, st));
-    KL(armo_gather_rows_bf16(g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
+    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
+    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    ARMO_CUDA_TRY(e, armo_attention_bf16(g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp,
+                                         x->nseq_exp, x->n_exp, x->max_len_exp, nh, nkv, hd, st));
+    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
     return 0;
 }
 
@@ -367,8 +361,8 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
     const float eps = (float)c->rms_norm_eps;
     cudaStream_t st = g->stream;
     nvtxRangePushA("armo.embed");
-    KL(armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
-    KL(armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
+    ARMO_CUDA_TRY(e, armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
+    ARMO_CUDA_TRY(e, armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
     nvtxRangePop();
     PHASE_MARK(g, 2);
     for (int l = 0; l < c->num_layers; l++) {
@@ -379,36 +373,39 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         nvtxRangePushA(range);
         if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
         if (split_qkv(g, n, e)) return -1;
-        KL(armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
+        ARMO_CUDA_TRY(e, armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
         if (attention(g, n, nseq, max_len, x, e)) return -1;
         int rows = n;
         if (last) { /* only the head's rows from here on: gather them first */
-            KL(armo_gather_rows_bf16(g->o, g->attn, g->d_rows, m, qd, st));
-            CK(cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2, cudaMemcpyDeviceToDevice, st));
-            KL(armo_gather_rows_bf16(g->o, g->x, g->d_rows, m, H, st));
-            CK(cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
+            ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->o, g->attn, g->d_rows, m, qd, st));
+            ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2,
+                                             cudaMemcpyDeviceToDevice, st));
+            ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->o, g->x, g->d_rows, m, H, st));
+            ARMO_CUDA_TRY(
+                e, cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
             rows = m;
         }
         if (armo_gemm_bf16(g->gemm, g->o, g->attn, D->wo, rows, qd, H, st, e)) return -1;
-        KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
+        ARMO_CUDA_TRY(e, armo_add_rmsnorm_bf16(g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
         if (armo_gemm_bf16(g->gemm, g->gu, g->xn, D->wgu, rows, H, 2 * I, st, e)) return -1;
-        KL(armo_swiglu_bf16(g->act, g->gu, rows, I, st));
+        ARMO_CUDA_TRY(e, armo_swiglu_bf16(g->act, g->gu, rows, I, st));
         if (armo_gemm_bf16(g->gemm, g->o, g->act, D->wdown, rows, I, H, st, e)) return -1;
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
-        KL(armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        ARMO_CUDA_TRY(e, armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
         nvtxRangePop();
     }
     PHASE_MARK(g, 3);
     nvtxRangePushA("armo.head");
     /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
     int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
-    KL(armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
+    ARMO_CUDA_TRY(e, armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
-        KL(armo_gated_head_f32(&g->head, g->h_rows_f32, g->h_rows_f32 + (size_t)nhead * H, nhead,
-                         g->rewards, g->gating, g->coefs, g->score, g->scratch, st));
+        ARMO_CUDA_TRY(e, armo_gated_head_f32(&g->head, g->h_rows_f32,
+                                             g->h_rows_f32 + (size_t)nhead * H, nhead, g->rewards,
+                                             g->gating, g->coefs, g->score, g->scratch, st));
     } else {
-        KL(armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead, g->rewards,
-                                st));
+        ARMO_CUDA_TRY(e, armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead,
+                                              g->rewards, st));
     }
     nvtxRangePop();
     PHASE_MARK(g, 4);
@@ -440,7 +437,7 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     }
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
-    ARMO_CUDA_GOTO_ON_ERROR(e, done, cudaSetDevice(g->device));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
     int nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
@@ -454,36 +451,46 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
     int m = armorm ? 2 * nhead : nhead;
     cudaStream_t st = g->stream;
-#define CKG(call) ARMO_CUDA_GOTO_ON_ERROR(e, done, call)
-    if (g->timing) CKG(cudaEventRecord(g->phase_ev[0], g->stream));
+    if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[0], g->stream));
     nvtxRangePushA("armo.upload");
-    CKG(cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    CKG(cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    CKG(cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
-    CKG(cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
+    ARMO_CUDA_TRY_GOTO(
+        e, done, cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    ARMO_CUDA_TRY_GOTO(
+        e, done, cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    ARMO_CUDA_TRY_GOTO(
+        e, done,
+        cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
+    ARMO_CUDA_TRY_GOTO(
+        e, done, cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
     if (!x.identity) {
         memcpy(g->p_exp_rows, x.exp_rows, (size_t)x.n_exp * 4);
         memcpy(g->p_back_rows, x.back_rows, (size_t)n * 4);
         memcpy(g->p_cu_exp, x.cu_exp, (size_t)(x.nseq_exp + 1) * 4);
-        CKG(cudaMemcpyAsync(g->d_exp_rows, g->p_exp_rows, (size_t)x.n_exp * 4,
-                            cudaMemcpyHostToDevice, st));
-        CKG(cudaMemcpyAsync(g->d_back_rows, g->p_back_rows, (size_t)n * 4, cudaMemcpyHostToDevice,
-                            st));
-        CKG(cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
-                            cudaMemcpyHostToDevice, st));
+        ARMO_CUDA_TRY_GOTO(e, done,
+                           cudaMemcpyAsync(g->d_exp_rows, g->p_exp_rows, (size_t)x.n_exp * 4,
+                                           cudaMemcpyHostToDevice, st));
+        ARMO_CUDA_TRY_GOTO(e, done,
+                           cudaMemcpyAsync(g->d_back_rows, g->p_back_rows, (size_t)n * 4,
+                                           cudaMemcpyHostToDevice, st));
+        ARMO_CUDA_TRY_GOTO(e, done,
+                           cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
+                                           cudaMemcpyHostToDevice, st));
     }
     nvtxRangePop();
-    if (g->timing) CKG(cudaEventRecord(g->phase_ev[1], g->stream));
+    if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[1], g->stream));
     if (forward(g, (int)n, nseq, x.max_len_exp, m, &x, e)) goto done;
     nvtxRangePushA("armo.download");
-    CKG(cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
-    if (g->timing) CKG(cudaEventRecord(g->phase_ev[5], g->stream));
-    CKG(cudaStreamSynchronize(st));
+    ARMO_CUDA_TRY_GOTO(
+        e, done,
+        cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[5], g->stream));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaStreamSynchronize(st));
     nvtxRangePop();
     if (g->timing) { /* bench/profiling hook: accumulate the phase times */
         float ms[5];
         for (int i = 0; i < 5; i++)
-            CKG(cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
+            ARMO_CUDA_TRY_GOTO(e, done,
+                               cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
         g->phase.upload_ms += ms[0];
         g->phase.embed_ms += ms[1];
         g->phase.layers_ms += ms[2];
@@ -491,7 +498,6 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         g->phase.download_ms += ms[4];
         g->phase.calls++;
     }
-#undef CKG
     /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
     const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K,
@@ -598,16 +604,17 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     if (c->arch == ARMO_ARCH_ARMORM && armo_model_head_params(m, &g->head, e)) return -1;
     const char *dev = getenv("ARMO_CUDA_DEVICE");
     g->device = dev ? atoi(dev) : 0;
-    CK(cudaSetDevice(g->device));
+    ARMO_CUDA_TRY(e, cudaSetDevice(g->device));
     struct cudaDeviceProp prop;
-    CK(cudaGetDeviceProperties(&prop, g->device));
+    ARMO_CUDA_TRY(e, cudaGetDeviceProperties(&prop, g->device));
     snprintf(b->device, sizeof b->device, "%.96s (device %d, %.0f GiB)", prop.name, g->device,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
-    CK(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    ARMO_CUDA_TRY(e, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     if (armo_gemm_create(&g->gemm, 0, e)) return -1;
     g->cap_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens : 16384;
     g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;
-    g->cap_rows = g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
+    g->cap_rows =
+        g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
     g->cap_exp = 2 * g->cap_tokens; /* the scheduler keeps shared batches within this */
     b->max_expanded_rows = g->cap_exp;
     if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
@@ -618,9 +625,9 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
 
 static int set_timing(armo_backend *b, int on, armo_err *e) {
     engine *g = b->impl;
-    CK(cudaSetDevice(g->device));
+    ARMO_CUDA_TRY(e, cudaSetDevice(g->device));
     for (int i = 0; on && i < 6; i++)
-        if (!g->phase_ev[i]) CK(cudaEventCreate(&g->phase_ev[i]));
+        if (!g->phase_ev[i]) ARMO_CUDA_TRY(e, cudaEventCreate(&g->phase_ev[i]));
     memset(&g->phase, 0, sizeof g->phase);
     g->timing = on ? 1 : 0;
     return 0;

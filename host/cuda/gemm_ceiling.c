@@ -12,8 +12,6 @@
 #include "kernels/cuda_check.h"
 #include "weights/dtype.h"
 
-#define CKC(call) ARMO_CUDA_GOTO_ON_ERROR(e, done, call)
-
 /* count random bf16 values in [-1, 1) into a device buffer (host LCG). */
 static cudaError_t fill_random(uint16_t *dst, size_t count, uint32_t seed) {
     size_t chunk = (size_t)1 << 22;
@@ -42,25 +40,25 @@ int armo_cuda_gemm_ceiling(int n, int in, int out, int reps, double *tflops, arm
     *tflops = 0.0;
     if (n <= 0 || in <= 0 || out <= 0 || reps <= 0)
         return armo_err_set(e, "gemm ceiling: bad shape %d x %d x %d / reps %d", n, in, out, reps);
-    CKC(cudaMalloc((void **)&x, (size_t)n * in * 2));
-    CKC(cudaMalloc((void **)&w, (size_t)out * in * 2));
-    CKC(cudaMalloc((void **)&y, (size_t)n * out * 2));
-    CKC(fill_random(x, (size_t)n * in, 1));
-    CKC(fill_random(w, (size_t)out * in, 2));
-    CKC(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    CKC(cudaEventCreate(&ev0));
-    CKC(cudaEventCreate(&ev1));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&x, (size_t)n * in * 2));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&w, (size_t)out * in * 2));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&y, (size_t)n * out * 2));
+    ARMO_CUDA_TRY_GOTO(e, done, fill_random(x, (size_t)n * in, 1));
+    ARMO_CUDA_TRY_GOTO(e, done, fill_random(w, (size_t)out * in, 2));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventCreate(&ev0));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventCreate(&ev1));
     if (armo_gemm_create(&g, 0, e)) goto done;
     for (int i = 0; i < 3; i++)
         if (armo_gemm_bf16(g, y, x, w, n, in, out, st, e)) goto done;
-    CKC(cudaStreamSynchronize(st));
-    CKC(cudaEventRecord(ev0, st));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaStreamSynchronize(st));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(ev0, st));
     for (int i = 0; i < reps; i++)
         if (armo_gemm_bf16(g, y, x, w, n, in, out, st, e)) goto done;
-    CKC(cudaEventRecord(ev1, st));
-    CKC(cudaEventSynchronize(ev1));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(ev1, st));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventSynchronize(ev1));
     float ms = 0.0f;
-    CKC(cudaEventElapsedTime(&ms, ev0, ev1));
+    ARMO_CUDA_TRY_GOTO(e, done, cudaEventElapsedTime(&ms, ev0, ev1));
     if (ms <= 0.0f) {
         armo_err_set(e, "gemm ceiling: timed %d launches in %g ms", reps, (double)ms);
         goto done;
