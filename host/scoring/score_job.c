@@ -1,0 +1,241 @@
+/* score_job.c — records to sequences and results to output lines (see
+ * score_job.h). */
+#include "host/scoring/score_job.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/scoring/score_output.h"
+#include "host/text/chat_template.h"
+#include "host/text/positions.h"
+#include "host/text/records.h"
+
+/* ---- preparing one record ---------------------------------------------------- */
+
+typedef struct {
+    armo_record rec;
+    int parsed;
+    char *raw_id;                /* the id of a record that failed to parse, if readable */
+    armo_out_kind kind;
+} prepared;
+
+static char *dupmsg(const char *prefix, const char *msg) {
+    size_t n = strlen(prefix) + strlen(msg) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s", prefix, msg);
+    return s;
+}
+
+
+/* Length policy, pad cut and gating position for one tokenized sequence. */
+static void finish_seq(armo_scoring *c, armo_seq *s, const char *prefix, const char *which) {
+    const armo_config *cfg = &c->model->cfg;
+    char msg[ARMO_ERR_LEN];
+    if (s->len == 0) {
+        snprintf(msg, sizeof msg, "%s%sthe sequence is empty", prefix, which);
+        s->error = strdup(msg);
+        return;
+    }
+    int gpos = -1;
+    if (cfg->arch == ARMO_ARCH_ARMORM) {
+        gpos = armo_find_gating_pos(s->ids, s->len, c->pattern, c->plen);
+        if (gpos < 0) {
+            snprintf(msg, sizeof msg,
+                     "%s%sToken pattern not found: the sequence has no "
+                     "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n (a user turn "
+                     "followed by an assistant turn), which ArmoRM's gating network reads",
+                     prefix, which);
+            s->error = strdup(msg);
+            return;
+        }
+    }
+    if (s->len > c->max_length) {
+        if (c->truncate == ARMO_TRUNCATE_NONE) {
+            snprintf(msg, sizeof msg,
+                     "%s%sthe sequence has %d tokens, more than --max-length %d (use --truncate "
+                     "left to drop the oldest turns)",
+                     prefix, which, s->len, c->max_length);
+            s->error = strdup(msg);
+            return;
+        }
+        int keep_bos = s->ids[0] == cfg->bos_token_id ? 1 : 0;
+        int cut = s->len - c->max_length; /* tokens dropped after BOS */
+        if (gpos >= 0 && gpos - cut < keep_bos) {
+            snprintf(msg, sizeof msg,
+                     "%s%scannot truncate to %d tokens: the final assistant turn and the gating "
+                     "pattern before it alone take %d tokens",
+                     prefix, which, c->max_length, s->len - gpos + keep_bos);
+            s->error = strdup(msg);
+            return;
+        }
+        memmove(s->ids + keep_bos, s->ids + keep_bos + cut,
+                (size_t)(s->len - keep_bos - cut) * sizeof(int32_t));
+        s->len -= cut;
+        if (gpos >= 0) gpos -= cut;
+    }
+    s->gating_pos = gpos;
+}
+
+static int prepare(void *vctx, armo_job *job) {
+    armo_scoring *c = vctx;
+    prepared *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    job->record = p;
+    armo_err e;
+    int rc = armo_record_parse(job->line, job->line_len, (long)job->line_no, &p->rec, &e);
+    if (rc != 0) {
+        job->error = strdup(e.msg);
+        p->raw_id = armo_record_raw_id(job->line, job->line_len);
+        return 0;
+    }
+    p->parsed = 1;
+    armo_record *r = &p->rec;
+    p->kind = r->kind == ARMO_REC_PAIR ? ARMO_OUT_PAIR
+              : r->kind == ARMO_REC_BEST_OF_N ? ARMO_OUT_BEST_OF_N
+                                              : ARMO_OUT_SINGLE;
+    char prefix[300];
+    armo_record_error_prefix(prefix, sizeof prefix, (long)job->line_no, r->id_json);
+    size_t nseq = armo_record_n_sequences(r);
+    if (nseq == 0) {
+        job->error = dupmsg(prefix, "the record has nothing to score");
+        return 0;
+    }
+    if (r->kind != ARMO_REC_INPUT_IDS && c->text_error[0]) {
+        job->error = dupmsg(prefix, c->text_error);
+        return 0;
+    }
+    job->seqs = calloc(nseq, sizeof *job->seqs);
+    if (!job->seqs) return -1;
+    job->nseq = (int)nseq;
+    const armo_config *cfg = &c->model->cfg;
+    for (size_t i = 0; i < nseq; i++) {
+        armo_seq *s = &job->seqs[i];
+        char which[48] = "";
+        if (p->kind == ARMO_OUT_PAIR) snprintf(which, sizeof which, "%s: ", i ? "rejected" : "chosen");
+        if (p->kind == ARMO_OUT_BEST_OF_N) snprintf(which, sizeof which, "responses[%zu]: ", i);
+        if (r->kind == ARMO_REC_INPUT_IDS) {
+            int n = armo_cut_at_pad(r->input_ids, (int)r->n_input_ids, cfg->pad_token_id);
+            s->ids = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+            if (!s->ids) return -1;
+            for (int k = 0; k < n; k++) {
+                if (r->input_ids[k] < 0 || r->input_ids[k] >= cfg->vocab_size) {
+                    char msg[ARMO_ERR_LEN];
+                    snprintf(msg, sizeof msg,
+                             "%sinput_ids[%d] = %d is outside the model's vocabulary (%d ids)",
+                             prefix, k, r->input_ids[k], cfg->vocab_size);
+                    s->error = strdup(msg);
+                    break;
+                }
+                s->ids[k] = r->input_ids[k];
+            }
+            s->len = n;
+        } else {
+            armo_ids ids = {0};
+            if (armo_record_encode(c->tok, r, i, c->tok_flags, &ids, &e)) {
+                s->error = strdup(e.msg);
+                armo_ids_free(&ids);
+                continue;
+            }
+            s->ids = ids.ids; /* take ownership */
+            s->len = (int)ids.n;
+            if (s->len > 0 && ids.ids[s->len - 1] >= cfg->vocab_size) {
+                s->error = dupmsg(prefix, "the tokenizer produced an id outside the model's "
+                                          "vocabulary (tokenizer.json and config.json disagree)");
+                continue;
+            }
+        }
+        if (!s->error) finish_seq(c, s, prefix, which);
+    }
+    return 0;
+}
+
+static void release(void *vctx, armo_job *job) {
+    (void)vctx;
+    prepared *p = job->record;
+    if (p) {
+        if (p->parsed) armo_record_free(&p->rec);
+        free(p->raw_id);
+        free(p);
+    }
+    job->record = NULL;
+}
+
+/* Prints obj with the record's raw "id" text spliced in front. */
+static int emit(FILE *out, const char *id_json, json_t *obj) {
+    char *body = armo_json_line(obj);
+    if (!body) return -1;
+    int rc;
+    if (id_json)
+        rc = fprintf(out, "{\"id\":%s%s%s\n", id_json, body[1] == '}' ? "" : ",", body + 1);
+    else
+        rc = fprintf(out, "%s\n", body);
+    free(body);
+    return rc < 0 ? -1 : 0;
+}
+
+static int write_job(void *vctx, armo_job *job, FILE *out) {
+    armo_scoring *c = vctx;
+    prepared *p = job->record;
+    const char *id_json = !p ? NULL : p->parsed ? p->rec.id_json : p->raw_id;
+    const char *err = job->error;
+    for (int s = 0; !err && s < job->nseq; s++) err = job->seqs[s].error;
+    json_t *obj;
+    if (err) {
+        obj = armo_error_to_json(NULL, err);
+    } else {
+        armo_result *rs = malloc(sizeof *rs * (size_t)(job->nseq ? job->nseq : 1));
+        if (!rs) return -1;
+        for (int s = 0; s < job->nseq; s++) rs[s] = job->seqs[s].result;
+        obj = armo_record_to_json(&c->model->cfg, NULL, p->kind, rs, job->nseq, c->explain);
+        free(rs);
+    }
+    int rc = obj ? emit(out, id_json, obj) : -1;
+    json_decref(obj);
+    return rc;
+}
+
+/* ---- binding to a model -------------------------------------------------------- */
+
+int armo_scoring_init(armo_scoring *s, const armo_model *m, const armo_scoring_opts *o,
+                      armo_err *e) {
+    memset(s, 0, sizeof *s);
+    s->model = m;
+    s->explain = o->explain;
+    s->tok_flags = o->tok_flags;
+    s->truncate = o->truncate;
+    s->max_length = o->max_length > 0 ? o->max_length : m->cfg.max_position_embeddings;
+    if (s->max_length > m->cfg.max_position_embeddings)
+        return armo_err_set(e, "--max-length %d exceeds the model's max_position_embeddings %d",
+                            s->max_length, m->cfg.max_position_embeddings);
+    /* the tokenizer: text records need it; input_ids records do not */
+    s->tok = armo_tokenizer_load(m->dir, e);
+    if (!s->tok) {
+        snprintf(s->text_error, sizeof s->text_error,
+                 "text records need the model's tokenizer, which could not be loaded (%.900s); "
+                 "input_ids records still work", e->msg);
+    } else if (armo_chat_check(s->tok, e)) {
+        snprintf(s->text_error, sizeof s->text_error, "%.1000s", e->msg);
+    }
+    s->plen = 5;
+    memcpy(s->pattern, ARMO_LLAMA3_GATING_PATTERN, sizeof ARMO_LLAMA3_GATING_PATTERN);
+    if (s->tok) { /* the pattern as the model's own tokenizer spells it */
+        armo_ids pat = {0};
+        if (armo_chat_gating_pattern(s->tok, &pat, e) == 0 && pat.n > 0 && pat.n <= 16) {
+            memcpy(s->pattern, pat.ids, pat.n * sizeof(int32_t));
+            s->plen = (int)pat.n;
+        }
+        armo_ids_free(&pat);
+    }
+    return 0;
+}
+
+void armo_scoring_free(armo_scoring *s) {
+    armo_tokenizer_free(s->tok);
+    s->tok = NULL;
+}
+
+armo_job_ops armo_scoring_job_ops(armo_scoring *s) {
+    return (armo_job_ops){.prepare = prepare, .write = write_job, .release = release, .ctx = s};
+}

@@ -1,0 +1,58 @@
+/* score_job.h — one input record to the sequences a backend scores, and a
+ * scored record back to its output line (DESIGN §3): the scheduler's
+ * prepare / write callbacks (armo_job_ops), so that `armo score` and any
+ * later front end (a server) treat records alike.
+ *
+ * prepare (worker threads): parse the JSON record, apply the chat template
+ * and tokenize (or take input_ids, cut at the first pad id), check ids
+ * against the vocabulary, find the gating position, apply the length
+ * policy (--max-length, --truncate left).  write (in input order): the
+ * result JSON of score_output.h, the record's "id" echoed byte for byte as
+ * it was written; a bad record becomes {"id":…, "error":"line N (id X): …"}. */
+#ifndef ARMO_SCORE_JOB_H
+#define ARMO_SCORE_JOB_H
+
+#include <stdint.h>
+
+#include "base/errors.h"
+#include "host/engine/scheduler.h"
+#include "host/text/tokenizer.h"
+#include "weights/model.h"
+
+typedef enum {
+    ARMO_TRUNCATE_NONE = 0,      /* an over-long sequence is a per-record error */
+    ARMO_TRUNCATE_LEFT,          /* drop the oldest tokens after <|begin_of_text|> */
+} armo_truncate;
+
+typedef struct {
+    int max_length;              /* longest sequence scored; <= 0: max_position_embeddings */
+    armo_truncate truncate;
+    unsigned tok_flags;          /* tokenizer.h encode flags (ARMO_TOK_SPECIAL_AS_TEXT) */
+    int explain;                 /* objectives listed in a pair's explanation */
+} armo_scoring_opts;
+
+typedef struct {
+    const armo_model *model;
+    armo_tokenizer *tok;         /* NULL: the model directory has no usable tokenizer.json */
+    char text_error[ARMO_ERR_LEN]; /* why text records cannot be scored ("" if they can) */
+    int32_t pattern[16];         /* the gating pattern as the model's tokenizer spells it */
+    int plen;
+    int max_length;
+    armo_truncate truncate;
+    unsigned tok_flags;
+    int explain;
+} armo_scoring;
+
+/* Binds the scoring of records to model m: loads its directory's tokenizer
+ * (text records need it; if it cannot be loaded, or its chat template is not
+ * the Llama-3 one, text records get a per-record error saying why and
+ * input_ids records still work), derives the gating pattern with it, and
+ * checks max_length against the model.  Returns 0 / -1. */
+int armo_scoring_init(armo_scoring *s, const armo_model *m, const armo_scoring_opts *o,
+                      armo_err *e);
+void armo_scoring_free(armo_scoring *s);
+
+/* The scheduler's callbacks over s (which must outlive the run). */
+armo_job_ops armo_scoring_job_ops(armo_scoring *s);
+
+#endif
