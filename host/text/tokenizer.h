@@ -15,7 +15,7 @@
  *      the lowest-ranked pair first (leftmost among equals), exactly as HF's
  *      heap-based Word::merge_all does (O(n log n), so a 30 000-byte piece is
  *      fast).
- * Encode never adds BOS; the chat template (host/chat_template.h) does.
+ * Encode never adds BOS; the chat template (host/text/chat_template.h) does.
  *
  * Special-token strings inside user text.  HF's default, and armo's
  * default (flags = 0), recognises "<|eot_id|>" etc. anywhere in the text,
