@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 BUILD=${ARMO_BUILD_DIR:-build}
 
 need_pkgs=()
-for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils; do
+for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils python3; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
