@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tests/util/test_util.h"
+#include "weights/dtype.h"
 #include "weights/model.h"
 
 static char g_tmp[512];
@@ -242,6 +243,60 @@ static void test_broken(void) {
 
 /* transformers 5 writes rope_parameters and dtype instead of rope_theta,
  * rope_scaling and torch_dtype. */
+/* armo_model_head_params: the head's sizes from the bundled ArmoRM (dims
+ * from tools/gen_fixtures.py: hidden 64, gating 32 x 3, 19 objectives,
+ * temperature 10), and refusals of heads a backend must not index. */
+static void test_head_params(void) {
+    char dir[1024];
+    armo_model m;
+    armo_err e;
+    armo_head_params h;
+    snprintf(dir, sizeof dir, "%s/tiny-armorm", ARMO_MODELS_DIR);
+    if (armo_model_open(dir, &m, &e)) {
+        CHECK(0, "open %s: %s", dir, e.msg);
+        return;
+    }
+    CHECK(armo_model_head_params(&m, &h, &e) == 0, "head params: %s", e.msg);
+    CHECK(h.hidden == 64 && h.k == 19 && h.nlayers == 4, "sizes %d %d %d", h.hidden, h.k,
+          h.nlayers);
+    CHECK(h.dims[0] == 64 && h.dims[1] == 32 && h.dims[2] == 32 && h.dims[3] == 32 &&
+              h.dims[4] == 19,
+          "dims %d %d %d %d %d", h.dims[0], h.dims[1], h.dims[2], h.dims[3], h.dims[4]);
+    float scale;
+    CHECK(m.logit_scale.dtype == ARMO_DT_F32, "logit_scale is F32 in the fixture");
+    memcpy(&scale, m.logit_scale.data, 4);
+    CHECK(h.logit_scale == scale && h.temperature == 10.0f, "logit_scale %g (tensor %g), T %g",
+          h.logit_scale, scale, h.temperature);
+    CHECK(!h.regression && !h.gw[0] && !h.transform, "weights are left to the backend");
+    armo_model bad = m;
+    bad.gating_w[1].cols = 31;
+    CHECK(armo_model_head_params(&bad, &h, &e) < 0 &&
+              test_contains(e.msg, "gating.layers.1.weight"),
+          "a gating layer whose input is not the previous output: '%s'", e.msg);
+    bad = m;
+    bad.cfg.num_objectives = 18;
+    CHECK(armo_model_head_params(&bad, &h, &e) < 0 &&
+              test_contains(e.msg, "num_objectives is 18"),
+          "K disagreeing with the last gating layer: '%s'", e.msg);
+    bad = m;
+    bad.cfg.gating_temperature = 0.0;
+    CHECK(armo_model_head_params(&bad, &h, &e) < 0 && test_contains(e.msg, "gating_temperature"),
+          "T = 0: '%s'", e.msg);
+    bad = m;
+    bad.gating_nlayers = ARMO_MAX_GATING_LAYERS + 1;
+    CHECK(armo_model_head_params(&bad, &h, &e) < 0 && test_contains(e.msg, "layers"),
+          "too deep a gating network: '%s'", e.msg);
+    armo_model_close(&m);
+    snprintf(dir, sizeof dir, "%s/tiny-rm-llama3", ARMO_MODELS_DIR);
+    if (armo_model_open(dir, &m, &e)) {
+        CHECK(0, "open %s: %s", dir, e.msg);
+        return;
+    }
+    CHECK(armo_model_head_params(&m, &h, &e) < 0 && test_contains(e.msg, "not an ArmoRM"),
+          "a sequence classifier has no gated head: '%s'", e.msg);
+    armo_model_close(&m);
+}
+
 static void test_config_v5(void) {
     char p[2048];
     path_join(p, sizeof p, g_tmp, "config_v5.json");
@@ -282,6 +337,7 @@ int main(void) {
     test_bundled();
     test_broken();
     test_config_v5();
+    test_head_params();
     rmdir(g_tmp);
     return test_finish("test_model_load");
 }
