@@ -189,17 +189,17 @@ def check(root):
     for path in sorted(resolved):
         if room_of(path) in CUDA_ROOMS:
             continue
-        seen, stack = set(), [(t, [t]) for _, t in resolved[path]]
+        seen, stack = set(), [(t, [t], line) for line, t in resolved[path]]
         while stack:
-            f, chain = stack.pop()
+            f, chain, line = stack.pop()
             if f in seen:
                 continue
             seen.add(f)
             if f in direct_cuda:
-                bad(path, 1, "CUDA header outside kernels/ and host/cuda/",
+                bad(path, line, "CUDA header outside kernels/ and host/cuda/",
                     "through " + " -> ".join(chain))
                 break
-            stack.extend((t, chain + [t]) for _, t in resolved.get(f, []))
+            stack.extend((t, chain + [t], line) for _, t in resolved.get(f, []))
 
     # 6. cycles between modules
     graph = {}
