@@ -1,4 +1,4 @@
-/* commands.h — the armo CLI's subcommands, one file each (host/cmd_*.c).
+/* commands.h — the armo CLI's subcommands, one file each (host/cli/cmd_*.c).
  * Each takes the arguments after its name (argv[0] is the subcommand) and
  * returns the process exit status. */
 #ifndef ARMO_COMMANDS_H

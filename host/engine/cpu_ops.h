@@ -1,7 +1,7 @@
 /* cpu_ops.h — the CPU reference operators, in plain C11 with fp32 math.
  *
- * These are the oracle for every CUDA kernel (tests/gpu/ compare each kernel
- * with the function of the same family here) and the building blocks of the
+ * These are the oracle for every CUDA kernel (tests/kernels/ compare each
+ * kernel with the function of the same family here) and the building blocks of the
  * CPU backend (cpu_backend.c).  Layouts match the CUDA side: activations are
  * row-major [tokens, features]; packed variable-length batches are described
  * by cu_seqlens (nseq + 1 prefix offsets, cu_seqlens[0] == 0); positions
