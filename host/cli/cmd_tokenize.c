@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/text/chat_template.h"
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/text/chat_template.h"
 #include "host/text/records.h"
 #include "host/text/tokenizer.h"
 

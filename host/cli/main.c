@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/engine/backend_open.h"
 #include "host/cli/commands.h"
+#include "host/engine/backend_open.h"
 #ifdef ARMO_HAVE_CUDA
 #include "host/cuda/cuda_backend.h"
 #endif

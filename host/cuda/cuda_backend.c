@@ -30,10 +30,10 @@
 
 #include <nvtx3/nvToolsExt.h>
 
+#include "base/progress.h"
 #include "host/cuda/gemm_ceiling.h"
 #include "host/engine/batch_check.h"
 #include "host/engine/prefix_share.h"
-#include "base/progress.h"
 #include "kernels/armo_kernels.h"
 #include "kernels/cuda_check.h"
 #include "weights/rope_table.h"

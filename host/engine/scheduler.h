@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "host/engine/backend.h"
 #include "base/progress.h"
+#include "host/engine/backend.h"
 
 typedef struct {
     int32_t *ids;                /* owned (malloc) */

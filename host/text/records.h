@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/text/chat_template.h"
 #include "base/errors.h"
+#include "host/text/chat_template.h"
 #include "host/text/tokenizer.h"
 
 typedef enum {

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/util/test_util.h"
-#include "host/engine/backend_open.h"
 #include "host/cuda/cuda_backend.h"
+#include "host/engine/backend_open.h"
+#include "tests/util/test_util.h"
 #include "weights/random_model.h"
 
 /* bf16 activations against fp32 (DESIGN §5): the bounds are relative to the

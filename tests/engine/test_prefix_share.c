@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "host/engine/cpu_backend.h"
-#include "host/text/positions.h"
 #include "host/engine/prefix_share.h"
+#include "host/text/positions.h"
 #include "tests/util/test_util.h"
 
 static void test_layout(void) {
