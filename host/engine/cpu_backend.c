@@ -485,13 +485,13 @@ armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts
         armo_err_set(e, "out of memory");
         return NULL;
     }
-    int threads = o && o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1) threads = 1;
-    b->impl = armo_cpu_create(m, threads, e);
-    if (!b->impl) {
+    armo_cpu *c = armo_cpu_create(m, o ? o->threads : 0, e); /* <= 0: all cores */
+    if (!c) {
         free(b);
         return NULL;
     }
+    const int threads = c->nthreads;
+    b->impl = c;
     b->name = "cpu";
     snprintf(b->device, sizeof b->device, "CPU (%d thread%s)", threads, threads == 1 ? "" : "s");
     b->score = cpu_score;
