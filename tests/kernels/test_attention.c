@@ -15,7 +15,8 @@
  * The first variant is armo_attention_bf16 (the flash kernel by default;
  * ARMO_ATTN=simple checks the switch), the second the simple kernel.
  * ARMO_GPU_TEST_QUICK=1 (for compute-sanitizer runs) drops the 8192-token
- * sequence from the first batch. */
+ * sequence from the first batch.  Built against the CPU emulator
+ * (GPU_TEST_EMULATED) it runs smaller cases of the same kinds. */
 #include <stdlib.h>
 
 #include "host/engine/cpu_ops.h"
@@ -114,8 +115,32 @@ static void run_case(const int *lens, int nseq, int nh, int nkv, int hd, uint64_
     free(got);
 }
 
+/* The emulator's cases: the flash kernel at hd 128 / GQA 4:1 over a ragged
+ * batch crossing 64-row tiles, with empty, 1-token and odd sequences; every
+ * other head_dim it takes once; the simple kernel's fallback (hd 48); many
+ * short sequences sharing tiles. */
+static void run_emulated_cases(void) {
+    const int lens_a[] = {1, 7, 0, 130, 65};
+    const int lens_e[] = {1, 7, 70, 5};
+    const int lens_f[] = {2, 130};
+    const int lens_g[] = {0, 1, 2, 3, 0, 5, 64, 1, 67, 0, 7, 0};
+    run_case(lens_a, 5, 8, 2, 128, 41);
+    run_case(lens_g, 12, 4, 1, 128, 48);
+    run_case(lens_f, 2, 4, 4, 64, 44);
+    run_case(lens_e, 4, 4, 2, 16, 45);
+    run_case(lens_f, 2, 4, 1, 32, 46);
+    run_case(lens_e, 4, 4, 2, 48, 47);
+    int lens_h[40];
+    for (int i = 0; i < 40; i++) lens_h[i] = (i * 7) % 19 + 1;
+    run_case(lens_h, 40, 4, 2, 64, 49);
+}
+
 int main(void) {
     gpu_test_require_device();
+    if (GPU_TEST_EMULATED) {
+        run_emulated_cases();
+        return test_finish("emu_attention");
+    }
     const int lens_a[] = {1, 7, 128, 1000, 8192};
     const int lens_b[] = {1, 7, 64, 65, 1000};
     const int lens_c[] = {1, 7, 63, 200, 1000};

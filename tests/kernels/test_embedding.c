@@ -1,7 +1,9 @@
 /* test_embedding.c — armo_embed_bf16 against cpu_embed at the Llama-3 shape
  * (vocab 128257, hidden 4096) on a ragged packed batch (lengths 1, 7, 128,
  * 1000, 8192), ids random plus both ends of the vocabulary; an invalid id
- * must give a zero row, not a fault. */
+ * must give a zero row, not a fault.  A hidden size that is not a multiple
+ * of 8 (100) takes the scalar kernel.  Built against the CPU emulator
+ * (GPU_TEST_EMULATED) the vocabulary is 4099 rows and the batch shorter. */
 #include <stdlib.h>
 
 #include "host/engine/cpu_ops.h"
@@ -10,15 +12,12 @@
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
 
-int main(void) {
-    gpu_test_require_device();
-    const int vocab = 128257, hidden = 4096;
-    const int lens[] = {1, 7, 128, 1000, 8192};
+static void run_case(int vocab, int hidden, const int *lens, int nlens, uint64_t seed) {
     int n = 0;
-    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) n += lens[i];
+    for (int i = 0; i < nlens; i++) n += lens[i];
 
     gpu_rng rng;
-    gpu_rng_seed(&rng, 11);
+    gpu_rng_seed(&rng, seed);
     const size_t table_count = (size_t)vocab * hidden;
     uint16_t *table = gpu_host_alloc(table_count * sizeof *table);
     gpu_fill_bf16(&rng, table, NULL, table_count, 1.0f);
@@ -26,7 +25,7 @@ int main(void) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)((gpu_rng_uniform(&rng, 0.5f) + 0.5f) * (float)(vocab - 1));
     ids[0] = 0;
     ids[n - 1] = vocab - 1;
-    ids[n / 2] = 128256;
+    ids[n / 2] = vocab - 1;
 
     armo_weight w = {"embed", ARMO_DT_BF16, table, vocab, hidden};
     float *ref = gpu_host_alloc((size_t)n * hidden * sizeof *ref);
@@ -54,8 +53,18 @@ int main(void) {
     CHECK(armo_embed_bf16(d_out, d_table, d_ids, -1, hidden, vocab, 0) == cudaErrorInvalidValue,
           "negative n must be refused");
 
-    printf("embedding: n %d, hidden %d, rel err %.3g\n", n, hidden, err);
+    printf("embedding: vocab %d, n %d, hidden %d, rel err %.3g\n", vocab, n, hidden, err);
     gpu_free(d_table); gpu_free(d_ids); gpu_free(d_out); gpu_free(d_bad); gpu_free(d_bad_out);
     free(table); free(ids); free(ref); free(out); free(bad_out);
-    return test_finish("gpu_test_embedding");
+}
+
+int main(void) {
+    gpu_test_require_device();
+    const int lens[] = {1, 7, 128, 1000, 8192}, lens_emu[] = {1, 7, 0, 130, 65};
+    if (GPU_TEST_EMULATED)
+        run_case(4099, 4096, lens_emu, 5, 11);
+    else
+        run_case(128257, 4096, lens, 5, 11);
+    run_case(1000, 100, lens_emu, 5, 12); /* scalar kernel */
+    return test_finish(GPU_TEST_EMULATED ? "emu_embedding" : "gpu_test_embedding");
 }

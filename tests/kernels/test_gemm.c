@@ -5,7 +5,10 @@
  *   n 7 x 4096 -> 2*14336 through the fused gate|up weight, compared with
  *     Wgate and Wup separately, and then through armo_swiglu_bf16;
  *   n 7 x 14336 -> 4096 (down projection shape);
- *   n 5 with x and y 16 bytes into their buffers (alignment-aware heuristic).
+ *   n 5 with x and y 16 bytes into their buffers (alignment-aware heuristic);
+ *   refusals: in not a multiple of 8, a pointer 8 bytes into its buffer.
+ * The same shapes run against the CPU emulator (cuBLASLt faked from its
+ * documented descriptor semantics), about half a minute there.
  * The CPU reference runs on sampled rows (first, last, random) to keep it
  * cheap; the whole output is checked for NaN (poisoned before the run). */
 #include <stdlib.h>
@@ -215,6 +218,13 @@ int main(void) {
     /* argument checks */
     CHECK(armo_gemm_bf16(g, NULL, NULL, NULL, 7, 4095, 8, 0, &err) == -1, "in 4095 must be refused");
     CHECK(test_contains(err.msg, "multiples of 8"), "message: %s", err.msg);
+    {
+        uint16_t *d_buf = gpu_alloc((size_t)8 * 64 * 2 + 16);
+        CHECK(armo_gemm_bf16(g, d_buf, d_buf + 4, d_buf, 1, 64, 8, 0, &err) == -1,
+              "an x pointer 8 bytes into its buffer must be refused");
+        CHECK(test_contains(err.msg, "16-byte aligned"), "message: %s", err.msg);
+        gpu_free(d_buf);
+    }
 
     armo_gemm_destroy(g);
     return test_finish("gpu_test_gemm");

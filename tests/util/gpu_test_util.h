@@ -16,6 +16,17 @@
 
 #include <cuda_runtime_api.h>
 
+/* 1 when the test is built against the CPU emulator of the CUDA path
+ * (cmake/emulator.cmake defines ARMO_EMULATED): each test then runs its
+ * emulator-sized cases — the shapes that matter (head_dim 128, GQA 4:1,
+ * ragged batches with empty, 1-token and odd-length sequences) at widths the
+ * CPU gets through in seconds — with the same references and tolerances. */
+#ifdef ARMO_EMULATED
+#define GPU_TEST_EMULATED 1
+#else
+#define GPU_TEST_EMULATED 0
+#endif
+
 /* Aborts the test (exit 1) naming the call and file:line when it fails. */
 #define GPU_CHECK(call) gpu_check_status((int)(call), #call, __FILE__, __LINE__)
 void gpu_check_status(int status, const char *what, const char *file, int line);

@@ -1,0 +1,110 @@
+# emulator.cmake — the CUDA path on the CPU (tests/emu/cuda; included by the
+# top-level CMakeLists.txt).
+#
+# Every kernels/*.cu — launchers and device code — is compiled by g++, with
+# nothing changed but the launch syntax (tests/emu/cuda/translate_launches.py
+# rewrites <<<...>>> into a call of the emulator), against the shim headers
+# (tests/emu/cuda/shim: threads, barriers, shuffles, votes, atomics, mma.sync
+# fragment layouts), and runs on the fiber scheduler (scheduler.cpp) over a
+# faked CUDA runtime (runtime.cpp) and a faked cuBLASLt (cublaslt_fake.cpp):
+# the library armo_cuda_emu.  It is built with AddressSanitizer (device
+# buffers are heap blocks: a load or store past one is reported) and UBSan
+# (array bounds: shared memory is held to its declared shape; alignment: a
+# misaligned vector access is reported as a GPU would fault).
+#
+# The GPU tests themselves (tests/kernels/test_*.c, tests/cuda/test_*.c) are
+# built against it as the ctests emu_<name> (labels cpu;emu), with
+# ARMO_EMULATED=1 so that each picks its emulator-sized cases; the kernel
+# tests run with ARMO_EMU_RACECHECK=1 (every launch twice, schedules forward
+# and reversed, results compared to the bit).  Needs the CUDA headers and a
+# C++ compiler, not nvcc or a GPU.
+find_path(ARMO_CUDA_HEADERS cuda_runtime_api.h
+          HINTS ${CUDAToolkit_INCLUDE_DIRS} $ENV{CUDA_HOME}/include /usr/local/cuda/include)
+include(CheckLanguage)
+check_language(CXX)
+if(NOT ARMO_CUDA_HEADERS OR NOT CMAKE_CXX_COMPILER)
+  message(STATUS "armo: no CUDA headers or no C++ compiler; the CUDA emulator tests are not built")
+  return()
+endif()
+enable_language(CXX)
+
+set(ARMO_EMU_DIR ${PROJECT_SOURCE_DIR}/tests/emu/cuda)
+# -fno-sanitize=null: UBSan's null check of a thread_local's address (threadIdx
+# and friends) tests flags that the linker's TLS relaxation (add -> lea) no
+# longer sets, and fires at random; a null dereference still faults (ASan
+# reports the SEGV with its stack)
+set(ARMO_EMU_SANITIZE -fsanitize=address,undefined -fno-sanitize=null -fno-sanitize-recover=all
+    -fno-omit-frame-pointer)
+
+# kernels/X.cu -> <build>/emu/kernels/X.cpp (launch syntax only)
+file(GLOB ARMO_KERNEL_CU CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cu)
+set(ARMO_EMU_KERNEL_SOURCES)
+foreach(cu ${ARMO_KERNEL_CU})
+  get_filename_component(name ${cu} NAME_WE)
+  set(out ${CMAKE_BINARY_DIR}/emu/kernels/${name}.cpp)
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/emu/kernels
+    COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/translate_launches.py ${cu} ${out}
+            --name kernels/${name}.cu
+    DEPENDS ${cu} ${ARMO_EMU_DIR}/translate_launches.py
+    COMMENT "emulator: translating the launches of kernels/${name}.cu")
+  list(APPEND ARMO_EMU_KERNEL_SOURCES ${out})
+endforeach()
+
+file(GLOB ARMO_EMU_HARNESS CONFIGURE_DEPENDS ${ARMO_EMU_DIR}/*.cpp)
+list(FILTER ARMO_EMU_HARNESS EXCLUDE REGEX "/test_[^/]*\\.cpp$")
+add_library(armo_cuda_emu STATIC ${ARMO_EMU_KERNEL_SOURCES} ${ARMO_EMU_HARNESS})
+# the shim first: its cuda_runtime.h, cuda_bf16.h and kernels/mma.cuh stand in
+# for the toolkit's and the kernel's own
+target_include_directories(armo_cuda_emu BEFORE PRIVATE ${ARMO_EMU_DIR}/shim)
+target_include_directories(armo_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR} ${ARMO_CUDA_HEADERS})
+target_compile_features(armo_cuda_emu PRIVATE cxx_std_17)
+# -fno-strict-aliasing: CUDA C reads shared and global memory through
+# reinterpret_cast'ed vector types, which nvcc allows; unknown pragmas: unroll
+target_compile_options(armo_cuda_emu PRIVATE -O2 -g -Wall -Wextra -Wno-unknown-pragmas
+                                             -fno-strict-aliasing ${ARMO_EMU_SANITIZE})
+target_link_options(armo_cuda_emu INTERFACE -fsanitize=address,undefined)
+target_link_libraries(armo_cuda_emu PUBLIC armo_core Threads::Threads)
+
+# the fake cuBLASLt's own test against an independent reference
+if(EXISTS ${ARMO_EMU_DIR}/test_cublaslt_fake.cpp)
+  add_executable(emu_cublaslt_fake ${ARMO_EMU_DIR}/test_cublaslt_fake.cpp)
+  target_compile_features(emu_cublaslt_fake PRIVATE cxx_std_17)
+  target_compile_options(emu_cublaslt_fake PRIVATE -Wall -Wextra ${ARMO_EMU_SANITIZE})
+  target_link_libraries(emu_cublaslt_fake PRIVATE armo_cuda_emu)
+  add_test(NAME emu_cublaslt_fake COMMAND emu_cublaslt_fake)
+  set_tests_properties(emu_cublaslt_fake PROPERTIES LABELS "cpu;emu" TIMEOUT 600)
+endif()
+
+# the GPU tests against the emulator
+set(ARMO_EMU_RUN_DIR ${CMAKE_BINARY_DIR}/emu.d) # what the engine test writes
+file(MAKE_DIRECTORY ${ARMO_EMU_RUN_DIR})
+file(GLOB ARMO_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/kernels/test_*.c
+     ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
+file(GLOB ARMO_CUDA_HOST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/cuda/*.c)
+foreach(src ${ARMO_EMU_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  get_filename_component(dir ${src} DIRECTORY)
+  get_filename_component(room ${dir} NAME)
+  string(REPLACE "test_" "emu_" target ${name})
+  set(extra)
+  if(room STREQUAL "cuda")
+    set(extra ${ARMO_CUDA_HOST_SOURCES}) # the engine's host code, as armo_cuda has it
+  endif()
+  add_executable(${target} ${src} ${PROJECT_SOURCE_DIR}/tests/util/gpu_test_util.c ${extra})
+  target_compile_options(${target} PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
+  target_compile_definitions(${target} PRIVATE ARMO_EMULATED=1 ARMO_HAVE_CUDA=1
+                             ARMO_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                             ARMO_BINARY_DIR="${ARMO_EMU_RUN_DIR}"
+                             ARMO_MODELS_DIR="${ARMO_MODELS_DIR}" ARMO_EXE="/nonexistent")
+  target_link_libraries(${target} PRIVATE armo_cuda_emu armo_core)
+  set_target_properties(${target} PROPERTIES LINKER_LANGUAGE CXX)
+  add_dependencies(${target} fixtures)
+  add_test(NAME ${target} COMMAND ${target} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set(env "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+  if(room STREQUAL "kernels")
+    list(APPEND env "ARMO_EMU_RACECHECK=1")
+  endif()
+  set_tests_properties(${target} PROPERTIES LABELS "cpu;emu" TIMEOUT 1200 ENVIRONMENT "${env}")
+endforeach()

@@ -1,0 +1,100 @@
+/* emu.h — the CPU execution model behind the CUDA emulator (tests/emu/cuda).
+ *
+ * A kernel launch runs its blocks one after the other; the threads of a block
+ * are cooperative fibers (user-space stacks, one OS thread), each running the
+ * kernel's own code until it meets a synchronisation point:
+ *   - __syncthreads(): waits until every thread of the block that has not
+ *     returned is waiting too (exited threads count as arrived, as on sm_70+);
+ *   - a warp collective (shuffle, vote, __syncwarp, mma.sync): the lane
+ *     publishes its operands in its warp_slot and waits until every lane the
+ *     collective's mask names has arrived at the same collective; then the
+ *     collective's complete() computes every lane's result at once.
+ * A collective whose mask names a lane that has returned, lanes of one warp
+ * waiting at different collectives, or a block where nobody can move
+ * (__syncthreads in divergent code) stop the run with the kernel, block and
+ * threads named: on a GPU those are undefined behaviour or a hang.
+ *
+ * Schedules: between two synchronisation points the threads run in thread
+ * order (forward) or in reverse, and blocks in grid order or in reverse.  With
+ * ARMO_EMU_RACECHECK=1 every launch runs twice, forward and reverse, from the
+ * same device memory, and the two results must be identical to the bit: a
+ * missing barrier, a shared-memory race or a read of another block's stale
+ * shared memory shows up as a difference, named by buffer and offset.
+ *
+ * The shim headers (shim/cuda_runtime.h, shim/kernels/mma.cuh) are the only
+ * users of this interface besides the launches that translate_launches.py
+ * writes in place of <<<...>>>. */
+#ifndef ARMO_EMU_H
+#define ARMO_EMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+#include <vector_types.h>
+
+namespace emu {
+
+struct warp_slot;
+/* Computes the results of one warp collective from the slots of the lanes in
+ * its mask (slots[lane], NULL for lanes outside the mask). */
+typedef void (*warp_complete_fn)(warp_slot *const slots[32], unsigned mask);
+
+struct warp_slot {
+    warp_complete_fn complete; /* identifies the collective */
+    unsigned mask;             /* the lanes that must take part */
+    const char *what;          /* its name, for messages */
+    uint32_t value;            /* shuffle / vote operand */
+    int arg, width;            /* shuffle lane argument and width */
+    uint32_t result;
+    uint32_t a[4], b[2];       /* mma.sync A, B fragments */
+    float c[4], d[4];          /* mma.sync C in, D out */
+};
+
+/* Index, in the block, of the thread now running, and its lane. */
+unsigned current_thread(void);
+
+/* The calling lane's slot for the next collective; fill it, then call
+ * warp_collective(), which returns once complete() has run. */
+warp_slot &my_warp_slot(void);
+void warp_collective(void);
+
+/* __syncthreads() */
+void block_barrier(void);
+
+/* Stops the run: prints "armo emu: <kernel> block (x,y,z) thread t: msg". */
+[[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One launch: validates the configuration as the CUDA runtime does
+ * (cudaErrorInvalidConfiguration for a zero or oversized grid or block; the
+ * error is what the next cudaGetLastError() returns), then runs body for every
+ * thread of every block.  Dynamic shared memory is not modelled. */
+typedef void (*kernel_body_fn)(void *ctx);
+void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
+                size_t dynamic_smem, cudaStream_t stream, kernel_body_fn body, void *ctx);
+
+template <typename F>
+static inline void launch(const char *kernel, const char *file, int line, F &&body, dim3 grid,
+                          dim3 block, size_t dynamic_smem = 0, cudaStream_t stream = 0) {
+    run_launch(kernel, file, line, grid, block, dynamic_smem, stream,
+               [](void *ctx) { (*static_cast<F *>(ctx))(); }, (void *)&body);
+}
+
+/* Set by a launch whose configuration was refused; read and cleared by
+ * cudaGetLastError (runtime.cpp). */
+cudaError_t take_launch_error(void);
+cudaError_t peek_launch_error(void);
+
+/* The device allocations of runtime.cpp, for the race check's snapshots:
+ * calls fn(ptr, bytes) for each live cudaMalloc block. */
+void for_each_device_block(void (*fn)(void *ptr, size_t bytes, void *ctx), void *ctx);
+
+} // namespace emu
+
+/* What the kernel code sees as threadIdx, blockIdx, blockDim, gridDim. */
+extern thread_local uint3 emu_thread_idx;
+extern thread_local uint3 emu_block_idx;
+extern thread_local dim3 emu_block_dim;
+extern thread_local dim3 emu_grid_dim;
+
+#endif

@@ -1,0 +1,320 @@
+// runtime.cpp — the CUDA runtime calls armo makes, on the CPU, for the
+// emulator (tests/emu/cuda): device memory is host memory, every copy and
+// kernel runs at once (so streams and events only need to exist), and the
+// checks a real device makes are made here too, with a message naming the
+// call:
+//   - cudaMalloc gives 256-byte aligned blocks of exactly the size asked
+//     (under AddressSanitizer a byte past the end is caught), filled with
+//     0xFF (a bf16 / fp32 NaN, so that a read of something never written shows
+//     up as NaN); every block is tracked;
+//   - a copy must lie inside one tracked block on its device side, and its
+//     kind must match where the pointers live (a host pointer given as the
+//     device side of cudaMemcpyHostToDevice is an error, as on a GPU);
+//   - cudaFree / cudaFreeHost / cudaStreamDestroy / cudaEventDestroy of
+//     something that is not one is an error; leaks are reported at exit;
+//   - events record the host clock, so that phase timing reads CPU time, and
+//     one created with cudaEventDisableTiming refuses cudaEventElapsedTime;
+//   - cudaGetLastError returns (and clears) a launch's configuration error.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <map>
+#include <mutex>
+
+#include <cuda_runtime_api.h>
+
+#include "tests/emu/cuda/emu.h"
+
+namespace {
+
+struct block {
+    size_t bytes;
+    bool pinned;
+};
+
+struct event {
+    unsigned flags;
+    bool recorded;
+    double ms;
+};
+
+std::mutex g_lock;
+std::map<char *, block> g_blocks; // start -> size and kind
+std::map<void *, int> g_streams;
+std::map<void *, event> g_events;
+int g_device = 0;
+
+[[noreturn]] void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("armo emu runtime: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+// the tracked block holding p, or g_blocks.end()
+std::map<char *, block>::iterator find_block(const void *p) {
+    char *c = (char *)p;
+    auto it = g_blocks.upper_bound(c);
+    if (it == g_blocks.begin()) return g_blocks.end();
+    --it;
+    if (c >= it->first && c < it->first + (it->second.bytes ? it->second.bytes : 1)) return it;
+    return g_blocks.end();
+}
+
+// 1 when [p, p+n) is device memory (inside one cudaMalloc block), 0 when it
+// is host memory; a range that starts in a block and runs past it aborts
+int device_side(const void *p, size_t n, const char *call, const char *what) {
+    auto it = find_block(p);
+    if (it == g_blocks.end()) return 0;
+    const size_t off = (size_t)((const char *)p - it->first);
+    if (off + n > it->second.bytes)
+        die("%s: %s of %zu bytes at offset %zu runs past the end of a %zu-byte %s buffer", call,
+            what, n, off, it->second.bytes, it->second.pinned ? "pinned host" : "device");
+    return it->second.pinned ? 0 : 1;
+}
+
+cudaError_t checked_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
+                         const char *call) {
+    if (n == 0) return cudaSuccess;
+    if (!dst || !src) return cudaErrorInvalidValue;
+    std::lock_guard<std::mutex> hold(g_lock);
+    const int dd = device_side(dst, n, call, "destination");
+    const int sd = device_side(src, n, call, "source");
+    const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && dd && !sd) ||
+                    (kind == cudaMemcpyDeviceToHost && !dd && sd) ||
+                    (kind == cudaMemcpyDeviceToDevice && dd && sd) ||
+                    (kind == cudaMemcpyHostToHost && !dd && !sd);
+    if (!ok)
+        die("%s: kind %d does not match the pointers (destination on the %s, source on the %s)",
+            call, (int)kind, dd ? "device" : "host", sd ? "device" : "host");
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+
+double now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct leak_report {
+    ~leak_report() {
+        size_t n = 0, bytes = 0;
+        for (auto &b : g_blocks) n++, bytes += b.second.bytes;
+        if (n) fprintf(stderr, "armo emu runtime: %zu device / pinned allocations (%zu bytes) never freed\n", n, bytes);
+        if (!g_streams.empty()) fprintf(stderr, "armo emu runtime: %zu streams never destroyed\n", g_streams.size());
+        if (!g_events.empty()) fprintf(stderr, "armo emu runtime: %zu events never destroyed\n", g_events.size());
+    }
+} g_leak_report;
+
+cudaError_t alloc(void **p, size_t n, bool pinned) {
+    if (!p) return cudaErrorInvalidValue;
+    *p = nullptr;
+    void *m = nullptr;
+    if (posix_memalign(&m, 256, n ? n : 1) != 0) return cudaErrorMemoryAllocation;
+    memset(m, pinned ? 0xEE : 0xFF, n);
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_blocks[(char *)m] = {n, pinned};
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t release(void *p, bool pinned, const char *call) {
+    if (!p) return cudaSuccess;
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_blocks.find((char *)p);
+    if (it == g_blocks.end()) die("%s of a pointer that no allocation returned", call);
+    if (it->second.pinned != pinned)
+        die("%s of a %s pointer", call, it->second.pinned ? "pinned host" : "device");
+    g_blocks.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+} // namespace
+
+namespace emu {
+void for_each_device_block(void (*fn)(void *ptr, size_t bytes, void *ctx), void *ctx) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    for (auto &b : g_blocks)
+        if (!b.second.pinned) fn(b.first, b.second.bytes, ctx);
+}
+} // namespace emu
+
+extern "C" {
+
+cudaError_t cudaMalloc(void **p, size_t n) { return alloc(p, n, false); }
+cudaError_t cudaFree(void *p) { return release(p, false, "cudaFree"); }
+cudaError_t cudaMallocHost(void **p, size_t n) { return alloc(p, n, true); }
+cudaError_t cudaFreeHost(void *p) { return release(p, true, "cudaFreeHost"); }
+
+cudaError_t cudaMemset(void *p, int value, size_t n) {
+    if (n == 0) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> hold(g_lock);
+        if (!device_side(p, n, "cudaMemset", "destination"))
+            die("cudaMemset of %zu bytes on a host pointer", n);
+    }
+    memset(p, value, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s) {
+    (void)s;
+    return cudaMemset(p, value, n);
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
+    return checked_copy(dst, src, n, kind, "cudaMemcpy");
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+    (void)stream;
+    return checked_copy(dst, src, n, kind, "cudaMemcpyAsync");
+}
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
+                              size_t width, size_t height, cudaMemcpyKind kind,
+                              cudaStream_t stream) {
+    (void)stream;
+    if (width > dpitch || width > spitch) return cudaErrorInvalidPitchValue;
+    for (size_t r = 0; r < height; r++) {
+        const cudaError_t st = checked_copy((char *)dst + r * dpitch, (const char *)src + r * spitch,
+                                            width, kind, "cudaMemcpy2DAsync");
+        if (st != cudaSuccess) return st;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
+    (void)flags;
+    void *token = malloc(1);
+    if (!token) return cudaErrorMemoryAllocation;
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_streams[token] = 1;
+    *s = (cudaStream_t)token;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (!g_streams.erase((void *)s)) die("cudaStreamDestroy of something that is not a stream");
+    free((void *)s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (s && !g_streams.count((void *)s)) die("cudaStreamSynchronize of something that is not a stream");
+    return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t ev, unsigned int flags) {
+    (void)s;
+    (void)ev;
+    (void)flags;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned int flags) {
+    void *token = malloc(1);
+    if (!token) return cudaErrorMemoryAllocation;
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_events[token] = {flags, false, 0.0};
+    *ev = (cudaEvent_t)token;
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *ev) { return cudaEventCreateWithFlags(ev, 0); }
+cudaError_t cudaEventDestroy(cudaEvent_t ev) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (!g_events.erase((void *)ev)) die("cudaEventDestroy of something that is not an event");
+    free((void *)ev);
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s) {
+    (void)s;
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_events.find((void *)ev);
+    if (it == g_events.end()) die("cudaEventRecord of something that is not an event");
+    it->second.recorded = true;
+    it->second.ms = now_ms();
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (!g_events.count((void *)ev)) die("cudaEventSynchronize of something that is not an event");
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto ia = g_events.find((void *)a), ib = g_events.find((void *)b);
+    if (ia == g_events.end() || ib == g_events.end())
+        die("cudaEventElapsedTime of something that is not an event");
+    if ((ia->second.flags | ib->second.flags) & cudaEventDisableTiming)
+        return cudaErrorInvalidResourceHandle;
+    if (!ia->second.recorded || !ib->second.recorded) return cudaErrorInvalidResourceHandle;
+    *ms = (float)(ib->second.ms - ia->second.ms);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = (size_t)64 << 30;
+    *total_bytes = (size_t)80 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) {
+    if (d != 0) return cudaErrorInvalidDevice;
+    g_device = d;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int *d) {
+    *d = g_device;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int d) {
+    if (d != 0) return cudaErrorInvalidDevice;
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "armo CPU emulator");
+    prop->totalGlobalMem = (size_t)80 << 30;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = 132;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->sharedMemPerBlock = 48 * 1024;
+    return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) { return emu::take_launch_error(); }
+cudaError_t cudaPeekAtLastError(void) { return emu::peek_launch_error(); }
+
+const char *cudaGetErrorString(cudaError_t st) {
+    switch (st) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidPitchValue: return "invalid pitch argument";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return "emulated CUDA error";
+    }
+}
+const char *cudaGetErrorName(cudaError_t st) {
+    switch (st) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+} // extern "C"
