@@ -1,6 +1,6 @@
 /* attention.cuh — device code of causal GQA attention over packed
  * variable-length sequences (launchers: attention.cu; also compiled by the
- * CPU emulator in tests/emu/attention, which is why it is a header).
+ * CPU emulator in tests/emu/cuda, with the launchers).
  *
  * Two variants computing the same function (softmax(q·kᵀ/sqrt(hd)) in fp32
  * over keys 0..i of token i's own sequence, query head h reading KV head

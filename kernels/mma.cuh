@@ -1,9 +1,9 @@
 /* mma.cuh — the tensor-core instruction the attention kernel uses, wrapped as
  * a device function: D = A·B + C with mma.sync m16n8k16, bf16 inputs, fp32
  * accumulators (fragment layouts in attention.cuh's header).  Alone in its
- * header so that the CPU emulator (tests/emu/attention/shim/kernels/mma.cuh)
- * can put an implementation of the PTX fragment layouts in place of the
- * inline assembly without touching the kernel's source. */
+ * header so that the CPU emulator (tests/emu/cuda/shim/kernels/mma.cuh) can
+ * put an implementation of the PTX fragment layouts in place of the inline
+ * assembly without touching the kernel's source. */
 #ifndef ARMO_MMA_CUH
 #define ARMO_MMA_CUH
 
