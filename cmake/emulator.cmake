@@ -108,3 +108,23 @@ foreach(src ${ARMO_EMU_TESTS})
   endif()
   set_tests_properties(${target} PROPERTIES LABELS "cpu;emu" TIMEOUT 1200 ENVIRONMENT "${env}")
 endforeach()
+
+# The armo CLI itself on the emulated CUDA path (armo_emu, never installed):
+# `armo_emu score --device cuda` runs the CUDA backend's real host code,
+# launchers and kernels on the CPU, so the CLI's records, prefix sharing,
+# timing events and the GEMM ceiling of `armo bench` meet the emulator too
+# (ctest emu_cli, tests/emu/cuda/test_cli.py, against `armo --device cpu`).
+file(GLOB ARMO_CLI_SOURCES_FOR_EMU CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/cli/*.c)
+add_executable(armo_emu ${ARMO_CLI_SOURCES_FOR_EMU} ${ARMO_CUDA_HOST_SOURCES})
+target_compile_options(armo_emu PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
+target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1)
+target_link_libraries(armo_emu PRIVATE armo_cuda_emu armo_core)
+set_target_properties(armo_emu PROPERTIES LINKER_LANGUAGE CXX)
+if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
+  add_test(NAME emu_cli COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/test_cli.py
+                                --armo $<TARGET_FILE:armo> --armo-emu $<TARGET_FILE:armo_emu>
+                                --models ${ARMO_MODELS_DIR} --examples ${PROJECT_SOURCE_DIR}/examples
+                                --work ${ARMO_EMU_RUN_DIR}/cli)
+  set_tests_properties(emu_cli PROPERTIES LABELS "cpu;emu" TIMEOUT 1200
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+endif()
