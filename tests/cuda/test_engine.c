@@ -4,9 +4,10 @@
  * Models: every bundled tiny fixture (head_dim 64 with nh*hd > hidden; the
  * golden cases' token ids, all packed in one batch, and the same cases split
  * over small batches; refused bad batches; prompt-prefix sharing, ArmoRM and
- * single-head), and a "medium" random model written at test time (hidden
+ * single-head; the per-phase timing hooks of armo bench), and a "medium" random model written at test time (hidden
  * 1024, 4 layers, head_dim 128, GQA 4:1) scored on a ragged batch with
- * lengths 1, 7, 128, 1000, 333 and 64, and with prefix sharing.  The CUDA
+ * lengths 1, 7, 128, 1000, 333 and 64, and with prefix sharing; last, the
+ * accelerator's GEMM ceiling and memory report at a small shape.  The CUDA
  * backend runs bf16 activations and the CPU backend fp32, so the bounds are
  * bf16 ones (see VEC_TOL / SCORE_TOL); every value finite.  Every compared
  * sequence prints its errors, so a GPU log shows the margins.
@@ -189,6 +190,65 @@ static void test_refusals(const char *what, armo_backend *gpu, int64_t cap_token
     free(big);
 }
 
+/* armo bench's hooks: per-phase timing of score calls (cudaEvents on the
+ * backend's stream), switched on, read, reset and off. */
+static void test_timing(const char *what, armo_backend *gpu, const int32_t *ids,
+                        const int32_t *cu, int nseq, const int32_t *gpos) {
+    armo_err e;
+    armo_result *r = calloc((size_t)nseq, sizeof *r);
+    CHECK(gpu->set_timing && gpu->get_timing, "%s: the CUDA backend has no timing hooks", what);
+    if (!gpu->set_timing || !gpu->get_timing) {
+        free(r);
+        return;
+    }
+    CHECK(gpu->set_timing(gpu, 1, &e) == 0, "%s: set_timing: %s", what, e.msg);
+    for (int rep = 0; rep < 2; rep++)
+        CHECK(gpu->score(gpu, ids, cu, nseq, gpos, NULL, r, &e) == 0, "%s: timed score: %s", what,
+              e.msg);
+    armo_phase_times t;
+    gpu->get_timing(gpu, &t);
+    const double phases[5] = {t.upload_ms, t.embed_ms, t.layers_ms, t.head_ms, t.download_ms};
+    double total = 0.0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(isfinite(phases[i]) && phases[i] >= 0.0, "%s: phase %d timed %g ms", what, i,
+              phases[i]);
+        total += phases[i];
+    }
+    CHECK(t.calls == 2, "%s: %lld timed calls, expected 2", what, (long long)t.calls);
+    CHECK(total > 0.0, "%s: the timed phases sum to %g ms", what, total);
+    printf("%-28s timing: 2 calls, upload %.3g embed %.3g layers %.3g head %.3g download %.3g ms\n",
+           what, t.upload_ms, t.embed_ms, t.layers_ms, t.head_ms, t.download_ms);
+    CHECK(gpu->set_timing(gpu, 1, &e) == 0, "%s: set_timing again: %s", what, e.msg);
+    gpu->get_timing(gpu, &t);
+    CHECK(t.calls == 0 && t.layers_ms == 0.0, "%s: set_timing(1) did not reset the sums", what);
+    CHECK(gpu->set_timing(gpu, 0, &e) == 0, "%s: set_timing off: %s", what, e.msg);
+    CHECK(gpu->score(gpu, ids, cu, nseq, gpos, NULL, r, &e) == 0, "%s: untimed score: %s", what,
+          e.msg);
+    gpu->get_timing(gpu, &t);
+    CHECK(t.calls == 0, "%s: a call was timed with timing off", what);
+    free(r);
+}
+
+/* The accelerator's GEMM ceiling and memory report (armo bench's MFU
+ * denominator and memory line), at a small shape. */
+static void test_accel_reports(void) {
+    armo_err e;
+    double tflops = -1.0;
+    CHECK(armo_cuda_accel.gemm_ceiling(64, 128, 256, 3, &tflops, &e) == 0, "gemm ceiling: %s",
+          e.msg);
+    CHECK(isfinite(tflops) && tflops > 0.0, "gemm ceiling: %g TFLOP/s", tflops);
+    const double measured = tflops;
+    CHECK(armo_cuda_accel.gemm_ceiling(64, 100, 256, 3, &tflops, &e) == -1,
+          "gemm ceiling: in 100 (not a multiple of 8) must be refused");
+    CHECK(armo_cuda_accel.gemm_ceiling(0, 128, 256, 3, &tflops, &e) == -1,
+          "gemm ceiling: n 0 must be refused");
+    size_t free_b = 0, total_b = 0;
+    CHECK(armo_cuda_accel.mem_info(&free_b, &total_b, &e) == 0, "mem_info: %s", e.msg);
+    CHECK(total_b > 0 && free_b <= total_b, "mem_info: free %zu of %zu bytes", free_b, total_b);
+    printf("accelerator: GEMM 64x128x256 %.3g TFLOP/s; memory %zu of %zu MiB free\n", measured,
+           free_b >> 20, total_b >> 20);
+}
+
 static void test_fixture(const char *golden_path) {
     json_error_t je;
     json_t *root = json_load_file(golden_path, 0, &je);
@@ -234,6 +294,7 @@ static void test_fixture(const char *golden_path) {
         char what[160];
         snprintf(what, sizeof what, "%s shared", name);
         test_shared(what, gpu, cpu, m.cfg.vocab_size, armorm);
+        test_timing(name, gpu, ids, cu, nseq < 2 ? nseq : 2, armorm ? gpos : NULL);
     }
     armo_backend_close(gpu);
     armo_backend_close(cpu);
@@ -307,5 +368,6 @@ int main(void) {
     for (size_t i = 0; i < g.gl_pathc; i++) test_fixture(g.gl_pathv[i]);
     globfree(&g);
     test_medium();
+    test_accel_reports();
     return test_finish("test_engine");
 }
