@@ -62,7 +62,8 @@ static void usage(FILE *f) {
         "2*P*n + 2*L*nh*hd*n*(n+1), P = backbone matmul parameters (L layers of\n"
         "H*(nh+2*nkv)*hd + nh*hd*H + 3*H*I); head and embedding left out.  MFU is\n"
         "against a GEMM ceiling measured in the same run: on CUDA armo_gemm_bf16 at\n"
-        "8192x8192x8192, on the CPU cpu_matmul with a bf16 1024x1024 weight on 256 rows.\n"
+        "NxNxN (--ceiling, default 8192), on the CPU cpu_matmul with a bf16 1024x1024\n"
+        "weight on 256 rows.\n"
         "On CUDA also: GPU time per phase (upload, embed, layers, head, download;\n"
         "cudaEvents) and device memory (cudaMemGetInfo).  With --tokenizer, workload a\n"
         "also times the real tokenizer + chat template on synthetic English text of\n"
@@ -85,6 +86,8 @@ static void usage(FILE *f) {
         "  --max-batch-tokens N    token budget of a packed batch (default 16384 on\n"
         "                          CUDA, 4096 on the CPU; raised to the longest sequence)\n"
         "  --max-seqs N            most sequences per batch (default 1024)\n"
+        "  --ceiling N             CUDA GEMM ceiling shape NxNxN, a multiple of 8\n"
+        "                          (default 8192; smaller for a quick plumbing run)\n"
         "  --window N              groups (records) sorted together (default 2048)\n"
         "  --warmup N              untimed warm-up: 4N groups before each run (default 1 on\n"
         "                          CUDA, 0 on the CPU)\n"
@@ -115,7 +118,7 @@ static void remove_model_dir(const char *dir) {
 
 typedef struct {
     long sequences, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
-    long max_batch, max_seqs, window, warmup, threads, seed;
+    long max_batch, max_seqs, window, warmup, threads, seed, ceiling;
     const char *device, *workloads, *model_dir, *tokenizer, *workdir, *json_path, *wl_out;
     int keep, quiet, no_share;
 } bench_args;
@@ -157,7 +160,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             {"--max-batch-tokens", &a->max_batch, 1, INT_MAX},
             {"--max-seqs", &a->max_seqs, 1, 65535},      {"--window", &a->window, 1, 1 << 24},
             {"--warmup", &a->warmup, 0, 1000},           {"--threads", &a->threads, 0, 1024},
-            {"--seed", &a->seed, 0, LONG_MAX},
+            {"--seed", &a->seed, 0, LONG_MAX},           {"--ceiling", &a->ceiling, 8, 65536},
         };
         int matched = 0;
         for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
@@ -178,6 +181,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             usage(stderr);
             return -1;
         }
+    }
+    if (a->ceiling % 8 != 0) {
+        fprintf(stderr, "armo bench: --ceiling %ld is not a multiple of 8\n", a->ceiling);
+        return -1;
     }
     if (strcmp(a->device, "auto") && strcmp(a->device, "cuda") && strcmp(a->device, "cpu")) {
         fprintf(stderr, "armo bench: --device expects auto, cuda or cpu, got '%s'\n", a->device);
@@ -585,7 +592,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 1;
     if (build_workloads(&r)) goto done;
     /* the GEMM ceiling and free memory, before the model takes the GPU's memory */
-    if (armo_backend_gemm_ceiling(r.device, (int)r.threads, &r.ceiling, &e)) {
+    if (armo_backend_gemm_ceiling(r.device, (int)r.threads, (int)a->ceiling, &r.ceiling, &e)) {
         fprintf(stderr, "armo bench: GEMM ceiling: %s\n", e.msg);
         goto done;
     }

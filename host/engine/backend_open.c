@@ -39,14 +39,17 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
     return !strcmp(kind, "cuda") ? g_cuda->open(m, o, e) : armo_cpu_backend_open(m, o, e);
 }
 
-int armo_backend_gemm_ceiling(const char *kind, int threads, armo_gemm_ceiling *c, armo_err *e) {
+int armo_backend_gemm_ceiling(const char *kind, int threads, int cuda_size, armo_gemm_ceiling *c,
+                              armo_err *e) {
     memset(c, 0, sizeof *c);
     if (strcmp(kind, "cuda")) {
         c->what = "cpu_matmul, bf16 weight, fp32 math, best of 3";
         return armo_cpu_gemm_ceiling(threads, &c->n, &c->in, &c->out, &c->tflops, e);
     }
     if (!g_cuda) return armo_err_set(e, "GEMM ceiling: no CUDA backend in this armo");
-    c->n = c->in = c->out = 8192;
+    if (cuda_size < 0 || cuda_size % 8 != 0)
+        return armo_err_set(e, "GEMM ceiling: size %d is not a positive multiple of 8", cuda_size);
+    c->n = c->in = c->out = cuda_size ? cuda_size : 8192;
     c->what = "armo_gemm_bf16 (cuBLASLt) bf16 x bf16 -> bf16, fp32 accumulate, 20 launches";
     return g_cuda->gemm_ceiling(c->n, c->in, c->out, 20, &c->tflops, e);
 }

@@ -39,7 +39,7 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
 
 /* The bf16 GEMM ceiling of the device a resolved kind ("cpu" / "cuda") runs
  * on, measured now, for MFU: on CUDA the engine's cuBLASLt GEMM at
- * 8192x8192x8192, on the CPU the CPU backend's matmul with a bf16 weight
+ * cuda_size^3 (0: 8192; a multiple of 8), on the CPU the CPU backend's matmul with a bf16 weight
  * (threads as the backend's).  Measure it before loading a model: it
  * allocates its own buffers. */
 typedef struct {
@@ -47,7 +47,8 @@ typedef struct {
     int n, in, out;              /* the timed shape */
     const char *what;            /* how it was measured, for the report */
 } armo_gemm_ceiling;
-int armo_backend_gemm_ceiling(const char *kind, int threads, armo_gemm_ceiling *c, armo_err *e);
+int armo_backend_gemm_ceiling(const char *kind, int threads, int cuda_size, armo_gemm_ceiling *c,
+                              armo_err *e);
 
 /* Device memory of the accelerator a kind runs on; an error for "cpu". */
 int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_bytes,
