@@ -128,3 +128,18 @@ if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
   set_tests_properties(emu_cli PROPERTIES LABELS "cpu;emu" TIMEOUT 1200
                        ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 endif()
+
+# profiling/device_check.sh --dry-run over this build: the GPU session's steps
+# (gpu tests skip cleanly, memcheck's loop, compare's scripts, armo's bench on
+# the emulated CUDA path, bench_kernels' exit 77, the files handed back), so
+# that a script error shows here and not in the GPU minute.  The emulated
+# tests themselves (its step emu) and the build are left to the other ctests.
+if(ARMO_HAVE_CUDA)
+  set(ARMO_DRY_RUN_OUT ${CMAKE_BINARY_DIR}/device_check.d/out)
+  file(MAKE_DIRECTORY ${ARMO_DRY_RUN_OUT})
+  add_test(NAME device_check_dry_run
+           COMMAND bash ${PROJECT_SOURCE_DIR}/profiling/device_check.sh --dry-run
+                   --steps ctest,memcheck,compare,bench,kernels)
+  set_tests_properties(device_check_dry_run PROPERTIES LABELS "cpu;emu" TIMEOUT 900
+                       ENVIRONMENT "BUILD=${CMAKE_BINARY_DIR};LOGS=${CMAKE_BINARY_DIR}/device_check.d/logs;OUT=${ARMO_DRY_RUN_OUT};JOBS=2")
+endif()

@@ -24,9 +24,23 @@
 # usage:
 #   profiling/device_check.sh --prepare          # here: make .deps/
 #   profiling/device_check.sh [--steps LIST]     # on the GPU machine
-#     LIST: comma-separated subset of build,ctest,memcheck,compare,bench,kernels
-#           (default: all, in that order; later steps need build)
-#   env: JOBS (default nproc), PY (default python3), BUILD (default build)
+#   profiling/device_check.sh --dry-run [--steps LIST]   # here, without a GPU
+#     LIST: comma-separated subset of build,ctest,emu,memcheck,compare,bench,kernels
+#           (default: all, in that order; later steps need build; emu runs only
+#           in a dry run)
+#   env: JOBS (default nproc), PY (default python3), BUILD (default build),
+#        LOGS (default profiling/logs)
+# --dry-run runs every step here, each as close to the GPU run as a machine
+# without a GPU allows, so that the first GPU minute is spent measuring, not
+# fixing the script: build as on the GPU; ctest -L gpu (every test must skip
+# cleanly, exit 77) and then the same tests against the CPU emulator of the
+# CUDA path (step emu: ctest -L emu); memcheck's loop with a stand-in
+# compute-sanitizer that runs each binary as is (when the real one is
+# missing); compare: the script compiles (torch is not here; with torch it
+# runs as on the GPU); bench: armo_emu bench --device cuda on a small model
+# with a 64^3 GEMM ceiling, summarised by the same code as the real step;
+# kernels: bench_kernels must exit 77.  $OUT defaults to a temporary folder,
+# and the files a GPU run would hand back are listed at the end.
 # Results: profiling/logs/<step>.log, profiling/logs/summary.txt; when $OUT is
 # set (the device tool), profiling/logs is also packed into $OUT/device_logs.tgz
 # and the summary copied to $OUT/summary.txt.
@@ -35,10 +49,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-LOGS=$ROOT/profiling/logs
 BUILD=${BUILD:-build}
 PY=${PY:-python3}
 JOBS=${JOBS:-$(nproc)}
+LOGS=${LOGS:-$ROOT/profiling/logs}
 
 prepare() {
   set -e
@@ -96,13 +110,24 @@ SHIM
   echo "device_check: on the GPU machine run profiling/device_check.sh with carry [\".deps\"]."
 }
 
-if [ "${1:-}" = "--prepare" ]; then
-  prepare
-  exit $?
+DRY=0
+STEPS=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prepare) prepare; exit $?;;
+    --dry-run) DRY=1; shift;;
+    --steps) STEPS=${2:?--steps needs a list}; shift 2;;
+    -h|--help) sed -n '2,52p' "$0"; exit 0;;
+    *) echo "device_check: unknown argument '$1' (see --help)" >&2; exit 2;;
+  esac
+done
+if [ -z "$STEPS" ]; then
+  STEPS=build,ctest,memcheck,compare,bench,kernels
+  [ $DRY = 1 ] && STEPS=build,ctest,emu,memcheck,compare,bench,kernels
 fi
-STEPS=build,ctest,memcheck,compare,bench,kernels
-if [ "${1:-}" = "--steps" ]; then STEPS=$2; fi
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,33p' "$0"; exit 0; fi
+if [ $DRY = 1 ] && [ -z "${OUT:-}" ]; then
+  OUT=$(mktemp -d /tmp/device_check_out.XXXXXX)   # where a GPU run's files would go
+fi
 
 mkdir -p "$LOGS"
 echo '*' > "$LOGS/.gitignore"   # logs are results, never committed (RESULTS.md holds the numbers)
@@ -128,7 +153,7 @@ run() {
     > "$LOGS/$step.log" 2>&1
   RC=$?
   SECS=$(( $(date +%s) - t0 ))
-  echo "   exit $RC after ${SECS}s; log: profiling/logs/$step.log"
+  echo "   exit $RC after ${SECS}s; log: $LOGS/$step.log"
 }
 status_of() { case $1 in 0) echo ok;; 77) echo skipped;; 124|137) echo timeout;; *) echo FAIL;; esac; }
 
@@ -157,10 +182,43 @@ fi
 if want ctest; then
   run ctest 300 ctest --test-dir "$BUILD" -L gpu --output-on-failure
   KEY=$(grep -E 'tests passed|tests failed' "$LOGS/ctest.log" | tail -1)
+  if [ $DRY = 1 ]; then  # without a GPU every gpu test must skip, none fail or pass
+    NRUN=$(grep -cE 'Test +#[0-9]+: .*(Passed|Failed)' "$LOGS/ctest.log")
+    NSKIP=$(grep -cE 'Test +#[0-9]+: .*Skipped' "$LOGS/ctest.log")
+    KEY="dry run: $NSKIP skipped (exit 77), $NRUN ran; $KEY"
+    [ "$NRUN" -ne 0 ] || [ "$NSKIP" -eq 0 ] && RC=1
+  fi
   record ctest "$(status_of $RC)" "$SECS" "${KEY:-no summary}"
 fi
 
+# ---- 2b. (dry run) the same tests against the CPU emulator of the CUDA path -----------
+if want emu && [ $DRY = 1 ]; then
+  run emu 900 ctest --test-dir "$BUILD" -L emu -j"$JOBS" --output-on-failure
+  KEY=$(grep -E 'tests passed|tests failed' "$LOGS/emu.log" | tail -1)
+  record emu "$(status_of $RC)" "$SECS" "${KEY:-no summary}"
+fi
+
 # ---- 3. compute-sanitizer memcheck over each GPU test binary ---------------------
+SANITIZER_NOTE=
+if want memcheck && ! command -v compute-sanitizer > /dev/null && [ $DRY = 1 ]; then
+  # a stand-in that drops compute-sanitizer's options and runs the program as is
+  mkdir -p "$LOGS/dry-run-bin"
+  cat > "$LOGS/dry-run-bin/compute-sanitizer" <<'STANDIN'
+#!/usr/bin/env bash
+# compute-sanitizer stand-in of device_check.sh --dry-run: runs the program
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tool|--error-exitcode) shift 2;;
+    --*) shift;;
+    *) break;;
+  esac
+done
+exec "$@"
+STANDIN
+  chmod +x "$LOGS/dry-run-bin/compute-sanitizer"
+  PATH=$LOGS/dry-run-bin:$PATH
+  SANITIZER_NOTE="dry run, stand-in compute-sanitizer: "
+fi
 if want memcheck && ! command -v compute-sanitizer > /dev/null; then
   record memcheck skipped 0 "compute-sanitizer not on PATH"
 elif want memcheck; then
@@ -194,11 +252,16 @@ elif want memcheck; then
   done
   st=ok
   [ $errs -gt 0 ] && st=FAIL
-  record memcheck $st $(( $(date +%s) - t0 )) "$clean/$total clean, $errs with errors, $tos timed out, $notrun not run"
+  [ $total -eq 0 ] && st=FAIL   # no gpu_test_* binary: the build is not what this step expects
+  record memcheck $st $(( $(date +%s) - t0 )) "$SANITIZER_NOTE$clean/$total clean, $errs with errors, $tos timed out, $notrun not run"
 fi
 
 # ---- 4. end-to-end comparison with transformers -----------------------------------
-if want compare; then
+if want compare && [ $DRY = 1 ] && ! "$PY" -c 'import torch, transformers' 2> /dev/null; then
+  run compare 60 "$PY" -m py_compile profiling/compare_hf.py profiling/bench_hf.py
+  record compare "$( [ $RC = 0 ] && echo skipped || echo FAIL )" "$SECS" \
+    "dry run: no torch/transformers here; compare_hf.py and bench_hf.py compile (exit $RC)"
+elif want compare; then
   run compare 300 env PYTHONUNBUFFERED=1 "$PY" profiling/compare_hf.py --armo "$BUILD/armo" \
     --device cuda --layers 2 --out "$LOGS/compare_hf.json"
   KEY=$(grep -E '^max \|score err\|' "$LOGS/compare.log" | awk '{print "max|err| armo " $4 " hf-bf16 " $5 " hf-bf16-head " $6}')
@@ -207,8 +270,15 @@ if want compare; then
 fi
 
 # ---- 5. throughput: armo bench and HF on the same card -----------------------------
+if want bench && [ $DRY = 1 ]; then
+  # armo's side of bench.sh on the emulated CUDA path (bench_hf.py needs torch)
+  mkdir -p "$LOGS/bench"
+  run bench 300 bash -c "bash -n profiling/bench.sh && profiling/bench.sh --help > /dev/null && \
+    $BUILD/armo_emu bench --device cuda --hidden 256 --layers 1 --sequences 4 --ceiling 64 \
+    --quiet --json $LOGS/bench/armo.json"
+fi
 if want bench; then
-  run bench 300 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
+  [ $DRY = 1 ] || run bench 300 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
     --sequences 256 --workload a --batch-sizes 1,8,32 --python "$PY" --out "$LOGS/bench" \
     -- --tokenizer "$BUILD/models/_data/llama3-tokenizer"
   KEY=$("$PY" - "$LOGS/bench/armo.json" "$LOGS/bench/hf.json" <<'PYEOF' 2>/dev/null
@@ -231,6 +301,10 @@ fi
 if want kernels; then
   run kernels 180 "$BUILD/bench_kernels"
   KEY=$(grep -E 'gemm gate\|up +n 16384' "$LOGS/kernels.log" | head -1 | sed 's/  */ /g' | cut -c1-80)
+  if [ $DRY = 1 ]; then  # no GPU: the binary must start and skip cleanly
+    KEY="dry run: bench_kernels exit $RC (77 expected: no CUDA device)"
+    [ $RC = 77 ] && RC=0
+  fi
   record kernels "$(status_of $RC)" "$SECS" "${KEY:-see log}"
 fi
 
@@ -243,6 +317,11 @@ fi
 } | tee "$LOGS/summary.txt"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$LOGS/summary.txt" "$OUT/summary.txt"
-  tar -czf "$OUT/device_logs.tgz" -C "$ROOT/profiling" logs
+  tar -czf "$OUT/device_logs.tgz" -C "$(dirname "$LOGS")" "$(basename "$LOGS")"
+  if [ $DRY = 1 ]; then
+    echo "dry run: what a GPU run would hand back from \$OUT ($OUT):"
+    ls -l "$OUT"
+    tar -tzf "$OUT/device_logs.tgz" | sed 's/^/  /'
+  fi
 fi
 exit $FAILED
