@@ -77,6 +77,18 @@ if(EXISTS ${ARMO_EMU_DIR}/test_cublaslt_fake.cpp)
   set_tests_properties(emu_cublaslt_fake PROPERTIES LABELS "cpu;emu" TIMEOUT 600)
 endif()
 
+# the emulator's execution model on small kernels of its own (indices,
+# barriers, shuffles, votes, atomics; deadlock, bad-mask and race detection)
+add_executable(emu_scheduler ${ARMO_EMU_DIR}/test_scheduler.cpp)
+target_include_directories(emu_scheduler BEFORE PRIVATE ${ARMO_EMU_DIR}/shim)
+target_compile_features(emu_scheduler PRIVATE cxx_std_17)
+target_compile_options(emu_scheduler PRIVATE -Wall -Wextra -Wno-unknown-pragmas
+                                             -fno-strict-aliasing ${ARMO_EMU_SANITIZE})
+target_link_libraries(emu_scheduler PRIVATE armo_cuda_emu)
+add_test(NAME emu_scheduler COMMAND emu_scheduler)
+set_tests_properties(emu_scheduler PROPERTIES LABELS "cpu;emu" TIMEOUT 300
+                     ENVIRONMENT "ASAN_OPTIONS=handle_abort=0")
+
 # the GPU tests against the emulator
 set(ARMO_EMU_RUN_DIR ${CMAKE_BINARY_DIR}/emu.d) # what the engine test writes
 file(MAKE_DIRECTORY ${ARMO_EMU_RUN_DIR})

@@ -5,6 +5,9 @@
  * kernel's own code until it meets a synchronisation point:
  *   - __syncthreads(): waits until every thread of the block that has not
  *     returned is waiting too (exited threads count as arrived, as on sm_70+);
+ *     threads waiting at different __syncthreads (in divergent code: undefined
+ *     behaviour by the Programming Guide, whatever a GPU happens to do) stop
+ *     the run;
  *   - a warp collective (shuffle, vote, __syncwarp, mma.sync): the lane
  *     publishes its operands in its warp_slot and waits until every lane the
  *     collective's mask names has arrived at the same collective; then the
@@ -20,6 +23,8 @@
  * same device memory, and the two results must be identical to the bit: a
  * missing barrier, a shared-memory race or a read of another block's stale
  * shared memory shows up as a difference, named by buffer and offset.
+ * ARMO_EMU_SCHEDULE=reverse runs reversed without the check;
+ * ARMO_EMU_VERBOSE=1 prints each refused launch configuration.
  *
  * The shim headers (shim/cuda_runtime.h, shim/kernels/mma.cuh) are the only
  * users of this interface besides the launches that translate_launches.py
@@ -59,8 +64,9 @@ unsigned current_thread(void);
 warp_slot &my_warp_slot(void);
 void warp_collective(void);
 
-/* __syncthreads() */
-void block_barrier(void);
+/* __syncthreads() at file:line: every live thread of the block must wait at
+ * the same one (a barrier in divergent code is reported, not counted) */
+void block_barrier(const char *file, int line);
 
 /* Stops the run: prints "armo emu: <kernel> block (x,y,z) thread t: msg". */
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -73,6 +73,8 @@ struct fiber {
 #endif
     void *asan_fake_stack = nullptr;
     thread_state state = DONE;
+    const char *barrier_file = nullptr; // where it waits, when AT_BARRIER
+    int barrier_line = 0;
     uint3 tid = {0, 0, 0};
     warp_slot slot;
 };
@@ -287,6 +289,27 @@ int settle_warps(sched &s) {
     abort();
 }
 
+// Every live thread waits at a __syncthreads: the same one, or the block is
+// in divergent code.
+void check_same_barrier(sched &s) {
+    int first = -1;
+    for (int i = 0; i < s.nthreads; i++) {
+        const fiber &f = s.fibers[i];
+        if (f.state != AT_BARRIER) continue;
+        if (first < 0) {
+            first = i;
+            continue;
+        }
+        const fiber &r = s.fibers[first];
+        if (f.barrier_line != r.barrier_line || strcmp(f.barrier_file, r.barrier_file) != 0) {
+            s.current = i;
+            emu_thread_idx = f.tid;
+            fail("divergent __syncthreads: thread %d waits at %s:%d, thread %d at %s:%d", first,
+                 r.barrier_file, r.barrier_line, i, f.barrier_file, f.barrier_line);
+        }
+    }
+}
+
 void run_block(sched &s) {
     for (int i = 0; i < s.nthreads; i++) start_fiber(s, i);
     const bool reverse = s.reverse_threads;
@@ -304,6 +327,7 @@ void run_block(sched &s) {
             int at_barrier = 0;
             for (int i = 0; i < s.nthreads; i++) at_barrier += s.fibers[i].state == AT_BARRIER;
             if (at_barrier == live) {
+                check_same_barrier(s);
                 for (int i = 0; i < s.nthreads; i++)
                     if (s.fibers[i].state == AT_BARRIER) s.fibers[i].state = READY;
                 woke = live;
@@ -328,7 +352,14 @@ warp_slot &my_warp_slot(void) {
 
 void warp_collective(void) { wait(AT_WARP); }
 
-void block_barrier(void) { wait(AT_BARRIER); }
+void block_barrier(const char *file, int line) {
+    sched &s = S();
+    if (s.current >= 0) {
+        s.fibers[s.current].barrier_file = file;
+        s.fibers[s.current].barrier_line = line;
+    }
+    wait(AT_BARRIER);
+}
 
 void fail(const char *fmt, ...) {
     sched &s = S();

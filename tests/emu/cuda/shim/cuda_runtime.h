@@ -57,7 +57,7 @@
 #define gridDim emu_grid_dim
 #define warpSize 32
 
-static inline void __syncthreads(void) { emu::block_barrier(); }
+#define __syncthreads() emu::block_barrier(__FILE__, __LINE__)
 static inline void __threadfence(void) {}
 static inline void __threadfence_block(void) {}
 
