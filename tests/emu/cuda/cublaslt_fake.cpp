@@ -29,9 +29,12 @@
 // fp32 once per call into packed panels (MR rows of op(A), NR columns of
 // op(B)), and a 6x8 register-tile kernel runs over k blocks sized for the
 // caches; the epilogue then applies alpha, beta·C, bias and ReLU and rounds.
-// It runs synchronously at the call; the stream is ignored.  It defines no
+// It runs synchronously at the call; the stream only goes to the emulated
+// runtime's ordering and fault checks (emu::before_launch).  It defines no
 // CUDA runtime function.
 #include <cublasLt.h>
+
+#include "tests/emu/cuda/emu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -1238,7 +1241,6 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
                                            const cublasLtMatmulAlgo_t *algo, void *workspace,
                                            size_t workspaceSizeInBytes, cudaStream_t stream) {
     const char *call = "cublasLtMatmul";
-    (void)stream; // runs synchronously at the call
     if (!context_of(lightHandle))
         return refuse(CUBLAS_STATUS_NOT_INITIALIZED, call,
                       "lightHandle is NULL or not made by cublasLtCreate");
@@ -1360,6 +1362,10 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
         }
     }
 
+    // the emulated runtime's view of the launch: stream ordering, and a fault
+    // injected by ARMO_EMU_FAULT=cublasLtMatmul:K (the GEMM then "fails while
+    // running": it does not compute, the error shows at the next sync)
+    if (!emu::before_launch("cublasLtMatmul", stream)) return CUBLAS_STATUS_SUCCESS;
     if (r.workspace > 0) memset(workspace, 0xa5, (size_t)r.workspace); // as a split-K kernel might
     if (!any_output) return CUBLAS_STATUS_SUCCESS;
     run_matmul(p, alpha_f, beta_f, A, B, beta_f != 0.0f ? C : nullptr, D, bias,

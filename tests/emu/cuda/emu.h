@@ -18,12 +18,16 @@
  * threads named: on a GPU those are undefined behaviour or a hang.
  *
  * Schedules: between two synchronisation points the threads run in thread
- * order (forward) or in reverse, and blocks in grid order or in reverse.  With
- * ARMO_EMU_RACECHECK=1 every launch runs twice, forward and reverse, from the
- * same device memory, and the two results must be identical to the bit: a
- * missing barrier, a shared-memory race or a read of another block's stale
- * shared memory shows up as a difference, named by buffer and offset.
- * ARMO_EMU_SCHEDULE=reverse runs reversed without the check;
+ * order (forward) or in reverse, and blocks in grid order or in reverse; or
+ * warp-serial: one warp runs through its own collectives until it waits at
+ * __syncthreads before the next warp starts (one warp as far ahead of the
+ * others as a GPU may let it run).  With ARMO_EMU_RACECHECK=1 every launch
+ * runs three times from the same device memory — forward; reversed;
+ * warp-serial, last warp first, blocks reversed — and the results must be
+ * identical to the bit: a missing barrier, a shared-memory race or a read of
+ * another block's stale shared memory shows up as a difference, named by
+ * buffer and offset.  ARMO_EMU_SCHEDULE=reverse or warp-serial runs that
+ * schedule alone, without the check;
  * ARMO_EMU_VERBOSE=1 prints each refused launch configuration.
  *
  * The shim headers (shim/cuda_runtime.h, shim/kernels/mma.cuh) are the only
@@ -90,6 +94,10 @@ static inline void launch(const char *kernel, const char *file, int line, F &&bo
  * cudaGetLastError (runtime.cpp). */
 cudaError_t take_launch_error(void);
 cudaError_t peek_launch_error(void);
+
+/* runtime.cpp's view of a launch about to run on stream: checks its ordering
+ * and applies ARMO_EMU_FAULT; false when the kernel must not run (a fault). */
+bool before_launch(const char *kernel, cudaStream_t stream);
 
 /* The device allocations of runtime.cpp, for the race check's snapshots:
  * calls fn(ptr, bytes) for each live cudaMalloc block. */

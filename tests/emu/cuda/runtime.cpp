@@ -14,7 +14,20 @@
 //     something that is not one is an error; leaks are reported at exit;
 //   - events record the host clock, so that phase timing reads CPU time, and
 //     one created with cudaEventDisableTiming refuses cudaEventElapsedTime;
-//   - cudaGetLastError returns (and clears) a launch's configuration error.
+//   - cudaGetLastError returns (and clears) a launch's configuration error;
+//   - ordering: a cudaMemcpy from pageable host memory to the device runs on
+//     the legacy stream and may return before its DMA lands; a kernel or copy
+//     enqueued on a non-blocking stream before anything synchronises with the
+//     legacy stream (cudaDeviceSynchronize, cudaStreamSynchronize(0), a
+//     synchronous device-to-host copy) is reported, since nothing orders it
+//     after that copy on a GPU;
+//   - faults, for the tests of error paths: ARMO_EMU_FAULT=NAME:K makes the
+//     K-th launch (1-based) of a kernel whose name contains NAME fail while
+//     "running" (it does not run): as on a GPU the error surfaces only at the
+//     next synchronisation (stream, event or device sync, synchronous copy),
+//     and from then on every call returns it (a sticky error poisons the
+//     context).  ARMO_EMU_FAIL_ALLOC=K makes the K-th cudaMalloc fail with
+//     cudaErrorMemoryAllocation (not sticky, as on a GPU).
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +56,11 @@ struct event {
 
 std::mutex g_lock;
 std::map<char *, block> g_blocks; // start -> size and kind
-std::map<void *, int> g_streams;
+std::map<void *, unsigned> g_streams; // stream -> creation flags
+cudaError_t g_pending_fault = cudaSuccess; // raised by a launch, not yet seen
+cudaError_t g_sticky = cudaSuccess;        // seen at a synchronisation: every call returns it
+const char *g_legacy_copy = nullptr;       // an unsynchronised pageable H2D cudaMemcpy, if any
+long g_mallocs = 0;
 std::map<void *, event> g_events;
 int g_device = 0;
 
@@ -68,6 +85,25 @@ std::map<char *, block>::iterator find_block(const void *p) {
     return g_blocks.end();
 }
 
+// A synchronisation point: a pending fault becomes the sticky error.
+cudaError_t synchronise() {
+    if (g_pending_fault != cudaSuccess && g_sticky == cudaSuccess) g_sticky = g_pending_fault;
+    return g_sticky;
+}
+
+bool non_blocking(cudaStream_t s) {
+    auto it = g_streams.find((void *)s);
+    return it != g_streams.end() && (it->second & cudaStreamNonBlocking);
+}
+
+// work enqueued on stream s must not race a legacy-stream pageable copy
+void check_ordered(cudaStream_t s, const char *what) {
+    if (g_legacy_copy && non_blocking(s))
+        die("%s on a non-blocking stream while %s may still be in flight on the legacy stream "
+            "(nothing orders the two; enqueue the copy on the stream with cudaMemcpyAsync)",
+            what, g_legacy_copy);
+}
+
 // 1 when [p, p+n) is device memory (inside one cudaMalloc block), 0 when it
 // is host memory; a range that starts in a block and runs past it aborts
 int device_side(const void *p, size_t n, const char *call, const char *what) {
@@ -81,10 +117,13 @@ int device_side(const void *p, size_t n, const char *call, const char *what) {
 }
 
 cudaError_t checked_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
-                         const char *call) {
+                         const char *call, cudaStream_t stream, bool sync) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (sync && synchronise() != cudaSuccess) return g_sticky;
+    if (g_sticky != cudaSuccess) return g_sticky;
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return cudaErrorInvalidValue;
-    std::lock_guard<std::mutex> hold(g_lock);
+    if (!sync) check_ordered(stream, call);
     const int dd = device_side(dst, n, call, "destination");
     const int sd = device_side(src, n, call, "source");
     const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && dd && !sd) ||
@@ -95,6 +134,10 @@ cudaError_t checked_copy(void *dst, const void *src, size_t n, cudaMemcpyKind ki
         die("%s: kind %d does not match the pointers (destination on the %s, source on the %s)",
             call, (int)kind, dd ? "device" : "host", sd ? "device" : "host");
     memmove(dst, src, n);
+    if (sync && dd && !sd && find_block(src) == g_blocks.end())
+        g_legacy_copy = "a cudaMemcpy from pageable host memory to the device";
+    else if (sync && !dd)
+        g_legacy_copy = nullptr; // a synchronous copy to the host waits for the legacy stream
     return cudaSuccess;
 }
 
@@ -117,6 +160,14 @@ struct leak_report {
 cudaError_t alloc(void **p, size_t n, bool pinned) {
     if (!p) return cudaErrorInvalidValue;
     *p = nullptr;
+    {
+        std::lock_guard<std::mutex> hold(g_lock);
+        if (g_sticky != cudaSuccess) return g_sticky;
+        if (!pinned) {
+            static long fail_at = getenv("ARMO_EMU_FAIL_ALLOC") ? atol(getenv("ARMO_EMU_FAIL_ALLOC")) : 0;
+            if (++g_mallocs == fail_at) return cudaErrorMemoryAllocation;
+        }
+    }
     void *m = nullptr;
     if (posix_memalign(&m, 256, n ? n : 1) != 0) return cudaErrorMemoryAllocation;
     memset(m, pinned ? 0xEE : 0xFF, n);
@@ -141,6 +192,26 @@ cudaError_t release(void *p, bool pinned, const char *call) {
 } // namespace
 
 namespace emu {
+bool before_launch(const char *kernel, cudaStream_t stream) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (g_sticky != cudaSuccess) return false;
+    check_ordered(stream, kernel);
+    static const char *fault = getenv("ARMO_EMU_FAULT");
+    static long seen = 0;
+    if (fault && *fault) {
+        const char *colon = strrchr(fault, ':');
+        const size_t len = colon ? (size_t)(colon - fault) : strlen(fault);
+        const long k = colon ? atol(colon + 1) : 1;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), fault);
+        if (strstr(kernel, name) && ++seen == k) {
+            g_pending_fault = cudaErrorIllegalAddress;
+            return false;
+        }
+    }
+    return g_pending_fault == cudaSuccess; // after a fault nothing more runs
+}
+
 void for_each_device_block(void (*fn)(void *ptr, size_t bytes, void *ctx), void *ctx) {
     std::lock_guard<std::mutex> hold(g_lock);
     for (auto &b : g_blocks)
@@ -171,21 +242,19 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s) {
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
-    return checked_copy(dst, src, n, kind, "cudaMemcpy");
+    return checked_copy(dst, src, n, kind, "cudaMemcpy", 0, true);
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
                             cudaStream_t stream) {
-    (void)stream;
-    return checked_copy(dst, src, n, kind, "cudaMemcpyAsync");
+    return checked_copy(dst, src, n, kind, "cudaMemcpyAsync", stream, false);
 }
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
                               size_t width, size_t height, cudaMemcpyKind kind,
                               cudaStream_t stream) {
-    (void)stream;
     if (width > dpitch || width > spitch) return cudaErrorInvalidPitchValue;
     for (size_t r = 0; r < height; r++) {
         const cudaError_t st = checked_copy((char *)dst + r * dpitch, (const char *)src + r * spitch,
-                                            width, kind, "cudaMemcpy2DAsync");
+                                            width, kind, "cudaMemcpy2DAsync", stream, false);
         if (st != cudaSuccess) return st;
     }
     return cudaSuccess;
@@ -196,7 +265,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
     void *token = malloc(1);
     if (!token) return cudaErrorMemoryAllocation;
     std::lock_guard<std::mutex> hold(g_lock);
-    g_streams[token] = 1;
+    g_streams[token] = flags;
     *s = (cudaStream_t)token;
     return cudaSuccess;
 }
@@ -209,8 +278,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     std::lock_guard<std::mutex> hold(g_lock);
-    if (s && !g_streams.count((void *)s)) die("cudaStreamSynchronize of something that is not a stream");
-    return cudaSuccess;
+    if (s && s != cudaStreamLegacy && !g_streams.count((void *)s))
+        die("cudaStreamSynchronize of something that is not a stream");
+    if (!s || s == cudaStreamLegacy) g_legacy_copy = nullptr;
+    return synchronise();
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t ev, unsigned int flags) {
     (void)s;
@@ -218,7 +289,11 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t ev, unsigned int fla
     (void)flags;
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_legacy_copy = nullptr;
+    return synchronise();
+}
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned int flags) {
     void *token = malloc(1);
@@ -247,7 +322,7 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s) {
 cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
     std::lock_guard<std::mutex> hold(g_lock);
     if (!g_events.count((void *)ev)) die("cudaEventSynchronize of something that is not an event");
-    return cudaSuccess;
+    return synchronise();
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     std::lock_guard<std::mutex> hold(g_lock);
@@ -292,8 +367,16 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int d) {
     prop->sharedMemPerBlock = 48 * 1024;
     return cudaSuccess;
 }
-cudaError_t cudaGetLastError(void) { return emu::take_launch_error(); }
-cudaError_t cudaPeekAtLastError(void) { return emu::peek_launch_error(); }
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t launch = emu::take_launch_error();
+    std::lock_guard<std::mutex> hold(g_lock);
+    return g_sticky != cudaSuccess ? g_sticky : launch;
+}
+cudaError_t cudaPeekAtLastError(void) {
+    const cudaError_t launch = emu::peek_launch_error();
+    std::lock_guard<std::mutex> hold(g_lock);
+    return g_sticky != cudaSuccess ? g_sticky : launch;
+}
 
 const char *cudaGetErrorString(cudaError_t st) {
     switch (st) {
@@ -304,6 +387,7 @@ const char *cudaGetErrorString(cudaError_t st) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidPitchValue: return "invalid pitch argument";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     default: return "emulated CUDA error";
     }
 }
@@ -313,6 +397,7 @@ const char *cudaGetErrorName(cudaError_t st) {
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     default: return "cudaErrorUnknown";
     }
 }

@@ -99,6 +99,7 @@ struct sched {
     void *ctx = nullptr;
     cudaError_t launch_error = cudaSuccess;
     bool reverse_threads = false;
+    bool warp_serial = false;
     ~sched() {
         for (int i = 0; i < nstacks; i++) munmap(fibers[i].map, kStackBytes + kGuardBytes);
     }
@@ -227,9 +228,9 @@ void wait(thread_state why) {
 
 // Completes the collectives whose lanes have all arrived; returns how many
 // threads became ready.
-int settle_warps(sched &s) {
+int settle_warp(sched &s, int w0) {
     int woke = 0;
-    for (int w0 = 0; w0 < s.nthreads; w0 += 32) {
+    {
         const int nl = s.nthreads - w0 < 32 ? s.nthreads - w0 : 32;
         // the collective lanes are waiting at: take the first waiting lane's
         int first = -1;
@@ -238,7 +239,7 @@ int settle_warps(sched &s) {
                 first = l;
                 break;
             }
-        if (first < 0) continue;
+        if (first < 0) return 0;
         const warp_slot &ref = s.fibers[w0 + first].slot;
         const unsigned mask = ref.mask;
         bool all_here = true;
@@ -263,7 +264,7 @@ int settle_warps(sched &s) {
                      f->slot.what, f->slot.mask);
             }
         }
-        if (!all_here) continue;
+        if (!all_here) return 0;
         warp_slot *slots[32];
         for (int l = 0; l < 32; l++) slots[l] = (mask >> l & 1u) ? &s.fibers[w0 + l].slot : nullptr;
         ref.complete(slots, mask);
@@ -274,6 +275,36 @@ int settle_warps(sched &s) {
             }
     }
     return woke;
+}
+
+int settle_warps(sched &s) {
+    int woke = 0;
+    for (int w0 = 0; w0 < s.nthreads; w0 += 32) woke += settle_warp(s, w0);
+    return woke;
+}
+
+// Warp-serial: each warp (in turn, last first when reversed) runs through its
+// own collectives until every lane waits at __syncthreads or has returned,
+// before the next warp starts: the schedule that lets one warp run furthest
+// ahead of the others, as a GPU may.  Returns the threads that returned.
+int run_warps_serially(sched &s, bool reverse) {
+    int done = 0;
+    const int nwarps = (s.nthreads + 31) / 32;
+    for (int k = 0; k < nwarps; k++) {
+        const int w0 = 32 * (reverse ? nwarps - 1 - k : k);
+        const int nl = s.nthreads - w0 < 32 ? s.nthreads - w0 : 32;
+        for (;;) {
+            bool ran = false;
+            for (int l = 0; l < nl; l++) {
+                if (s.fibers[w0 + l].state != READY) continue;
+                resume(s, w0 + l);
+                ran = true;
+                if (s.fibers[w0 + l].state == DONE) done++;
+            }
+            if (!ran && settle_warp(s, w0) == 0) break;
+        }
+    }
+    return done;
 }
 
 [[noreturn]] void deadlock(sched &s) {
@@ -315,12 +346,15 @@ void run_block(sched &s) {
     const bool reverse = s.reverse_threads;
     int live = s.nthreads;
     for (;;) {
-        for (int k = 0; k < s.nthreads; k++) {
-            const int i = reverse ? s.nthreads - 1 - k : k;
-            if (s.fibers[i].state != READY) continue;
-            resume(s, i);
-            if (s.fibers[i].state == DONE) live--;
-        }
+        if (s.warp_serial)
+            live -= run_warps_serially(s, reverse);
+        else
+            for (int k = 0; k < s.nthreads; k++) {
+                const int i = reverse ? s.nthreads - 1 - k : k;
+                if (s.fibers[i].state != READY) continue;
+                resume(s, i);
+                if (s.fibers[i].state == DONE) live--;
+            }
         if (live == 0) break;
         int woke = settle_warps(s);
         if (woke == 0) {
@@ -383,11 +417,10 @@ cudaError_t take_launch_error(void) {
 cudaError_t peek_launch_error(void) { return S().launch_error; }
 
 void run_grid(sched &s, dim3 grid, bool reverse_blocks);
-void run_grid_twice(sched &s, dim3 grid, bool reverse);
+void run_grid_checked(sched &s, dim3 grid);
 
 void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
                 size_t dynamic_smem, cudaStream_t stream, kernel_body_fn body, void *ctx) {
-    (void)stream;
     sched &s = S();
     if (s.current >= 0) fail("a kernel launch from inside a kernel (dynamic parallelism)");
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
@@ -404,6 +437,10 @@ void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 
     s.kernel = kernel;
     s.file = file;
     s.line = line;
+    if (!before_launch(kernel, stream)) {
+        s.kernel = "?";
+        return;
+    }
     if (dynamic_smem != 0) fail("dynamic shared memory (%zu bytes) is not modelled", dynamic_smem);
     s.body = body;
     s.ctx = ctx;
@@ -418,10 +455,12 @@ void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 
     const bool reverse = sch && strcmp(sch, "reverse") == 0;
     const char *rc = getenv("ARMO_EMU_RACECHECK");
     if (rc && strcmp(rc, "0") != 0)
-        run_grid_twice(s, grid, reverse);
+        run_grid_checked(s, grid);
     else {
         s.reverse_threads = reverse;
+        s.warp_serial = sch && strcmp(sch, "warp-serial") == 0;
         run_grid(s, grid, reverse);
+        s.warp_serial = false;
     }
     s.kernel = "?";
 }
@@ -457,28 +496,41 @@ void take_part(void *ptr, size_t bytes, void *ctx) {
 
 } // namespace
 
-// The race check: the launch from the same device memory in two schedules
-// (threads and blocks forward, then both reversed); any byte of device memory
-// that differs is a race.
-void run_grid_twice(sched &s, dim3 grid, bool reverse) {
+// The race check: the launch from the same device memory in three schedules
+// (threads and blocks forward; both reversed; warps one after the other,
+// last first, blocks reversed); any byte of device memory that differs from
+// the forward run is a race.
+void run_grid_checked(sched &s, dim3 grid) {
     snapshot before, after;
     for_each_device_block(take_part, &before);
-    s.reverse_threads = reverse;
-    run_grid(s, grid, reverse);
+    s.reverse_threads = false;
+    s.warp_serial = false;
+    run_grid(s, grid, false);
     for_each_device_block(take_part, &after);
-    for (size_t i = 0; i < before.n; i++) memcpy(before.parts[i].ptr, before.parts[i].copy, before.parts[i].bytes);
-    s.reverse_threads = !reverse;
-    run_grid(s, grid, !reverse);
-    for (size_t i = 0; i < after.n; i++) {
-        const snapshot::part &p = after.parts[i];
-        for (size_t b = 0; b < p.bytes; b++)
-            if (p.ptr[b] != p.copy[b]) {
-                s.current = -1;
-                fail("race: forward and reverse schedules leave different bytes in the "
-                     "%zu-byte device buffer %p at offset %zu (0x%02x vs 0x%02x)", p.bytes,
-                     (void *)p.ptr, b, (unsigned char)p.copy[b], (unsigned char)p.ptr[b]);
-            }
+    static const char *const names[3] = {"forward", "reverse", "warp-serial"};
+    for (int variant = 1; variant <= 2; variant++) {
+        for (size_t i = 0; i < before.n; i++)
+            memcpy(before.parts[i].ptr, before.parts[i].copy, before.parts[i].bytes);
+        s.reverse_threads = true;
+        s.warp_serial = variant == 2;
+        run_grid(s, grid, true);
+        s.warp_serial = false;
+        s.reverse_threads = false;
+        for (size_t i = 0; i < after.n; i++) {
+            const snapshot::part &p = after.parts[i];
+            if (memcmp(p.ptr, p.copy, p.bytes) == 0) continue;
+            for (size_t b = 0; b < p.bytes; b++)
+                if (p.ptr[b] != p.copy[b]) {
+                    s.current = -1;
+                    fail("race: the %s and %s schedules leave different bytes in the %zu-byte "
+                         "device buffer %p at offset %zu (0x%02x vs 0x%02x)", names[0],
+                         names[variant], p.bytes, (void *)p.ptr, b, (unsigned char)p.copy[b],
+                         (unsigned char)p.ptr[b]);
+                }
+        }
     }
+    // leave memory as the forward run did
+    for (size_t i = 0; i < after.n; i++) memcpy(after.parts[i].ptr, after.parts[i].copy, after.parts[i].bytes);
 }
 
 void run_grid(sched &s, dim3 grid, bool reverse_blocks) {

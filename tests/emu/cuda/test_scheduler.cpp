@@ -13,8 +13,9 @@
 //   - atomics from every thread of every block add up;
 //   - the failures the scheduler must stop with (checked in a child process,
 //     by exit status and message): a barrier in divergent code, a deadlock, a
-//     shuffle whose mask names a lane that has returned, and a shared-memory
-//     race that ARMO_EMU_RACECHECK=1 must name.
+//     shuffle whose mask names a lane that has returned, a shared-memory
+//     race that ARMO_EMU_RACECHECK=1 must name, and a kernel on a
+//     non-blocking stream not ordered after a pageable cudaMemcpy.
 // Exit 0 when every check holds; one line per check.
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,24 @@ static void run_racy(void) {
     emu::launch("racy_kernel", __FILE__, __LINE__, [&] { racy_kernel(d); }, dim3(1), dim3(64));
 }
 
+// a pageable host -> device cudaMemcpy (legacy stream) and then, with or
+// without a device sync in between, a kernel on a non-blocking stream
+static void legacy_copy_then_launch(bool sync) {
+    cudaStream_t st;
+    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    int host[64];
+    for (int i = 0; i < 64; i++) host[i] = i;
+    int *d = dev<int>(64);
+    cudaMemcpy(d, host, sizeof host, cudaMemcpyHostToDevice);
+    if (sync) cudaDeviceSynchronize();
+    emu::launch("reverse_kernel", __FILE__, __LINE__, [&] { reverse_kernel(d, 64); }, dim3(1),
+                dim3(64), 0, st);
+    cudaFree(d);
+    cudaStreamDestroy(st);
+}
+static void run_unordered_copy(void) { legacy_copy_then_launch(false); }
+static void run_ordered_copy(void) { legacy_copy_then_launch(true); }
+
 static void expect_failure(void (*fn)(void), const char *env, const char *needle, const char *what) {
     char err[4096];
     int status = 0;
@@ -289,6 +308,16 @@ int main(void) {
                    "a shuffle naming a returned lane is refused");
     expect_failure(run_racy, "ARMO_EMU_RACECHECK=1", "race:",
                    "a read of a neighbour's shared slot without a barrier is a race");
+    expect_failure(run_unordered_copy, nullptr, "legacy stream",
+                   "a kernel on a non-blocking stream after an unsynchronised pageable cudaMemcpy "
+                   "is reported");
+    {
+        char err[4096];
+        int status = 0;
+        in_child(run_ordered_copy, nullptr, err, sizeof err, &status);
+        check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the same with cudaDeviceSynchronize in between runs");
+    }
     printf("emu_scheduler: %d checks, %d failed\n", g_checks, g_failed);
     return g_failed ? 1 : 0;
 }
