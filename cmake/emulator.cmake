@@ -121,6 +121,20 @@ foreach(src ${ARMO_EMU_TESTS})
   set_tests_properties(${target} PROPERTIES LABELS "cpu;emu" TIMEOUT 1200 ENVIRONMENT "${env}")
 endforeach()
 
+# the CUDA backend's failure paths through the emulator's fault injection
+# (a kernel failing while it runs, with and without ARMO_CUDA_SYNC=1; each
+# cudaMalloc of the backend's creation failing in turn)
+add_executable(emu_engine_faults ${ARMO_EMU_DIR}/test_engine_faults.c ${ARMO_CUDA_HOST_SOURCES})
+target_compile_options(emu_engine_faults PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
+target_compile_definitions(emu_engine_faults PRIVATE ARMO_HAVE_CUDA=1
+                           ARMO_MODELS_DIR="${ARMO_MODELS_DIR}")
+target_link_libraries(emu_engine_faults PRIVATE armo_cuda_emu armo_core)
+set_target_properties(emu_engine_faults PROPERTIES LINKER_LANGUAGE CXX)
+add_dependencies(emu_engine_faults fixtures)
+add_test(NAME emu_engine_faults COMMAND emu_engine_faults)
+set_tests_properties(emu_engine_faults PROPERTIES LABELS "cpu;emu" TIMEOUT 900
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+
 # The armo CLI itself on the emulated CUDA path (armo_emu, never installed):
 # `armo_emu score --device cuda` runs the CUDA backend's real host code,
 # launchers and kernels on the CPU, so the CLI's records, prefix sharing,

@@ -14,7 +14,14 @@
  * With prompt-prefix sharing (prefix_share.h) every per-token step runs once
  * per unique token; attention alone runs on the expanded layout, gathered
  * before and scattered back after.
- * Every CUDA call is checked; errors carry file:line.
+ * Every CUDA call is checked; errors carry file:line.  A kernel that fails
+ * while it runs (an illegal address) is only seen at the next
+ * synchronisation: the batch then fails with a message that says so, and
+ * ARMO_CUDA_SYNC=1 (debugging; read at backend creation) synchronises the
+ * stream after every kernel and GEMM, naming the one that failed and its
+ * layer.  Every host -> device copy is enqueued on the backend's stream (a
+ * plain cudaMemcpy runs on the legacy stream, which a non-blocking stream is
+ * not ordered after).
  *
  * Profiling support (marked "bench/profiling hook" below): NVTX ranges
  * (header-only NVTX3; free when no tool is attached) around each score call,
@@ -72,7 +79,46 @@ typedef struct {
     int timing;
     cudaEvent_t phase_ev[6];     /* before upload, after upload/embed/layers/head/download */
     armo_phase_times phase;
+    /* debugging: ARMO_CUDA_SYNC=1 synchronises after every launch */
+    int sync_each;
+    int layer;                   /* the layer being enqueued, -1 outside the layers */
+    /* set when work failed while running: such errors are sticky (the CUDA
+     * context refuses all later work), so later batches fail at once, saying why */
+    char failed[200];
 } engine;
+
+static void mark_failed(engine *g, cudaError_t st) {
+    if (!g->failed[0]) snprintf(g->failed, sizeof g->failed, "%s", cudaGetErrorString(st));
+}
+
+/* With ARMO_CUDA_SYNC=1: waits for the kernel (or GEMM) just enqueued and
+ * names it and its layer if it failed while running. */
+static int sync_check(engine *g, const char *what, armo_err *e) {
+    const cudaError_t st = cudaStreamSynchronize(g->stream);
+    if (st == cudaSuccess) return 0;
+    mark_failed(g, st);
+    if (g->layer >= 0)
+        return armo_err_set(e, "%s failed while running (layer %d; ARMO_CUDA_SYNC=1): %s", what,
+                            g->layer, cudaGetErrorString(st));
+    return armo_err_set(e, "%s failed while running (ARMO_CUDA_SYNC=1): %s", what,
+                        cudaGetErrorString(st));
+}
+
+/* A kernel launcher of armo_kernels.h: fn(args), checked at launch and, with
+ * ARMO_CUDA_SYNC=1, once it has run. */
+#define KERNEL(g, e, fn, args)                                                              \
+    do {                                                                                    \
+        ARMO_CUDA_TRY(e, fn args);                                                          \
+        if ((g)->sync_each && sync_check((g), #fn, (e))) return -1;                         \
+    } while (0)
+
+/* The cuBLASLt GEMM layer, the same way. */
+#define GEMM(g, e, what, y, x, w, n, in, out)                                               \
+    do {                                                                                    \
+        if (armo_gemm_bf16((g)->gemm, (y), (x), (w), (n), (in), (out), (g)->stream, (e)))   \
+            return -1;                                                                      \
+        if ((g)->sync_each && sync_check((g), "armo_gemm_bf16 (" what ")", (e))) return -1; \
+    } while (0)
 
 /* bench/profiling hook: records phase mark i when timing is on */
 #define PHASE_MARK(g, i)                                                                    \
@@ -90,9 +136,9 @@ static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err 
     }
     cudaError_t st = cudaMalloc(p, bytes ? bytes : 16);
     if (st != cudaSuccess)
-        return armo_err_set(e, "cudaMalloc of %.1f MiB for %s failed: %s (lower --max-batch-tokens "
-                               "or use a larger GPU)",
-                            (double)bytes / 1048576.0, what, cudaGetErrorString(st));
+        return armo_err_set(e, "cudaMalloc of %.1f MiB (%zu bytes) for %s failed: %s (lower "
+                               "--max-batch-tokens or use a larger GPU)",
+                            (double)bytes / 1048576.0, bytes, what, cudaGetErrorString(st));
     g->allocs[g->nallocs++] = *p;
     return 0;
 }
@@ -306,12 +352,15 @@ static int alloc_activations(engine *g, armo_err *e) {
     g->head_seg = malloc((size_t)S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
     for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
-    ARMO_CUDA_TRY(e, cudaMemcpy(g->d_iota, g->p_rows, (size_t)(2 * S) * 4, cudaMemcpyHostToDevice));
+    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->d_iota, g->p_rows, (size_t)(2 * S) * 4,
+                                     cudaMemcpyHostToDevice, g->stream));
     float inv[1024];
     armo_rope_inv_freq(c, inv);
     if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
-    ARMO_CUDA_TRY(
-        e, cudaMemcpy(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4, cudaMemcpyHostToDevice));
+    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4,
+                                     cudaMemcpyHostToDevice, g->stream));
+    /* inv lives on this stack frame, p_rows is refilled by every batch */
+    ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
     return 0;
 }
 
@@ -340,16 +389,16 @@ static int attention(engine *g, int n, int nseq, int max_len, const armo_expansi
     const int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
     cudaStream_t st = g->stream;
     if (x->identity) {
-        ARMO_CUDA_TRY(e, armo_attention_bf16(g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len,
+        KERNEL(g, e, armo_attention_bf16, (g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len,
                                              nh, nkv, hd, st));
         return 0;
     }
-    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
-    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    ARMO_CUDA_TRY(e, armo_attention_bf16(g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp,
+    KERNEL(g, e, armo_gather_rows_bf16, (g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
+    KERNEL(g, e, armo_gather_rows_bf16, (g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    KERNEL(g, e, armo_gather_rows_bf16, (g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
+    KERNEL(g, e, armo_attention_bf16, (g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp,
                                          x->nseq_exp, x->n_exp, x->max_len_exp, nh, nkv, hd, st));
-    ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
+    KERNEL(g, e, armo_gather_rows_bf16, (g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
     return 0;
 }
 
@@ -361,8 +410,8 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
     const float eps = (float)c->rms_norm_eps;
     cudaStream_t st = g->stream;
     nvtxRangePushA("armo.embed");
-    ARMO_CUDA_TRY(e, armo_embed_bf16(g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
-    ARMO_CUDA_TRY(e, armo_rmsnorm_bf16(g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
+    KERNEL(g, e, armo_embed_bf16, (g->x, g->embed, g->d_ids, n, H, c->vocab_size, st));
+    KERNEL(g, e, armo_rmsnorm_bf16, (g->xn, g->x, g->layers[0].attn_norm, n, H, eps, st));
     nvtxRangePop();
     PHASE_MARK(g, 2);
     for (int l = 0; l < c->num_layers; l++) {
@@ -371,40 +420,42 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         char range[32]; /* NVTX range per layer (unbalanced pops on error: see cuda_score) */
         snprintf(range, sizeof range, "armo.layer %d", l);
         nvtxRangePushA(range);
-        if (armo_gemm_bf16(g->gemm, g->qkv, g->xn, D->wqkv, n, H, qkvd, st, e)) return -1;
+        g->layer = l;
+        GEMM(g, e, "qkv", g->qkv, g->xn, D->wqkv, n, H, qkvd);
         if (split_qkv(g, n, e)) return -1;
-        ARMO_CUDA_TRY(e, armo_rope_bf16(g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
+        KERNEL(g, e, armo_rope_bf16, (g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
         if (attention(g, n, nseq, max_len, x, e)) return -1;
         int rows = n;
         if (last) { /* only the head's rows from here on: gather them first */
-            ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->o, g->attn, g->d_rows, m, qd, st));
+            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->attn, g->d_rows, m, qd, st));
             ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2,
                                              cudaMemcpyDeviceToDevice, st));
-            ARMO_CUDA_TRY(e, armo_gather_rows_bf16(g->o, g->x, g->d_rows, m, H, st));
+            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->x, g->d_rows, m, H, st));
             ARMO_CUDA_TRY(
                 e, cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
             rows = m;
         }
-        if (armo_gemm_bf16(g->gemm, g->o, g->attn, D->wo, rows, qd, H, st, e)) return -1;
-        ARMO_CUDA_TRY(e, armo_add_rmsnorm_bf16(g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
-        if (armo_gemm_bf16(g->gemm, g->gu, g->xn, D->wgu, rows, H, 2 * I, st, e)) return -1;
-        ARMO_CUDA_TRY(e, armo_swiglu_bf16(g->act, g->gu, rows, I, st));
-        if (armo_gemm_bf16(g->gemm, g->o, g->act, D->wdown, rows, I, H, st, e)) return -1;
+        GEMM(g, e, "o", g->o, g->attn, D->wo, rows, qd, H);
+        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
+        GEMM(g, e, "gate|up", g->gu, g->xn, D->wgu, rows, H, 2 * I);
+        KERNEL(g, e, armo_swiglu_bf16, (g->act, g->gu, rows, I, st));
+        GEMM(g, e, "down", g->o, g->act, D->wdown, rows, I, H);
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
-        ARMO_CUDA_TRY(e, armo_add_rmsnorm_bf16(g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, next_norm, rows, H, eps, st));
         nvtxRangePop();
     }
+    g->layer = -1;
     PHASE_MARK(g, 3);
     nvtxRangePushA("armo.head");
     /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
     int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
-    ARMO_CUDA_TRY(e, armo_gather_rows_f32(g->h_rows_f32, g->xn, g->d_iota, m, H, st));
+    KERNEL(g, e, armo_gather_rows_f32, (g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
-        ARMO_CUDA_TRY(e, armo_gated_head_f32(&g->head, g->h_rows_f32,
+        KERNEL(g, e, armo_gated_head_f32, (&g->head, g->h_rows_f32,
                                              g->h_rows_f32 + (size_t)nhead * H, nhead, g->rewards,
                                              g->gating, g->coefs, g->score, g->scratch, st));
     } else {
-        ARMO_CUDA_TRY(e, armo_seqcls_head_f32(g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead,
+        KERNEL(g, e, armo_seqcls_head_f32, (g->seqcls_w, c->num_labels, H, g->h_rows_f32, nhead,
                                               g->rewards, st));
     }
     nvtxRangePop();
@@ -427,6 +478,9 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
                             "buffers (%lld tokens / %d sequences): raise --max-batch-tokens",
                             (long long)n, nseq, (long long)g->cap_tokens, g->cap_seqs);
     armo_expansion x;
+    if (g->failed[0])
+        return armo_err_set(e, "the CUDA device failed on an earlier batch (%s); its context "
+                               "takes no more work: restart armo", g->failed);
     if (armo_batch_check(c, ids, cu, nseq, gpos, prefix_of, &x, e)) return -1;
     if (nseq == 0) return 0;
     int rc = -1;
@@ -484,7 +538,14 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         e, done,
         cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[5], g->stream));
-    ARMO_CUDA_TRY_GOTO(e, done, cudaStreamSynchronize(st));
+    const cudaError_t ran = cudaStreamSynchronize(st);
+    if (ran != cudaSuccess) {
+        mark_failed(g, ran);
+        armo_err_set(e, "a kernel or copy of this batch (%d tokens) failed while running: %s "
+                        "(rerun with ARMO_CUDA_SYNC=1 to name the kernel and layer)", (int)n,
+                     cudaGetErrorString(ran));
+        goto done;
+    }
     nvtxRangePop();
     if (g->timing) { /* bench/profiling hook: accumulate the phase times */
         float ms[5];
@@ -610,6 +671,9 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     snprintf(b->device, sizeof b->device, "%.96s (device %d, %.0f GiB)", prop.name, g->device,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     ARMO_CUDA_TRY(e, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    const char *sync = getenv("ARMO_CUDA_SYNC");
+    g->sync_each = sync && *sync && strcmp(sync, "0") != 0;
+    g->layer = -1;
     if (armo_gemm_create(&g->gemm, 0, e)) return -1;
     g->cap_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens : 16384;
     g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;

@@ -12,8 +12,10 @@
 #include "kernels/cuda_check.h"
 #include "weights/dtype.h"
 
-/* count random bf16 values in [-1, 1) into a device buffer (host LCG). */
-static cudaError_t fill_random(uint16_t *dst, size_t count, uint32_t seed) {
+/* count random bf16 values in [-1, 1) into a device buffer (host LCG),
+ * copied on stream (the one the GEMMs run on) chunk by chunk through one
+ * host buffer. */
+static cudaError_t fill_random(uint16_t *dst, size_t count, uint32_t seed, cudaStream_t stream) {
     size_t chunk = (size_t)1 << 22;
     uint16_t *h = malloc(chunk * 2);
     if (!h) return cudaErrorMemoryAllocation;
@@ -25,7 +27,8 @@ static cudaError_t fill_random(uint16_t *dst, size_t count, uint32_t seed) {
             s = s * 1664525u + 1013904223u;
             h[i] = armo_f32_to_bf16((float)(s >> 8) / 8388608.0f - 1.0f);
         }
-        st = cudaMemcpy(dst + off, h, n * 2, cudaMemcpyHostToDevice);
+        st = cudaMemcpyAsync(dst + off, h, n * 2, cudaMemcpyHostToDevice, stream);
+        if (st == cudaSuccess) st = cudaStreamSynchronize(stream); /* h is refilled next */
     }
     free(h);
     return st;
@@ -43,9 +46,9 @@ int armo_cuda_gemm_ceiling(int n, int in, int out, int reps, double *tflops, arm
     ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&x, (size_t)n * in * 2));
     ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&w, (size_t)out * in * 2));
     ARMO_CUDA_TRY_GOTO(e, done, cudaMalloc((void **)&y, (size_t)n * out * 2));
-    ARMO_CUDA_TRY_GOTO(e, done, fill_random(x, (size_t)n * in, 1));
-    ARMO_CUDA_TRY_GOTO(e, done, fill_random(w, (size_t)out * in, 2));
     ARMO_CUDA_TRY_GOTO(e, done, cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    ARMO_CUDA_TRY_GOTO(e, done, fill_random(x, (size_t)n * in, 1, st));
+    ARMO_CUDA_TRY_GOTO(e, done, fill_random(w, (size_t)out * in, 2, st));
     ARMO_CUDA_TRY_GOTO(e, done, cudaEventCreate(&ev0));
     ARMO_CUDA_TRY_GOTO(e, done, cudaEventCreate(&ev1));
     if (armo_gemm_create(&g, 0, e)) goto done;
