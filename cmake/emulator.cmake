@@ -120,6 +120,12 @@ foreach(src ${ARMO_EMU_TESTS})
   endif()
   set_tests_properties(${target} PROPERTIES LABELS "cpu;emu" TIMEOUT 1200 ENVIRONMENT "${env}")
 endforeach()
+# the dispatcher's switch to the simple attention kernel (read once per process)
+if(TARGET emu_attention)
+  add_test(NAME emu_attention_simple COMMAND emu_attention WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_attention_simple PROPERTIES LABELS "cpu;emu" TIMEOUT 1200
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;ARMO_ATTN=simple")
+endif()
 
 # the CUDA backend's failure paths through the emulator's fault injection
 # (a kernel failing while it runs, with and without ARMO_CUDA_SYNC=1; each
