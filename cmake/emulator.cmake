@@ -141,6 +141,16 @@ add_test(NAME emu_engine_faults COMMAND emu_engine_faults)
 set_tests_properties(emu_engine_faults PROPERTIES LABELS "cpu;emu" TIMEOUT 900
                      ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 
+# the GEMM layer's algorithm cache, counted by the fake cuBLASLt
+add_executable(emu_gemm_cache ${ARMO_EMU_DIR}/test_gemm_cache.c
+               ${PROJECT_SOURCE_DIR}/tests/util/gpu_test_util.c)
+target_compile_options(emu_gemm_cache PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
+target_compile_definitions(emu_gemm_cache PRIVATE ARMO_EMULATED=1)
+target_link_libraries(emu_gemm_cache PRIVATE armo_cuda_emu armo_core)
+set_target_properties(emu_gemm_cache PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME emu_gemm_cache COMMAND emu_gemm_cache)
+set_tests_properties(emu_gemm_cache PROPERTIES LABELS "cpu;emu" TIMEOUT 600)
+
 # The armo CLI itself on the emulated CUDA path (armo_emu, never installed):
 # `armo_emu score --device cuda` runs the CUDA backend's real host code,
 # launchers and kernels on the CPU, so the CLI's records, prefix sharing,

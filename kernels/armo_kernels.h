@@ -138,8 +138,9 @@ cudaError_t armo_seqcls_head_f32(const float *w, int labels, int hidden, const f
 /* ---- 7. cuBLASLt GEMM layer (kernels/gemm.cu) -----------------------------------
  * Y[n, out] = X[n, in] · Wᵀ, W [out, in] row-major (the checkpoint layout),
  * bf16 x bf16 -> bf16, fp32 accumulation (CUBLAS_COMPUTE_32F).  The context
- * owns a cuBLASLt handle, a workspace and a per-(n, out, in) cache of the
- * heuristic's algorithm choice.  Not thread-safe: one context per host thread
+ * owns a cuBLASLt handle, a workspace and a cache of the heuristic's algorithm
+ * choice per (token-count bucket, out, in, alignment); ARMO_GEMM_LOG=1 prints
+ * each choice once on stderr.  Not thread-safe: one context per host thread
  * (and device).  Errors name the call and file:line. */
 typedef struct armo_gemm armo_gemm;
 

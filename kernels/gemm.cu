@@ -5,11 +5,16 @@
  * W row-major [out, in] is column-major [in, out] with ld = in, taken with
  * op T; X row-major [n, in] is column-major [in, n], op N; Y column-major
  * [out, n] with ld = out.  That "TN" form is cuBLASLt's best-served layout.
- * The heuristic's first algorithm is cached per (n, out, in, pointer
- * alignment): the engine calls a few shapes over and over, and the heuristic
- * query is not free.  The heuristic is told the pointers' real alignment
- * (256 bytes for whole cudaMalloc buffers, else 16), since an algorithm chosen
- * for 256-byte alignment may refuse a pointer into the middle of a buffer. */
+ * The heuristic's first algorithm is cached per (token bucket, out, in,
+ * pointer alignment): the engine calls a few weight shapes over and over with
+ * a token count that differs in nearly every batch, and the heuristic query is
+ * not free, so the choice is made once per bucket (token_bucket: n up to 16,
+ * then quarter-octave steps, at most 25% above n) at the bucket's top; if
+ * cuBLASLt refuses that algorithm for the exact shape, one is chosen for the
+ * exact n and cached apart.  ARMO_GEMM_LOG=1 prints each choice once.  The
+ * heuristic is told the pointers' real alignment (256 bytes for whole
+ * cudaMalloc buffers, else 16), since an algorithm chosen for 256-byte
+ * alignment may refuse a pointer into the middle of a buffer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,7 @@ typedef struct {
 } gemm_cache_entry;
 
 struct armo_gemm {
+    int log; /* ARMO_GEMM_LOG=1: each algorithm choice on stderr */
     cublasLtHandle_t lt;
     void *workspace;
     size_t workspace_bytes;
@@ -42,6 +48,10 @@ extern "C" int armo_gemm_create(armo_gemm **out, size_t workspace_bytes, armo_er
         return armo_err_set(e, "%s:%d: out of host memory for the GEMM context", __FILE__,
                             __LINE__);
     g->workspace_bytes = workspace_bytes ? workspace_bytes : ARMO_GEMM_DEFAULT_WORKSPACE;
+    {
+        const char *log = getenv("ARMO_GEMM_LOG");
+        g->log = log && *log && strcmp(log, "0") != 0;
+    }
     cublasStatus_t st = cublasLtCreate(&g->lt);
     if (st != CUBLAS_STATUS_SUCCESS) {
         free(g);
@@ -67,6 +77,89 @@ extern "C" void armo_gemm_destroy(armo_gemm *g) {
     free(g);
 }
 
+/* The token count an algorithm is chosen for: n itself up to 16, else n
+ * rounded up to a quarter of its octave (p <= n < 2p: a multiple of p/4), so
+ * that the batches of a run, whose token counts all differ, share a handful
+ * of heuristic queries (1000 and 1023 both use the one made at 1024) while
+ * every choice is made for a shape at most 25% larger than the one it runs. */
+static int token_bucket(int n) {
+    if (n <= 16) return n;
+    int p = 16;
+    while (p <= n / 2) p *= 2;
+    const int step = p / 4;
+    return (int)(((long long)n + step - 1) / step * step);
+}
+
+static const cublasLtMatmulAlgo_t *cached_algo(armo_gemm *g, int n, int in, int out,
+                                               uint32_t align) {
+    for (int i = 0; i < g->ncached; i++)
+        if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out &&
+            g->cache[i].align == align)
+            return &g->cache[i].algo;
+    return NULL;
+}
+
+/* Asks the heuristic for the GEMM at n tokens (layouts made here) and caches
+ * its first algorithm under (key, in, out, align): key is the bucket n, or -n
+ * for an exact choice; ARMO_GEMM_LOG=1 prints each choice once. */
+static const cublasLtMatmulAlgo_t *choose_algo(armo_gemm *g, cublasLtMatmulDesc_t op,
+                                               cublasLtMatrixLayout_t lw, int n, int key, int in,
+                                               int out, uint32_t align, armo_err *e) {
+    const cublasLtMatmulAlgo_t *algo = NULL;
+    cublasLtMatrixLayout_t lx = NULL, ly = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    ARMO_CUBLAS_TRY_GOTO(
+        e, done, cublasLtMatrixLayoutCreate(&lx, CUDA_R_16BF, (uint64_t)in, (uint64_t)n, (int64_t)in));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, done,
+        cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
+    ARMO_CUBLAS_TRY_GOTO(e, done, cublasLtMatmulPreferenceCreate(&pref));
+    ARMO_CUBLAS_TRY_GOTO(
+        e, done,
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &g->workspace_bytes, sizeof g->workspace_bytes));
+    {
+        const cublasLtMatmulPreferenceAttributes_t align_of[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++)
+            ARMO_CUBLAS_TRY_GOTO(
+                e, done,
+                cublasLtMatmulPreferenceSetAttribute(pref, align_of[i], &align, sizeof align));
+    }
+    ARMO_CUBLAS_TRY_GOTO(
+        e, done, cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
+    if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
+        armo_err_set(e, "%s:%d: cuBLASLt found no algorithm for the bf16 GEMM n %d, in %d, out %d",
+                     __FILE__, __LINE__, n, in, out);
+        goto done;
+    }
+    {
+        const int slot =
+            g->ncached < GEMM_CACHE_SIZE ? g->ncached++ : g->next_evict++ % GEMM_CACHE_SIZE;
+        g->cache[slot].n = key;
+        g->cache[slot].in = in;
+        g->cache[slot].out = out;
+        g->cache[slot].align = align;
+        g->cache[slot].algo = result.algo;
+        algo = &g->cache[slot].algo;
+    }
+    if (g->log) {
+        int lo = n; /* the smallest token count of the bucket */
+        while (key > 0 && lo > 1 && token_bucket(lo - 1) == n) lo--;
+        fprintf(stderr, "armo gemm: %d -> %d, %u-byte aligned, batches of %d..%d tokens: chosen "
+                        "at %d (workspace %zu bytes, %.2f waves)\n", in, out, align, lo, n, n,
+                result.workspaceSize, (double)result.wavesCount);
+    }
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ly) cublasLtMatrixLayoutDestroy(ly);
+    if (lx) cublasLtMatrixLayoutDestroy(lx);
+    return algo;
+}
+
 extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, const uint16_t *w,
                               int n, int in, int out, cudaStream_t stream, armo_err *e) {
     if (!g || n < 0 || in <= 0 || out <= 0)
@@ -82,10 +175,11 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
     int rc = -1;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t lw = NULL, lx = NULL, ly = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
     const cublasOperation_t trans_w = CUBLAS_OP_T, trans_x = CUBLAS_OP_N;
     const float alpha = 1.0f, beta = 0.0f;
+    const int bucket = token_bucket(n);
     const cublasLtMatmulAlgo_t *algo = NULL;
+    cublasStatus_t st;
 
     ARMO_CUBLAS_TRY_GOTO(e, fail, cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     ARMO_CUBLAS_TRY_GOTO(
@@ -106,49 +200,28 @@ extern "C" int armo_gemm_bf16(armo_gemm *g, uint16_t *y, const uint16_t *x, cons
         e, fail,
         cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, (uint64_t)out, (uint64_t)n, (int64_t)out));
 
-    for (int i = 0; i < g->ncached; i++)
-        if (g->cache[i].n == n && g->cache[i].in == in && g->cache[i].out == out &&
-            g->cache[i].align == align) {
-            algo = &g->cache[i].algo;
-            break;
-        }
-    if (!algo) {
-        cublasLtMatmulHeuristicResult_t result;
-        int found = 0;
-        ARMO_CUBLAS_TRY_GOTO(e, fail, cublasLtMatmulPreferenceCreate(&pref));
-        ARMO_CUBLAS_TRY_GOTO(
-            e, fail,
-            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                 &g->workspace_bytes, sizeof g->workspace_bytes));
-        const cublasLtMatmulPreferenceAttributes_t align_of[4] = {
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-        for (int i = 0; i < 4; i++)
-            ARMO_CUBLAS_TRY_GOTO(
-                e, fail,
-                cublasLtMatmulPreferenceSetAttribute(pref, align_of[i], &align, sizeof align));
-        ARMO_CUBLAS_TRY_GOTO(
-            e, fail,
-            cublasLtMatmulAlgoGetHeuristic(g->lt, op, lw, lx, ly, ly, pref, 1, &result, &found));
-        if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
-            armo_err_set(e, "%s:%d: cuBLASLt found no algorithm for the bf16 GEMM n %d, in %d, "
-                         "out %d", __FILE__, __LINE__, n, in, out);
-            goto fail;
-        }
-        int slot = g->ncached < GEMM_CACHE_SIZE ? g->ncached++ : g->next_evict++ % GEMM_CACHE_SIZE;
-        g->cache[slot].n = n;
-        g->cache[slot].in = in;
-        g->cache[slot].out = out;
-        g->cache[slot].align = align;
-        g->cache[slot].algo = result.algo;
-        algo = &g->cache[slot].algo;
+    /* an exact choice made after a bucket's algorithm was refused, else the bucket's */
+    algo = cached_algo(g, -n, in, out, align);
+    if (!algo) algo = cached_algo(g, bucket, in, out, align);
+    if (!algo) algo = choose_algo(g, op, lw, bucket, bucket, in, out, align, e);
+    if (!algo) goto fail;
+    st = cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo, g->workspace,
+                        g->workspace_bytes, stream);
+    if ((st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) && bucket != n) {
+        /* the bucket's algorithm does not take this exact shape: choose for it
+         * (cached under -n, apart from the buckets) */
+        algo = choose_algo(g, op, lw, n, -n, in, out, align, e);
+        if (!algo) goto fail;
+        st = cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo,
+                            g->workspace, g->workspace_bytes, stream);
     }
-    ARMO_CUBLAS_TRY_GOTO(e, fail,
-                         cublasLtMatmul(g->lt, op, &alpha, w, lw, x, lx, &beta, y, ly, y, ly, algo,
-                                        g->workspace, g->workspace_bytes, stream));
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        armo_err_set(e, "%s:%d: cublasLtMatmul (n %d, in %d, out %d) failed: %s", __FILE__,
+                     __LINE__, n, in, out, cublasLtGetStatusString(st));
+        goto fail;
+    }
     rc = 0;
 fail:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (ly) cublasLtMatrixLayoutDestroy(ly);
     if (lx) cublasLtMatrixLayoutDestroy(lx);
     if (lw) cublasLtMatrixLayoutDestroy(lw);

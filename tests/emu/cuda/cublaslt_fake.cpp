@@ -41,6 +41,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -1159,11 +1160,16 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulPreferenceGetAttribute(
 
 // ---- heuristic ----
 
+// Heuristic queries made so far (for the tests of the GEMM layer's cache).
+static long g_heuristic_calls;
+extern "C" long armo_emu_cublaslt_heuristic_calls(void) { return g_heuristic_calls; }
+
 cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoGetHeuristic(
     cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t operationDesc,
     cublasLtMatrixLayout_t Adesc, cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc,
     cublasLtMatrixLayout_t Ddesc, cublasLtMatmulPreference_t preference, int requestedAlgoCount,
     cublasLtMatmulHeuristicResult_t heuristicResultsArray[], int *returnAlgoCount) {
+    g_heuristic_calls++;
     const char *call = "cublasLtMatmulAlgoGetHeuristic";
     if (returnAlgoCount) *returnAlgoCount = 0;
     if (!context_of(lightHandle))
@@ -1222,6 +1228,9 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoGetHeuristic(
 
     memset(&heuristicResultsArray[0], 0, sizeof heuristicResultsArray[0]);
     heuristicResultsArray[0].algo = encode_algo(r);
+    // outside the checksum: the n the choice was made for, which only the
+    // stricter mode below (ARMO_EMU_CUBLASLT_EXACT_N) looks at
+    heuristicResultsArray[0].algo.data[7] = (uint64_t)p.n;
     heuristicResultsArray[0].workspaceSize = (size_t)r.workspace;
     heuristicResultsArray[0].state = CUBLAS_STATUS_SUCCESS;
     heuristicResultsArray[0].wavesCount = 1.0f;
@@ -1266,6 +1275,13 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
                           "algo was chosen for compute type %d, A/B %s, C/D %s, not %d, %s, %s",
                           (int)r.compute, data_type_name(r.ab_type), data_type_name(r.cd_type),
                           (int)p.compute, data_type_name(p.ab_type), data_type_name(p.cd_type));
+        // A stricter cuBLASLt, for the tests of the GEMM layer's fallback: with
+        // ARMO_EMU_CUBLASLT_EXACT_N=1 an algorithm runs only the n it was chosen for.
+        const bool exact_n = getenv("ARMO_EMU_CUBLASLT_EXACT_N") != nullptr;
+        if (exact_n && algo->data[7] != (uint64_t)p.n)
+            return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call,
+                          "algo was chosen for n %llu, not %lld (ARMO_EMU_CUBLASLT_EXACT_N)",
+                          (unsigned long long)algo->data[7], (long long)p.n);
         if (r.epilogue != p.epilogue)
             return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call,
                           "algo was chosen for epilogue %u, the descriptor says %u",
