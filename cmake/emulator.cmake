@@ -184,4 +184,12 @@ if(ARMO_HAVE_CUDA)
                    --steps ctest,memcheck,compare,bench,kernels)
   set_tests_properties(device_check_dry_run PROPERTIES LABELS "cpu;emu" TIMEOUT 900
                        ENVIRONMENT "BUILD=${CMAKE_BINARY_DIR};LOGS=${CMAKE_BINARY_DIR}/device_check.d/logs;OUT=${ARMO_DRY_RUN_OUT};JOBS=2")
+  # the deadline: with 45 s, the 60-s bench step must be skipped with a line
+  # saying so and the steps that fit must still run
+  set(ARMO_DEADLINE_LOGS ${CMAKE_BINARY_DIR}/device_check.d/deadline_logs)
+  add_test(NAME device_check_deadline
+           COMMAND bash -c "bash '${PROJECT_SOURCE_DIR}/profiling/device_check.sh' --dry-run --steps ctest,memcheck,compare,bench,kernels && grep -E '^bench +skipped .*deadline' '${ARMO_DEADLINE_LOGS}/summary.txt' && grep -E '^kernels +ok' '${ARMO_DEADLINE_LOGS}/summary.txt'")
+  set_tests_properties(device_check_deadline PROPERTIES LABELS "cpu;emu" TIMEOUT 300
+                       DEPENDS device_check_dry_run
+                       ENVIRONMENT "BUILD=${CMAKE_BINARY_DIR};LOGS=${ARMO_DEADLINE_LOGS};OUT=${ARMO_DRY_RUN_OUT};JOBS=2;DEADLINE_S=45")
 endif()

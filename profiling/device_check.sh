@@ -5,6 +5,18 @@
 # log in profiling/logs/<step>.log, a time limit per step, a short table last.
 # Aim: under 8 minutes on an H100, so that a fix and a second run fit a slot.
 #
+# Deadline: the whole run ends within DEADLINE_S seconds (default 540: a
+# device command may run 600 s).  Each step has a cap and the least time worth
+# starting it with; a step that no longer fits is skipped with a line saying
+# so, and a running one is cut at the deadline less a reserve for the summary.
+# After every step the summary so far and all logs go to $OUT (summary.txt,
+# device_logs.tgz: 2 of the 8 files the device tool hands back), so a run
+# killed half-way still returns what it did.  A build without the CUDA
+# backend, or a ctest step where no gpu test ran, is a failure, not a quiet
+# green.  A gpu test that fails is rerun at once with ARMO_CUDA_SYNC=1 (the
+# engine synchronises after every kernel and names the one that failed);
+# memcheck runs the tests with ARMO_GPU_TEST_QUICK=1.
+#
 # jansson and PCRE2 on the GPU machine.  That machine has cmake, ninja, nvcc,
 # python3 + torch + transformers, ncu and compute-sanitizer, but none of the
 # Debian libraries this project links and no network.  So, once, HERE (on a
@@ -29,7 +41,7 @@
 #           (default: all, in that order; later steps need build; emu runs only
 #           in a dry run)
 #   env: JOBS (default nproc), PY (default python3), BUILD (default build),
-#        LOGS (default profiling/logs)
+#        LOGS (default profiling/logs), DEADLINE_S (default 540)
 # --dry-run runs every step here, each as close to the GPU run as a machine
 # without a GPU allows, so that the first GPU minute is spent measuring, not
 # fixing the script: build as on the GPU; ctest -L gpu (every test must skip
@@ -40,7 +52,8 @@
 # runs as on the GPU); bench: armo_emu bench --device cuda on a small model
 # with a 64^3 GEMM ceiling, summarised by the same code as the real step;
 # kernels: bench_kernels must exit 77.  $OUT defaults to a temporary folder,
-# and the files a GPU run would hand back are listed at the end.
+# and the files a GPU run would hand back are listed and checked against the
+# device tool's limits (at most 8 files, plain names) at the end.
 # Results: profiling/logs/<step>.log, profiling/logs/summary.txt; when $OUT is
 # set (the device tool), profiling/logs is also packed into $OUT/device_logs.tgz
 # and the summary copied to $OUT/summary.txt.
@@ -117,7 +130,7 @@ while [ $# -gt 0 ]; do
     --prepare) prepare; exit $?;;
     --dry-run) DRY=1; shift;;
     --steps) STEPS=${2:?--steps needs a list}; shift 2;;
-    -h|--help) sed -n '2,52p' "$0"; exit 0;;
+    -h|--help) sed -n '2,66p' "$0"; exit 0;;
     *) echo "device_check: unknown argument '$1' (see --help)" >&2; exit 2;;
   esac
 done
@@ -134,18 +147,54 @@ echo '*' > "$LOGS/.gitignore"   # logs are results, never committed (RESULTS.md 
 SUMMARY=()
 FAILED=0
 T_ALL=$(date +%s)
+DEADLINE_S=${DEADLINE_S:-540}
+T_END=$(( T_ALL + DEADLINE_S ))
+RESERVE_S=8   # kept back for the summary and the last copy to $OUT
+CARD=
+
+# summary.txt and device_logs.tgz, in $LOGS and (when set) $OUT: after every step
+publish() {
+  {
+    echo
+    echo "device_check on ${CARD:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(( $(date +%s) - T_ALL ))s of ${DEADLINE_S}s"
+    printf '%-10s %-8s %7s  %s\n' step status time key
+    for l in "${SUMMARY[@]}"; do echo "$l"; done
+  } > "$LOGS/summary.txt"
+  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+    cp "$LOGS/summary.txt" "$OUT/summary.txt"
+    tar -czf "$OUT/device_logs.tgz.tmp" -C "$(dirname "$LOGS")" "$(basename "$LOGS")" &&
+      mv "$OUT/device_logs.tgz.tmp" "$OUT/device_logs.tgz"
+  fi
+}
 
 # record STEP STATUS SECONDS KEY
 record() {
   SUMMARY+=("$(printf '%-10s %-8s %6ss  %s' "$1" "$2" "$3" "$4")")
   [ "$2" = ok ] || [ "$2" = skipped ] || FAILED=1
+  publish
 }
 want() { case ",$STEPS," in *",$1,"*) return 0;; *) return 1;; esac; }
+left() { echo $(( T_END - $(date +%s) - RESERVE_S )); }
 
-# run STEP LIMIT_S CMD... : runs CMD under timeout with its log; sets RC and SECS
+# fits STEP NEED_S: 0 when at least NEED_S seconds are left before the
+# deadline; else records the step as skipped, saying so
+fits() {
+  local l
+  l=$(left)
+  [ "$l" -ge "$2" ] && return 0
+  echo "== $1: skipped: ${l}s left before the ${DEADLINE_S}s deadline, the step needs ${2}s"
+  record "$1" skipped 0 "deadline: ${l}s left of ${DEADLINE_S}s, needs ${2}s"
+  return 1
+}
+
+# run STEP CAP_S CMD... : runs CMD under timeout (CAP_S, or less if the
+# deadline is nearer) with its log; sets RC and SECS
 run() {
-  local step=$1 limit=$2
+  local step=$1 limit=$2 l
   shift 2
+  l=$(left)
+  [ "$l" -lt "$limit" ] && limit=$l
+  [ "$limit" -lt 1 ] && limit=1
   local t0
   t0=$(date +%s)
   echo "== $step: $* (limit ${limit}s)"
@@ -166,33 +215,51 @@ status_of() { case $1 in 0) echo ok;; 77) echo skipped;; 124|137) echo timeout;;
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
 # ---- 1. build -------------------------------------------------------------------
-if want build; then
+if want build && fits build 60; then
   CMAKE_ARGS=(-S . -B "$BUILD" -G Ninja -DARMO_CUDA=ON -DCMAKE_BUILD_TYPE=Release)
   if [ -x .deps/bin/pkg-config ]; then
     CMAKE_ARGS+=(-DPKG_CONFIG_EXECUTABLE="$ROOT/.deps/bin/pkg-config")
   fi
   run build 360 bash -c "cmake ${CMAKE_ARGS[*]} && cmake --build $BUILD -j$JOBS"
   KEY="$(grep -c 'warning' "$LOGS/build.log") warnings"
+  if [ $RC -eq 0 ] && ! grep -q 'armo: CUDA backend ON' "$LOGS/build.log"; then
+    RC=1  # CMake found no nvcc: a CPU-only build would make every later step a false green
+    KEY="$KEY; the CUDA backend was not built (CMake: $(grep -o 'armo: CUDA backend [A-Z]*' "$LOGS/build.log" | head -1))"
+  fi
   [ $RC -ne 0 ] && [ ! -x .deps/bin/pkg-config ] && KEY="$KEY; no .deps/: run --prepare here first"
   record build "$(status_of $RC)" "$SECS" "$KEY"
   if [ $RC -ne 0 ]; then STEPS=""; fi  # nothing else can run
 fi
 
 # ---- 2. GPU tests ---------------------------------------------------------------
-if want ctest; then
-  run ctest 300 ctest --test-dir "$BUILD" -L gpu --output-on-failure
+if want ctest && fits ctest 30; then
+  run ctest 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure
   KEY=$(grep -E 'tests passed|tests failed' "$LOGS/ctest.log" | tail -1)
+  NRUN=$(grep -cE 'Test +#[0-9]+: .*(Passed|Failed)' "$LOGS/ctest.log")
+  NSKIP=$(grep -cE 'Test +#[0-9]+: .*Skipped' "$LOGS/ctest.log")
   if [ $DRY = 1 ]; then  # without a GPU every gpu test must skip, none fail or pass
-    NRUN=$(grep -cE 'Test +#[0-9]+: .*(Passed|Failed)' "$LOGS/ctest.log")
-    NSKIP=$(grep -cE 'Test +#[0-9]+: .*Skipped' "$LOGS/ctest.log")
     KEY="dry run: $NSKIP skipped (exit 77), $NRUN ran; $KEY"
-    [ "$NRUN" -ne 0 ] || [ "$NSKIP" -eq 0 ] && RC=1
+    { [ "$NRUN" -ne 0 ] || [ "$NSKIP" -eq 0 ]; } && RC=1
+  elif [ "$NRUN" -eq 0 ]; then
+    RC=1  # no device, or no gpu test built: not a pass
+    KEY="no gpu test ran ($NSKIP skipped): no visible GPU or no CUDA build; $KEY"
   fi
   record ctest "$(status_of $RC)" "$SECS" "${KEY:-no summary}"
+  # each failing gpu test again with ARMO_CUDA_SYNC=1: the engine then names
+  # the kernel and layer that failed (an error raised while a kernel runs is
+  # otherwise seen at a later launch or at the final sync)
+  FAILED_TESTS=$(sed -n '/The following tests FAILED:/,$p' "$LOGS/ctest.log" |
+                 grep -oE '[0-9]+ - [A-Za-z0-9_]+' | awk '{print $3}')
+  if [ -n "$FAILED_TESTS" ] && fits rerun_sync 20; then
+    run rerun_sync 120 env ARMO_CUDA_SYNC=1 ctest --test-dir "$BUILD" --output-on-failure \
+      -R "^($(echo $FAILED_TESTS | tr ' ' '|'))\$"
+    KEY="ARMO_CUDA_SYNC=1 rerun of $(echo $FAILED_TESTS | tr ' ' ','): $(grep -m1 -E 'failed while running|^FAIL ' "$LOGS/rerun_sync.log" | cut -c1-120)"
+    record rerun_sync "$( [ $RC = 0 ] && echo ok || echo FAIL )" "$SECS" "$KEY"
+  fi
 fi
 
 # ---- 2b. (dry run) the same tests against the CPU emulator of the CUDA path -----------
-if want emu && [ $DRY = 1 ]; then
+if want emu && [ $DRY = 1 ] && fits emu 60; then
   run emu 900 ctest --test-dir "$BUILD" -L emu -j"$JOBS" --output-on-failure
   KEY=$(grep -E 'tests passed|tests failed' "$LOGS/emu.log" | tail -1)
   record emu "$(status_of $RC)" "$SECS" "${KEY:-no summary}"
@@ -221,11 +288,12 @@ STANDIN
 fi
 if want memcheck && ! command -v compute-sanitizer > /dev/null; then
   record memcheck skipped 0 "compute-sanitizer not on PATH"
-elif want memcheck; then
+elif want memcheck && fits memcheck 30; then
   t0=$(date +%s)
   : > "$LOGS/memcheck.log"
   clean=0 total=0 errs=0 tos=0 notrun=0
   budget=${MEMCHECK_BUDGET:-200}   # seconds for the whole step; kernel tests first, engine last
+  [ "$(left)" -lt "$budget" ] && budget=$(left)
   for bin in $(ls "$BUILD"/gpu_test_* 2>/dev/null | grep -v gpu_test_engine) "$BUILD/gpu_test_engine"; do
     [ -x "$bin" ] || continue
     total=$((total + 1))
@@ -240,8 +308,8 @@ elif want memcheck; then
       continue
     fi
     echo "== memcheck $name (limit ${limit}s)" | tee -a "$LOGS/memcheck.log"
-    (cd "$BUILD" && timeout --kill-after=10 "$limit" compute-sanitizer --tool memcheck \
-       --error-exitcode 99 "./$name") >> "$LOGS/memcheck.log" 2>&1
+    (cd "$BUILD" && ARMO_GPU_TEST_QUICK=1 timeout --kill-after=10 "$limit" \
+       compute-sanitizer --tool memcheck --error-exitcode 99 "./$name") >> "$LOGS/memcheck.log" 2>&1
     r=$?
     echo "   $name: exit $r" | tee -a "$LOGS/memcheck.log"
     case $r in
@@ -257,12 +325,13 @@ elif want memcheck; then
 fi
 
 # ---- 4. end-to-end comparison with transformers -----------------------------------
-if want compare && [ $DRY = 1 ] && ! "$PY" -c 'import torch, transformers' 2> /dev/null; then
+if want compare && [ $DRY = 1 ] && ! "$PY" -c 'import torch, transformers' 2> /dev/null &&
+   fits compare 5; then
   run compare 60 "$PY" -m py_compile profiling/compare_hf.py profiling/bench_hf.py
   record compare "$( [ $RC = 0 ] && echo skipped || echo FAIL )" "$SECS" \
     "dry run: no torch/transformers here; compare_hf.py and bench_hf.py compile (exit $RC)"
-elif want compare; then
-  run compare 300 env PYTHONUNBUFFERED=1 "$PY" profiling/compare_hf.py --armo "$BUILD/armo" \
+elif want compare && fits compare 60; then
+  run compare 200 env PYTHONUNBUFFERED=1 "$PY" profiling/compare_hf.py --armo "$BUILD/armo" \
     --device cuda --layers 2 --out "$LOGS/compare_hf.json"
   KEY=$(grep -E '^max \|score err\|' "$LOGS/compare.log" | awk '{print "max|err| armo " $4 " hf-bf16 " $5 " hf-bf16-head " $6}')
   KEY="$KEY; $(grep -E '^(OK|FAIL)' "$LOGS/compare.log" | cut -c1-60)"
@@ -270,15 +339,17 @@ elif want compare; then
 fi
 
 # ---- 5. throughput: armo bench and HF on the same card -----------------------------
-if want bench && [ $DRY = 1 ]; then
+BENCH_FITS=0
+want bench && fits bench 60 && BENCH_FITS=1
+if [ $BENCH_FITS = 1 ] && [ $DRY = 1 ]; then
   # armo's side of bench.sh on the emulated CUDA path (bench_hf.py needs torch)
   mkdir -p "$LOGS/bench"
   run bench 300 bash -c "bash -n profiling/bench.sh && profiling/bench.sh --help > /dev/null && \
     $BUILD/armo_emu bench --device cuda --hidden 256 --layers 1 --sequences 4 --ceiling 64 \
     --quiet --json $LOGS/bench/armo.json"
 fi
-if want bench; then
-  [ $DRY = 1 ] || run bench 300 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
+if [ $BENCH_FITS = 1 ]; then
+  [ $DRY = 1 ] || run bench 200 profiling/bench.sh --armo "$BUILD/armo" --device cuda --layers 8 \
     --sequences 256 --workload a --batch-sizes 1,8,32 --python "$PY" --out "$LOGS/bench" \
     -- --tokenizer "$BUILD/models/_data/llama3-tokenizer"
   KEY=$("$PY" - "$LOGS/bench/armo.json" "$LOGS/bench/hf.json" <<'PYEOF' 2>/dev/null
@@ -298,8 +369,8 @@ PYEOF
 fi
 
 # ---- 6. kernel microbenchmarks -------------------------------------------------------
-if want kernels; then
-  run kernels 180 "$BUILD/bench_kernels"
+if want kernels && fits kernels 20; then
+  run kernels 120 "$BUILD/bench_kernels"
   KEY=$(grep -E 'gemm gate\|up +n 16384' "$LOGS/kernels.log" | head -1 | sed 's/  */ /g' | cut -c1-80)
   if [ $DRY = 1 ]; then  # no GPU: the binary must start and skip cleanly
     KEY="dry run: bench_kernels exit $RC (77 expected: no CUDA device)"
@@ -309,19 +380,20 @@ if want kernels; then
 fi
 
 # ---- summary ----------------------------------------------------------------------------
-{
-  echo
-  echo "device_check on ${CARD:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(( $(date +%s) - T_ALL ))s in all"
-  printf '%-10s %-8s %7s  %s\n' step status time key
-  for l in "${SUMMARY[@]}"; do echo "$l"; done
-} | tee "$LOGS/summary.txt"
-if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  cp "$LOGS/summary.txt" "$OUT/summary.txt"
-  tar -czf "$OUT/device_logs.tgz" -C "$(dirname "$LOGS")" "$(basename "$LOGS")"
-  if [ $DRY = 1 ]; then
-    echo "dry run: what a GPU run would hand back from \$OUT ($OUT):"
-    ls -l "$OUT"
-    tar -tzf "$OUT/device_logs.tgz" | sed 's/^/  /'
+publish
+cat "$LOGS/summary.txt"
+if [ $DRY = 1 ] && [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  echo "dry run: what a GPU run would hand back from \$OUT ($OUT):"
+  ls -l "$OUT"
+  tar -tzf "$OUT/device_logs.tgz" | sed 's/^/  /'
+  # the device tool's limits: at most 8 files, names of letters, digits, . _ -
+  NFILES=$(find "$OUT" -type f | wc -l)
+  BADNAMES=$(find "$OUT" -mindepth 1 | sed "s|^$OUT/||" | grep -vE '^[A-Za-z0-9._/-]+$' || true)
+  if [ "$NFILES" -gt 8 ] || [ -n "$BADNAMES" ] || [ ! -s "$OUT/summary.txt" ]; then
+    echo "dry run: FAIL: \$OUT holds $NFILES files (at most 8) ${BADNAMES:+, bad names: $BADNAMES}"
+    FAILED=1
+  else
+    echo "dry run: \$OUT holds $NFILES files, within the device tool's limits"
   fi
 fi
 exit $FAILED
