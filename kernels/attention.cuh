@@ -15,7 +15,9 @@
  *   walks 64-key tiles from the first row's sequence start up to its last
  *   row.  Q tile -> registers as mma A fragments; K goes to shared memory
  *   row-major and V transposed ([dim][key]) so that every B fragment is one
- *   32-bit shared load; S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16
+ *   32-bit shared load (the V tile's layout, skewed so that neither its
+ *   stores nor its loads conflict in shared-memory banks, is described at
+ *   vt_s below); S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16
  *   (fp32 accumulate); online softmax in fp32 (base-2 exponentials, scale
  *   folded in).  A row may see whole tiles of masked keys (before its
  *   sequence starts): its running max stays -inf and the guard below keeps
@@ -73,8 +75,26 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     constexpr int KS_PV = FA_BN / 16;      /* k-steps of P·V */
 
     __shared__ __align__(16) uint16_t qk_s[FA_BN][HD + FA_PAD]; /* Q tile, then each K tile */
-    __shared__ __align__(16) uint16_t vt_s[HD][FA_BN + FA_PAD]; /* V tile transposed */
+    /* V tile transposed, skewed: head dim d's 64 keys start at element
+     * vt_row(d) = d * VT_ROW + (d / 8) * VT_SKEW of vt_s.  Banks are the
+     * 32-bit words mod 32; one row is VT_ROW / 2 = 36 words (4 mod 32).
+     *   Loads (B fragments): lane (g, t4) reads word kk*8 + t4 (+4) of row
+     *   nt*8 + g: bank 4g + t4 + a constant, 32 distinct banks.
+     *   Stores: the loader's lane holds key r and dims c*8 .. c*8+7; one
+     *   store instruction writes dim c*8 + i for the CH chunks c and the
+     *   32 / CH keys of a warp.  Rows 8 apart are 8 * 36 = 288 = 0 mod 32
+     *   words apart, so without the skew every chunk c lands in the same
+     *   banks (16-way at head_dim 128); the skew of VT_SKEW / 2 = 16 / CH
+     *   words per 8 rows gives chunk c the banks (c * 16 / CH + r / 2) mod 32
+     *   (+ a constant): distinct for the 16 / CH key words times CH chunks.
+     * The skew depends on d / 8 only, so the loads' offsets stay compile-time
+     * constants plus the lane's own (no address arithmetic in the P·V loop). */
+    constexpr int VT_ROW = FA_BN + FA_PAD; /* 72 bf16 per head dim */
+    constexpr int VT_SKEW = 256 / HD;      /* bf16 added per 8 head dims: 2, 4, 8, 16 */
+    __shared__ __align__(16) uint16_t vt_s[HD * VT_ROW + (HD / 8) * VT_SKEW];
     static_assert(FA_BM == FA_BN, "qk_s holds a Q tile and a K tile in turn");
+    static_assert((FA_BN + FA_PAD) % 64 == 8 && FA_BN == 64,
+                  "the V tile's bank analysis assumes 64 keys in rows of 36 words");
 
     const int q0 = blockIdx.x * FA_BM; /* first packed token of this block */
     const int h = blockIdx.y;
@@ -128,10 +148,11 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
             *reinterpret_cast<uint4 *>(&qk_s[r][c * 8]) = kval;
             const uint32_t vw[4] = {vval.x, vval.y, vval.z, vval.w};
+            uint16_t *const vcol = vt_s + c * (8 * VT_ROW + VT_SKEW) + r; /* dim c*8, key r */
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                vt_s[c * 8 + 2 * e][r] = (uint16_t)(vw[e] & 0xffffu);
-                vt_s[c * 8 + 2 * e + 1][r] = (uint16_t)(vw[e] >> 16);
+                vcol[(2 * e) * VT_ROW] = (uint16_t)(vw[e] & 0xffffu);
+                vcol[(2 * e + 1) * VT_ROW] = (uint16_t)(vw[e] >> 16);
             }
         }
         __syncthreads();
@@ -205,10 +226,12 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
             for (int nt = 0; nt < NT_O; nt++) {
-                const uint32_t b0 =
-                    *reinterpret_cast<const uint32_t *>(&vt_s[nt * 8 + g][kk * 16 + 2 * t4]);
+                /* row nt*8 + g of the skewed layout: g * VT_ROW is the lane's,
+                 * the rest compile-time */
+                const uint16_t *vrow = vt_s + g * VT_ROW + nt * (8 * VT_ROW + VT_SKEW);
+                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(vrow + kk * 16 + 2 * t4);
                 const uint32_t b1 =
-                    *reinterpret_cast<const uint32_t *>(&vt_s[nt * 8 + g][kk * 16 + 2 * t4 + 8]);
+                    *reinterpret_cast<const uint32_t *>(vrow + kk * 16 + 2 * t4 + 8);
                 mma_bf16_16816(o[nt], pa, b0, b1);
             }
         }

@@ -99,6 +99,25 @@ cudaError_t peek_launch_error(void);
  * and applies ARMO_EMU_FAULT; false when the kernel must not run (a fault). */
 bool before_launch(const char *kernel, cudaStream_t stream);
 
+/* An observer of the block loop, for the shared-memory bank-conflict counter
+ * (tests/emu/cuda/bank_conflicts.cpp); none is installed by default, and then
+ * the scheduler does exactly what it does without one.  block_begin before a
+ * block's threads start; warp_synced when every thread of the warp starting
+ * at thread w0 (nlanes threads) waits at one synchronisation point (a
+ * collective, __syncthreads) or has returned, so that the warp's memory
+ * accesses since its previous such point are complete; block_end after the
+ * last thread returned.  Installed before the launches it should see, from
+ * the host thread that launches them. */
+struct block_observer {
+    void (*block_begin)(const char *kernel, int nthreads);
+    void (*warp_synced)(int w0, int nlanes);
+    void (*block_end)(void);
+};
+void set_block_observer(const block_observer *obs); /* NULL: none */
+/* Index in the block of the thread now running, -1 when none does (the host
+ * or the scheduler itself runs). */
+int running_thread(void);
+
 /* The device allocations of runtime.cpp, for the race check's snapshots:
  * calls fn(ptr, bytes) for each live cudaMalloc block. */
 void for_each_device_block(void (*fn)(void *ptr, size_t bytes, void *ctx), void *ctx);

@@ -106,6 +106,7 @@ struct sched {
 };
 
 thread_local sched *g_sched;
+const block_observer *g_observer = nullptr; // set_block_observer (emu.h)
 
 sched &S() {
     if (!g_sched) {
@@ -273,6 +274,12 @@ int settle_warp(sched &s, int w0) {
                 s.fibers[w0 + l].state = READY;
                 woke++;
             }
+        if (g_observer) { // the warp is synchronised when its other lanes have returned
+            bool whole = true;
+            for (int l = 0; l < nl; l++)
+                whole = whole && ((mask >> l & 1u) || s.fibers[w0 + l].state == DONE);
+            if (whole) g_observer->warp_synced(w0, nl);
+        }
     }
     return woke;
 }
@@ -341,7 +348,13 @@ void check_same_barrier(sched &s) {
     }
 }
 
+void observe_all_warps(sched &s) {
+    for (int w0 = 0; w0 < s.nthreads; w0 += 32)
+        g_observer->warp_synced(w0, s.nthreads - w0 < 32 ? s.nthreads - w0 : 32);
+}
+
 void run_block(sched &s) {
+    if (g_observer) g_observer->block_begin(s.kernel, s.nthreads);
     for (int i = 0; i < s.nthreads; i++) start_fiber(s, i);
     const bool reverse = s.reverse_threads;
     int live = s.nthreads;
@@ -355,13 +368,20 @@ void run_block(sched &s) {
                 resume(s, i);
                 if (s.fibers[i].state == DONE) live--;
             }
-        if (live == 0) break;
+        if (live == 0) {
+            if (g_observer) {
+                observe_all_warps(s);
+                g_observer->block_end();
+            }
+            break;
+        }
         int woke = settle_warps(s);
         if (woke == 0) {
             int at_barrier = 0;
             for (int i = 0; i < s.nthreads; i++) at_barrier += s.fibers[i].state == AT_BARRIER;
             if (at_barrier == live) {
                 check_same_barrier(s);
+                if (g_observer) observe_all_warps(s);
                 for (int i = 0; i < s.nthreads; i++)
                     if (s.fibers[i].state == AT_BARRIER) s.fibers[i].state = READY;
                 woke = live;
@@ -372,6 +392,10 @@ void run_block(sched &s) {
 }
 
 } // namespace
+
+void set_block_observer(const block_observer *obs) { g_observer = obs; }
+
+int running_thread(void) { return S().current; }
 
 unsigned current_thread(void) {
     sched &s = S();
