@@ -30,13 +30,14 @@ static void usage(FILE *f) {
             "JSONL mode (--jsonl): reads records from FILE (or standard input), one JSON\n"
             "object per line: {\"messages\":[…]}, {\"prompt\",\"response\"}, {\"prompt\" or\n"
             "\"messages\",\"chosen\",\"rejected\"}, {\"prompt\" or \"messages\",\"responses\":[…]}\n"
-            "or {\"input_ids\":[…]}, each with an optional \"id\". Applies the Llama-3 chat\n"
-            "template (BOS once) and prints, per record and in order,\n"
+            "or {\"input_ids\":[…]}, each with an optional \"id\". Applies the model's chat\n"
+            "template (Llama-3 or Llama-3.1, BOS once) and prints, per record and in order,\n"
             "  {\"id\":…, \"kind\":…, \"input_ids\":[[…], …]}\n"
             "with one id list per sequence the record is scored as (a pair: chosen then\n"
             "rejected; best-of-N: one per response), or {\"id\":…, \"error\":\"…\"} for a bad\n"
-            "record (the others still go on). A model whose chat_template is not the\n"
-            "Llama-3 one is refused for text records; input_ids records still work.\n"
+            "record (the others still go on). A model whose chat_template is neither the\n"
+            "Llama-3 nor the Llama-3.1 one is refused for text records; input_ids records\n"
+            "still work.\n"
             "\n"
             "options:\n"
             "  --model DIR        model directory with tokenizer.json (required)\n"
@@ -178,7 +179,8 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
             printf(",\"text\":[");
             for (size_t s = 0; s < r->n_convs; s++) {
                 size_t len;
-                char *txt = armo_chat_render(r->convs[s].msgs, r->convs[s].n, &len, &e);
+                char *txt = armo_chat_render_kind(armo_chat_kind_of(tok), r->convs[s].msgs,
+                                                  r->convs[s].n, &len, &e);
                 if (s) putchar(',');
                 if (txt) put_bytes(stdout, txt, len, 1);
                 free(txt);

@@ -213,10 +213,17 @@ int armo_scoring_init(armo_scoring *s, const armo_model *m, const armo_scoring_o
     s->tok = armo_tokenizer_load(m->dir, e);
     if (!s->tok) {
         snprintf(s->text_error, sizeof s->text_error,
-                 "text records need the model's tokenizer, which could not be loaded (%.900s); "
-                 "input_ids records still work", e->msg);
+                 "text records need the model's tokenizer, which could not be loaded (%.900s)",
+                 e->msg);
     } else if (armo_chat_check(s->tok, e)) {
         snprintf(s->text_error, sizeof s->text_error, "%.1000s", e->msg);
+    }
+    if (s->text_error[0] && !o->input_ids_only) { /* refused at load, not record by record */
+        armo_err_set(e, "%.880s (to score input_ids records with this model, pass "
+                        "--input-ids-only)", s->text_error);
+        armo_tokenizer_free(s->tok);
+        s->tok = NULL;
+        return -1;
     }
     s->plen = 5;
     memcpy(s->pattern, ARMO_LLAMA3_GATING_PATTERN, sizeof ARMO_LLAMA3_GATING_PATTERN);

@@ -29,6 +29,7 @@ typedef struct {
     armo_truncate truncate;
     unsigned tok_flags;          /* tokenizer.h encode flags (ARMO_TOK_SPECIAL_AS_TEXT) */
     int explain;                 /* objectives listed in a pair's explanation */
+    int input_ids_only;          /* do not refuse a model that cannot template text */
 } armo_scoring_opts;
 
 typedef struct {
@@ -44,10 +45,13 @@ typedef struct {
 } armo_scoring;
 
 /* Binds the scoring of records to model m: loads its directory's tokenizer
- * (text records need it; if it cannot be loaded, or its chat template is not
- * the Llama-3 one, text records get a per-record error saying why and
- * input_ids records still work), derives the gating pattern with it, and
- * checks max_length against the model.  Returns 0 / -1. */
+ * (text records need it), derives the gating pattern with it, and checks
+ * max_length against the model.  A model whose text records cannot be
+ * templated (no loadable tokenizer, no chat template, or one that
+ * chat_template.h does not render) is refused here, -1 with a message
+ * naming the file and what was found, unless o->input_ids_only: then text
+ * records get a per-record error saying why and input_ids records still
+ * work.  Returns 0 / -1. */
 int armo_scoring_init(armo_scoring *s, const armo_model *m, const armo_scoring_opts *o,
                       armo_err *e);
 void armo_scoring_free(armo_scoring *s);

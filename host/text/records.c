@@ -188,6 +188,15 @@ static const char *type_name(json_t *v) {
     return "?";
 }
 
+/* The roles the Llama-3 and Llama-3.1 templates are used with (both would
+ * render any string; another one is most likely a typo). */
+static int known_role(const char *s, size_t n) {
+    static const char *roles[] = {"system", "user", "assistant", "ipython", "tool"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (n == strlen(roles[i]) && !memcmp(s, roles[i], n)) return 1;
+    return 0;
+}
+
 static int parse_messages(json_t *arr, armo_record *r, armo_err *e) {
     if (!json_is_array(arr))
         return rec_err(e, r->line, r->id_json, "\"messages\" must be an array of {role, content} "
@@ -206,10 +215,10 @@ static int parse_messages(json_t *arr, armo_record *r, armo_err *e) {
                            role ? type_name(role) : "missing");
         const char *rs = json_string_value(role);
         size_t rl = json_string_length(role);
-        if (!((rl == 6 && !memcmp(rs, "system", 6)) || (rl == 4 && !memcmp(rs, "user", 4)) ||
-              (rl == 9 && !memcmp(rs, "assistant", 9))))
+        if (!known_role(rs, rl))
             return rec_err(e, r->line, r->id_json, "messages[%zu].role \"%.40s\" is not one of "
-                                                   "system, user, assistant", i, rs);
+                                                   "system, user, assistant, ipython, tool", i, rs);
+        if (json_object_get(m, "tool_calls") && !r->tool_calls_msg) r->tool_calls_msg = i + 1;
         if (!json_is_string(content))
             return rec_err(e, r->line, r->id_json, "messages[%zu].content must be a string (%s)",
                            i, content ? type_name(content) : "missing");
@@ -393,6 +402,11 @@ int armo_record_encode(const armo_tokenizer *tok, const armo_record *r, size_t i
                                                        "vocabulary (size %d)", k, r->input_ids[k], vs);
         return armo_ids_append(out, r->input_ids, r->n_input_ids, e);
     }
+    if (r->tool_calls_msg && armo_chat_kind_of(tok) == ARMO_CHAT_LLAMA31)
+        return rec_err(e, r->line, r->id_json, "messages[%zu] has \"tool_calls\", which the "
+                                               "Llama-3.1 template renders as a function call that "
+                                               "armo does not implement; pass pre-tokenized "
+                                               "\"input_ids\" instead", r->tool_calls_msg - 1);
     armo_err inner;
     if (armo_chat_encode(tok, r->convs[i].msgs, r->convs[i].n, flags, out, &inner)) {
         const char *which = r->kind == ARMO_REC_PAIR ? (i == 0 ? "chosen: " : "rejected: ") : "";

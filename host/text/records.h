@@ -9,7 +9,10 @@
  * "id" is optional and may be any JSON value; it is kept as the raw JSON
  * text of the input line so that output can echo it back byte for byte.
  * Keys other than these are ignored (records often carry metadata).  Roles
- * must be "system", "user" or "assistant"; contents must be strings.
+ * must be "system", "user", "assistant", "ipython" or "tool" (chat_template.h
+ * says how each template renders them); contents must be strings.  A
+ * message's "tool_calls" key is remembered: the Llama-3.1 template would
+ * render it as a function call, which armo refuses (armo_record_encode).
  * A "prompt" is one user message.  Every problem — invalid JSON, invalid
  * UTF-8, a \ud800 lone-surrogate escape, a wrong type, a missing or
  * conflicting key — is an error whose message starts with
@@ -64,6 +67,8 @@ typedef struct {
      * BEST_OF_N N (prompt + responses[i]); INPUT_IDS 0. */
     armo_conversation *convs;
     size_t n_convs;
+    /* 1 + the index of the first message with a "tool_calls" key; 0: none. */
+    size_t tool_calls_msg;
     /* INPUT_IDS only. */
     int32_t *input_ids;
     size_t n_input_ids;

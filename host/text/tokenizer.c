@@ -533,3 +533,8 @@ int32_t armo_tokenizer_token_id(const armo_tokenizer *t, const char *s, size_t l
 int32_t armo_tokenizer_bos_id(const armo_tokenizer *t) { return t->bos_id; }
 int32_t armo_tokenizer_eos_id(const armo_tokenizer *t) { return t->eos_id; }
 const char *armo_tokenizer_chat_template(const armo_tokenizer *t) { return t->chat_template; }
+const char *armo_tokenizer_chat_template_path(const armo_tokenizer *t) {
+    return t->chat_template_path;
+}
+const char *armo_tokenizer_dir(const armo_tokenizer *t) { return t->dir ? t->dir : "."; }
+int armo_tokenizer_chat_kind(const armo_tokenizer *t) { return t->chat_kind; }

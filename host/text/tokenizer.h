@@ -99,6 +99,13 @@ int32_t armo_tokenizer_eos_id(const armo_tokenizer *tok);
 /* The model directory's tokenizer_config.json chat_template (or
  * chat_template.jinja beside it), NUL-terminated, or NULL if none. */
 const char *armo_tokenizer_chat_template(const armo_tokenizer *tok);
+/* The file the chat template was read from (NULL if none). */
+const char *armo_tokenizer_chat_template_path(const armo_tokenizer *tok);
+/* The directory tokenizer.json was loaded from. */
+const char *armo_tokenizer_dir(const armo_tokenizer *tok);
+/* The template's armo_chat_kind (host/text/chat_template.h), identified
+ * once at load. */
+int armo_tokenizer_chat_kind(const armo_tokenizer *tok);
 
 /* Validates UTF-8 (no overlongs, no surrogates, <= U+10FFFF).  Returns -1 if
  * valid, otherwise the byte offset of the first bad sequence. */

@@ -118,6 +118,9 @@ struct armo_tokenizer {
     /* config */
     int32_t bos_id, eos_id;
     char *chat_template;
+    char *chat_template_path; /* the file it was read from; NULL with no template */
+    char *dir;                /* the directory of tokenizer.json */
+    int chat_kind;            /* armo_chat_kind (chat_template.h), identified at load */
     /* scratch pool */
     pthread_mutex_t pool_lock;
     scratch *pool;

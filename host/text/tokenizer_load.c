@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/text/chat_template.h"
 #include "host/text/tokenizer_internal.h"
 
 /* ---- freeing ------------------------------------------------------------ */
@@ -40,6 +41,8 @@ void armo_tokenizer_free(armo_tokenizer *t) {
     free(t->added);
     free(t->added_slots);
     free(t->chat_template);
+    free(t->chat_template_path);
+    free(t->dir);
     free(t);
 }
 
@@ -485,7 +488,8 @@ static int read_config(armo_tokenizer *t, const char *cfg_path, armo_err *e) {
         if (b) bos = json_str_or_content(b);
         eos = json_str_or_content(json_object_get(cfg, "eos_token"));
         const char *tmpl = config_chat_template(cfg);
-        if (tmpl && !(t->chat_template = strdup(tmpl))) {
+        if (tmpl && (!(t->chat_template = strdup(tmpl)) ||
+                     !(t->chat_template_path = strdup(cfg_path)))) {
             json_decref(cfg);
             return armo_err_set(e, "out of memory");
         }
@@ -511,10 +515,22 @@ static int read_chat_template_jinja(armo_tokenizer *t, const char *tj_path, armo
     if (!jt) return -1;
     free(t->chat_template);
     t->chat_template = jt;
+    free(t->chat_template_path);
+    if (!(t->chat_template_path = strdup(jpath))) return armo_err_set(e, "out of memory");
     return 0;
 }
 
 /* ---- loading ------------------------------------------------------------ */
+
+/* The directory of tokenizer.json, for messages. */
+static int set_dir(armo_tokenizer *t, const char *tj_path, armo_err *e) {
+    const char *slash = strrchr(tj_path, '/');
+    size_t n = slash ? (size_t)(slash - tj_path) : 1;
+    if (!(t->dir = malloc(n + 1))) return armo_err_set(e, "out of memory");
+    memcpy(t->dir, slash ? tj_path : ".", n);
+    t->dir[n] = 0;
+    return 0;
+}
 
 armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_path, armo_err *e) {
     armo_tokenizer *t = calloc(1, sizeof *t);
@@ -532,7 +548,9 @@ armo_tokenizer *armo_tokenizer_load_files(const char *tj_path, const char *cfg_p
              alloc_tables(t, &c, text_bytes, e) || read_vocab(t, &c, e) ||
              read_merges(t, &c, e) || read_added_tokens(t, &c, e) ||
              index_added_tokens(t, &c, e) || compile_regex(t, &c, e) ||
-             read_config(t, cfg_path, e) || read_chat_template_jinja(t, tj_path, e);
+             read_config(t, cfg_path, e) || read_chat_template_jinja(t, tj_path, e) ||
+             set_dir(t, tj_path, e);
+    if (!rc) t->chat_kind = armo_chat_template_identify(t->chat_template);
     free(c.tmp);
     json_decref(c.root);
     if (rc) {

@@ -194,8 +194,8 @@ int main(void) {
         char *v = malloc(2 * L + 8);
         size_t o = 0;
         for (size_t i = 0; i < L; i++) {
-            v[o++] = tmpl[i];
             if (tmpl[i] == '%' && tmpl[i + 1] == '}') v[o++] = ' ';
+            v[o++] = tmpl[i];
         }
         v[o] = 0;
         CHECK(armo_chat_template_is_llama3(v), "extra spaces before %%} accepted");
