@@ -40,6 +40,7 @@
 #include "base/progress.h"
 #include "host/cuda/gemm_ceiling.h"
 #include "host/engine/batch_check.h"
+#include "host/engine/device_memory.h"
 #include "host/engine/prefix_share.h"
 #include "kernels/armo_kernels.h"
 #include "kernels/cuda_check.h"
@@ -62,11 +63,17 @@ typedef struct {
     void **allocs;               /* every cudaMalloc, freed at destroy */
     int nallocs, cap_allocs;
 
-    int64_t cap_tokens;          /* tokens per batch */
-    int cap_seqs;                /* sequences per batch */
-    int64_t cap_rows;            /* max(cap_tokens, 2 * cap_seqs) */
-    int64_t cap_exp;             /* rows of the expanded attention layout (prefix sharing) */
-    uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act;
+    size_t weight_bytes;         /* every dalloc (weights, RoPE table) */
+
+    /* activations: allocated for the largest batch sent so far (none before
+     * the first), grown between batches up to the ceiling (see ensure_capacity) */
+    int64_t max_tokens;          /* ceiling: the largest batch a caller may send */
+    int max_seqs;
+    armo_batch_shape cap;        /* what the buffers hold now */
+    void *act[ARMO_ACT_COUNT];   /* device buffers, device_memory.h's list */
+    size_t act_bytes;
+    int64_t grows;
+    uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act_swiglu;
     uint16_t *q_exp, *k_exp, *v_exp, *attn_exp;
     int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota, *d_exp_rows, *d_back_rows, *d_cu_exp;
     float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
@@ -136,10 +143,11 @@ static int dalloc(engine *g, void **p, size_t bytes, const char *what, armo_err 
     }
     cudaError_t st = cudaMalloc(p, bytes ? bytes : 16);
     if (st != cudaSuccess)
-        return armo_err_set(e, "cudaMalloc of %.1f MiB (%zu bytes) for %s failed: %s (lower "
-                               "--max-batch-tokens or use a larger GPU)",
+        return armo_err_set(e, "cudaMalloc of %.1f MiB (%zu bytes) for %s failed: %s (the "
+                               "weights need a GPU with more free memory)",
                             (double)bytes / 1048576.0, bytes, what, cudaGetErrorString(st));
     g->allocs[g->nallocs++] = *p;
+    g->weight_bytes += bytes;
     return 0;
 }
 
@@ -299,69 +307,159 @@ static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e
     return rc ? -1 : 0;
 }
 
-/* ---- activations -------------------------------------------------------------- */
+/* ---- activations: sized for the batches actually sent ------------------------
+ *
+ * Nothing is allocated for activations at creation: the first batch
+ * allocates buffers for itself (rounded up), and a larger batch later frees
+ * them and allocates larger ones (between batches; the stream is idle), so
+ * that a model with 131072 positions scoring 500-token records holds
+ * activations for 500-token batches, not for its maximum length.  Sizes
+ * come from device_memory.h, which armo inspect and armo score's fit check
+ * use too. */
 
-static int alloc_activations(engine *g, armo_err *e) {
+static void act_bind(engine *g) {
+    void **a = g->act;
+    g->x = a[ARMO_ACT_X], g->xn = a[ARMO_ACT_XN], g->qkv = a[ARMO_ACT_QKV];
+    g->q = a[ARMO_ACT_Q], g->k = a[ARMO_ACT_K], g->v = a[ARMO_ACT_V];
+    g->attn = a[ARMO_ACT_ATTN], g->o = a[ARMO_ACT_O], g->gu = a[ARMO_ACT_GU];
+    g->act_swiglu = a[ARMO_ACT_SWIGLU];
+    g->d_ids = a[ARMO_ACT_IDS], g->d_pos = a[ARMO_ACT_POS], g->d_cu = a[ARMO_ACT_CU];
+    g->d_rows = a[ARMO_ACT_ROWS], g->d_iota = a[ARMO_ACT_IOTA];
+    g->h_rows_f32 = a[ARMO_ACT_HEAD_IN], g->rewards = a[ARMO_ACT_HEAD_OUT];
+    g->scratch = a[ARMO_ACT_HEAD_SCRATCH];
+    g->q_exp = a[ARMO_ACT_Q_EXP], g->k_exp = a[ARMO_ACT_K_EXP], g->v_exp = a[ARMO_ACT_V_EXP];
+    g->attn_exp = a[ARMO_ACT_ATTN_EXP], g->d_exp_rows = a[ARMO_ACT_EXP_ROWS];
+    g->d_back_rows = a[ARMO_ACT_BACK_ROWS], g->d_cu_exp = a[ARMO_ACT_CU_EXP];
     const armo_config *c = &g->cfg;
-    int64_t T = g->cap_tokens, R = g->cap_rows, S = g->cap_seqs;
-    int64_t H = c->hidden_size, q = (int64_t)c->num_heads * c->head_dim,
-            kv = (int64_t)c->num_kv_heads * c->head_dim, I = c->intermediate_size;
-    int K = c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels;
-    if (dalloc(g, (void **)&g->x, (size_t)(R * H * 2), "x", e) ||
-        dalloc(g, (void **)&g->xn, (size_t)(R * H * 2), "xn", e) ||
-        dalloc(g, (void **)&g->qkv, (size_t)(T * (q + 2 * kv) * 2), "qkv", e) ||
-        dalloc(g, (void **)&g->q, (size_t)(T * q * 2), "q", e) ||
-        dalloc(g, (void **)&g->k, (size_t)(T * kv * 2), "k", e) ||
-        dalloc(g, (void **)&g->v, (size_t)(T * kv * 2), "v", e) ||
-        dalloc(g, (void **)&g->attn, (size_t)(R * q * 2), "attn", e) ||
-        /* o also stages the last layer's gathered attention rows ([m, nh*hd]) */
-        dalloc(g, (void **)&g->o, (size_t)(R * (H > q ? H : q) * 2), "o", e) ||
-        dalloc(g, (void **)&g->gu, (size_t)(R * 2 * I * 2), "gate|up", e) ||
-        dalloc(g, (void **)&g->act, (size_t)(R * I * 2), "swiglu", e) ||
-        dalloc(g, (void **)&g->d_ids, (size_t)T * 4, "ids", e) ||
-        dalloc(g, (void **)&g->d_pos, (size_t)T * 4, "positions", e) ||
-        dalloc(g, (void **)&g->d_cu, (size_t)(S + 1) * 4, "cu_seqlens", e) ||
-        dalloc(g, (void **)&g->d_rows, (size_t)(2 * S) * 4, "head rows", e) ||
-        dalloc(g, (void **)&g->d_iota, (size_t)(2 * S) * 4, "iota", e) ||
-        dalloc(g, (void **)&g->q_exp, (size_t)(g->cap_exp * q * 2), "expanded q", e) ||
-        dalloc(g, (void **)&g->k_exp, (size_t)(g->cap_exp * kv * 2), "expanded k", e) ||
-        dalloc(g, (void **)&g->v_exp, (size_t)(g->cap_exp * kv * 2), "expanded v", e) ||
-        dalloc(g, (void **)&g->attn_exp, (size_t)(g->cap_exp * q * 2), "expanded attention", e) ||
-        dalloc(g, (void **)&g->d_exp_rows, (size_t)g->cap_exp * 4, "expansion rows", e) ||
-        dalloc(g, (void **)&g->d_back_rows, (size_t)T * 4, "expansion back rows", e) ||
-        dalloc(g, (void **)&g->d_cu_exp, (size_t)(S + 1) * 4, "expanded cu_seqlens", e) ||
-        dalloc(g, (void **)&g->h_rows_f32, (size_t)(2 * S * H) * 4, "head inputs", e))
+    const size_t S = (size_t)g->cap.seqs,
+                 K = (size_t)(c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels);
+    g->out_floats = S * (3 * K + 1);
+    g->gating = g->rewards ? g->rewards + S * K : NULL;
+    g->coefs = g->rewards ? g->gating + S * K : NULL;
+    g->score = g->rewards ? g->coefs + S * K : NULL;
+}
+
+/* Frees every activation buffer and host mirror (the stream must be idle). */
+static void act_free(engine *g) {
+    for (int i = 0; i < ARMO_ACT_COUNT; i++) {
+        if (g->act[i]) cudaFree(g->act[i]);
+        g->act[i] = NULL;
+    }
+    int32_t **pinned[] = {&g->p_ids, &g->p_pos, &g->p_cu, &g->p_rows,
+                          &g->p_exp_rows, &g->p_back_rows, &g->p_cu_exp};
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
+        if (*pinned[i]) cudaFreeHost(*pinned[i]);
+        *pinned[i] = NULL;
+    }
+    if (g->p_out) cudaFreeHost(g->p_out);
+    g->p_out = NULL;
+    free(g->head_seg);
+    g->head_seg = NULL;
+    g->act_bytes = 0;
+    g->cap = (armo_batch_shape){0, 0, 0};
+    act_bind(g);
+}
+
+static int pinned(void *p, size_t bytes, armo_err *e) {
+    ARMO_CUDA_TRY(e, cudaMallocHost((void **)p, bytes ? bytes : 16));
+    return 0;
+}
+
+/* Allocates the buffers of shape s (nothing held before: act_free first). */
+static int act_alloc(engine *g, armo_batch_shape s, armo_err *e) {
+    for (int b = 0; b < ARMO_ACT_COUNT; b++) {
+        const char *name;
+        const size_t bytes = armo_dev_activation_buffer(&g->cfg, s, (armo_act_buffer)b, &name);
+        if (!bytes) continue;
+        const cudaError_t st = cudaMalloc(&g->act[b], bytes);
+        if (st != cudaSuccess) {
+            g->act[b] = NULL;
+            return armo_err_set(e, "cudaMalloc of %.1f MiB (%zu bytes) for the activations' %s "
+                                   "failed: %s", (double)bytes / 1048576.0, bytes, name,
+                                cudaGetErrorString(st));
+        }
+        g->act_bytes += bytes;
+    }
+    g->cap = s;
+    act_bind(g);
+    const size_t T = (size_t)s.tokens, S = (size_t)s.seqs, E = (size_t)s.exp_rows;
+    if (pinned(&g->p_ids, T * 4, e) || pinned(&g->p_pos, T * 4, e) ||
+        pinned(&g->p_cu, (S + 1) * 4, e) || pinned(&g->p_rows, 2 * S * 4, e) ||
+        pinned(&g->p_out, g->out_floats * 4, e))
         return -1;
-    g->out_floats = (size_t)S * (3 * (size_t)K + 1);
-    if (dalloc(g, (void **)&g->rewards, g->out_floats * 4, "head outputs", e)) return -1;
-    g->gating = g->rewards + (size_t)S * K;
-    g->coefs = g->gating + (size_t)S * K;
-    g->score = g->coefs + (size_t)S * K;
-    if (c->arch == ARMO_ARCH_ARMORM &&
-        dalloc(g, (void **)&g->scratch, armo_head_scratch_floats(&g->head, (int)S) * 4,
-               "head scratch", e))
+    if (E && (pinned(&g->p_exp_rows, E * 4, e) || pinned(&g->p_back_rows, T * 4, e) ||
+              pinned(&g->p_cu_exp, (S + 1) * 4, e)))
         return -1;
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_ids, (size_t)T * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_pos, (size_t)T * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_cu, (size_t)(S + 1) * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_rows, (size_t)(2 * S) * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_out, g->out_floats * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_exp_rows, (size_t)g->cap_exp * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_back_rows, (size_t)T * 4));
-    ARMO_CUDA_TRY(e, cudaMallocHost((void **)&g->p_cu_exp, (size_t)(S + 1) * 4));
-    g->head_seg = malloc((size_t)S * sizeof *g->head_seg);
+    g->head_seg = malloc(S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
-    for (int64_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
-    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->d_iota, g->p_rows, (size_t)(2 * S) * 4,
-                                     cudaMemcpyHostToDevice, g->stream));
-    float inv[1024];
-    armo_rope_inv_freq(c, inv);
-    if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
-    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4,
-                                     cudaMemcpyHostToDevice, g->stream));
-    /* inv lives on this stack frame, p_rows is refilled by every batch */
+    for (size_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
+    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->d_iota, g->p_rows, 2 * S * 4, cudaMemcpyHostToDevice,
+                                     g->stream));
+    /* p_rows is refilled by every batch */
     ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
     return 0;
+}
+
+/* cur grown to hold need: rounded up to quantum, at least 1.5 x cur (so
+ * that slowly growing batches reallocate a few times, not every time), at
+ * most limit. */
+static int64_t grow_to(int64_t cur, int64_t need, int64_t quantum, int64_t limit) {
+    if (need <= cur) return cur;
+    int64_t t = (need + quantum - 1) / quantum * quantum;
+    if (t < cur + cur / 2) t = cur + cur / 2;
+    if (t > limit) t = limit > need ? limit : need;
+    return t;
+}
+
+/* Makes the buffers hold a batch of n tokens in nseq sequences (n_exp
+ * expanded rows; 0: unshared).  Checks the device's free memory first: a
+ * batch that cannot be held fails with the numbers and the buffers stay as
+ * they were (the scheduler then retries the batch's records one by one). */
+static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, armo_err *e) {
+    const armo_batch_shape cur = g->cap;
+    if (n <= cur.tokens && nseq <= cur.seqs && n_exp <= cur.exp_rows) return 0;
+    armo_batch_shape want = {grow_to(cur.tokens, n, 256, g->max_tokens),
+                             grow_to(cur.seqs, nseq, 16, g->max_seqs),
+                             grow_to(cur.exp_rows, n_exp, 256, 2 * g->max_tokens)};
+    size_t free_b = 0, total_b = 0;
+    ARMO_CUDA_TRY(e, cudaMemGetInfo(&free_b, &total_b));
+    /* what this backend holds is freed first; keep a reserve for the runtime */
+    const size_t reserve = ARMO_DEV_WORKSPACE_BYTES - ARMO_DEV_GEMM_WORKSPACE_BYTES;
+    const size_t avail = free_b + g->act_bytes > reserve ? free_b + g->act_bytes - reserve : 0;
+    size_t need = armo_dev_activation_bytes(&g->cfg, want);
+    if (need > avail) { /* no room to grow ahead: exactly this batch */
+        want = (armo_batch_shape){n, nseq, n_exp};
+        need = armo_dev_activation_bytes(&g->cfg, want);
+    }
+    if (need > avail) {
+        char b1[32], b2[32], b3[32], b4[32], b5[32];
+        const int64_t fit =
+            armo_dev_max_tokens(&g->cfg, avail, g->max_seqs, n_exp > 0, g->max_tokens);
+        return armo_err_set(e, "a batch of %lld tokens (%d sequence%s%s) needs %s of activations "
+                               "on the GPU, more than the %s available (%s free + %s this "
+                               "backend holds, less a %s reserve): batches of up to %lld tokens "
+                               "fit (lower --max-batch-tokens or --max-length, or use --truncate "
+                               "left)",
+                            (long long)n, nseq, nseq == 1 ? "" : "s",
+                            n_exp > 0 ? ", prefix-shared" : "",
+                            armo_dev_human((double)need, b1, sizeof b1),
+                            armo_dev_human((double)avail, b2, sizeof b2),
+                            armo_dev_human((double)free_b, b3, sizeof b3),
+                            armo_dev_human((double)g->act_bytes, b4, sizeof b4),
+                            armo_dev_human((double)reserve, b5, sizeof b5), (long long)fit);
+    }
+    ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
+    act_free(g);
+    if (act_alloc(g, want, e) == 0) {
+        g->grows++;
+        return 0;
+    }
+    /* the device refused after all: back to the buffers held before */
+    act_free(g);
+    armo_err keep;
+    if (cur.tokens > 0 && act_alloc(g, cur, &keep)) act_free(g);
+    return armo_err_prefix(e, "growing the activation buffers from %lld to %lld tokens",
+                           (long long)cur.tokens, (long long)want.tokens);
 }
 
 /* ---- forward -------------------------------------------------------------------- */
@@ -438,8 +536,8 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         GEMM(g, e, "o", g->o, g->attn, D->wo, rows, qd, H);
         KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
         GEMM(g, e, "gate|up", g->gu, g->xn, D->wgu, rows, H, 2 * I);
-        KERNEL(g, e, armo_swiglu_bf16, (g->act, g->gu, rows, I, st));
-        GEMM(g, e, "down", g->o, g->act, D->wdown, rows, I, H);
+        KERNEL(g, e, armo_swiglu_bf16, (g->act_swiglu, g->gu, rows, I, st));
+        GEMM(g, e, "down", g->o, g->act_swiglu, D->wdown, rows, I, H);
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
         KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, next_norm, rows, H, eps, st));
         nvtxRangePop();
@@ -469,14 +567,14 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     engine *g = b->impl;
     const armo_config *c = &g->cfg;
     int armorm = c->arch == ARMO_ARCH_ARMORM;
-    /* what this backend's buffers hold, first: a batch too large for them
+    /* the ceiling first: a batch larger than the caller said it would send
      * is refused as such, whatever else is wrong with it */
     const int64_t n = nseq > 0 && cu ? cu[nseq] : 0;
-    if (n > g->cap_tokens || nseq > g->cap_seqs)
+    if (n > g->max_tokens || nseq > g->max_seqs)
         return armo_err_set(e,
                             "batch of %lld tokens / %d sequences exceeds the CUDA backend's "
-                            "buffers (%lld tokens / %d sequences): raise --max-batch-tokens",
-                            (long long)n, nseq, (long long)g->cap_tokens, g->cap_seqs);
+                            "limit (%lld tokens / %d sequences): raise --max-batch-tokens",
+                            (long long)n, nseq, (long long)g->max_tokens, g->max_seqs);
     armo_expansion x;
     if (g->failed[0])
         return armo_err_set(e, "the CUDA device failed on an earlier batch (%s); its context "
@@ -484,14 +582,15 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     if (armo_batch_check(c, ids, cu, nseq, gpos, prefix_of, &x, e)) return -1;
     if (nseq == 0) return 0;
     int rc = -1;
-    if (x.n_exp > g->cap_exp) {
+    if (x.n_exp > 2 * g->max_tokens) {
         armo_err_set(e, "shared-prefix batch expands to %d attention rows, over the CUDA backend's "
-                        "%lld", x.n_exp, (long long)g->cap_exp);
+                        "%lld", x.n_exp, (long long)(2 * g->max_tokens));
         goto done;
     }
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
     ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
+    if (ensure_capacity(g, n, nseq, x.identity ? 0 : x.n_exp, e)) goto done;
     int nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
@@ -559,10 +658,10 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         g->phase.download_ms += ms[4];
         g->phase.calls++;
     }
-    /* rewards, gating, coefs: each [cap_seqs, K] blocks; score [cap_seqs] */
+    /* rewards, gating, coefs: each [cap.seqs, K] blocks; score [cap.seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
-    const float *rw = g->p_out, *gt = rw + (size_t)g->cap_seqs * K,
-                *cf = gt + (size_t)g->cap_seqs * K, *sc = cf + (size_t)g->cap_seqs * K;
+    const size_t S = (size_t)g->cap.seqs;
+    const float *rw = g->p_out, *gt = rw + S * K, *cf = gt + S * K, *sc = cf + S * K;
     for (int s = 0; s < nseq; s++) memset(&out[s], 0, sizeof out[s]);
     for (int h = 0; h < nhead; h++) {
         int s = g->head_seg[h];
@@ -620,17 +719,9 @@ static void cuda_destroy(armo_backend *b) {
             cudaSetDevice(g->device);
             cudaStreamSynchronize(g->stream);
         }
+        act_free(g);
         for (int i = 0; i < g->nallocs; i++) cudaFree(g->allocs[i]);
         free(g->allocs);
-        cudaFreeHost(g->p_ids);
-        cudaFreeHost(g->p_pos);
-        cudaFreeHost(g->p_cu);
-        cudaFreeHost(g->p_rows);
-        cudaFreeHost(g->p_out);
-        cudaFreeHost(g->p_exp_rows);
-        cudaFreeHost(g->p_back_rows);
-        cudaFreeHost(g->p_cu_exp);
-        free(g->head_seg);
         if (g->gemm) armo_gemm_destroy(g->gemm);
         for (int i = 0; i < 6; i++)
             if (g->phase_ev[i]) cudaEventDestroy(g->phase_ev[i]);
@@ -674,15 +765,22 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     const char *sync = getenv("ARMO_CUDA_SYNC");
     g->sync_each = sync && *sync && strcmp(sync, "0") != 0;
     g->layer = -1;
-    if (armo_gemm_create(&g->gemm, 0, e)) return -1;
-    g->cap_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens : 16384;
-    g->cap_seqs = o && o->max_seqs > 0 ? o->max_seqs : 1024;
-    g->cap_rows =
-        g->cap_tokens > 2 * (int64_t)g->cap_seqs ? g->cap_tokens : 2 * (int64_t)g->cap_seqs;
-    g->cap_exp = 2 * g->cap_tokens; /* the scheduler keeps shared batches within this */
-    b->max_expanded_rows = g->cap_exp;
+    if (armo_gemm_create(&g->gemm, ARMO_DEV_GEMM_WORKSPACE_BYTES, e)) return -1;
+    /* a ceiling, not an allocation: activations come with the first batch */
+    g->max_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens
+                                                 : ARMO_DEFAULT_BATCH_TOKENS_CUDA;
+    g->max_seqs = o && o->max_seqs > 0 ? o->max_seqs : ARMO_DEFAULT_MAX_SEQS;
+    /* the scheduler keeps shared batches within this */
+    b->max_expanded_rows = 2 * g->max_tokens;
     if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
-    return alloc_activations(g, e);
+    float inv[1024];
+    armo_rope_inv_freq(c, inv);
+    if (dalloc(g, (void **)&g->inv_freq, (size_t)(c->head_dim / 2) * 4, "rope", e)) return -1;
+    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->inv_freq, inv, (size_t)(c->head_dim / 2) * 4,
+                                     cudaMemcpyHostToDevice, g->stream));
+    /* inv lives on this stack frame */
+    ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
+    return 0;
 }
 
 /* ---- bench/profiling hook: per-phase timing (backend.h's set_timing / get_timing) ---- */
@@ -701,6 +799,16 @@ static void get_timing(const armo_backend *b, armo_phase_times *out) {
     *out = ((const engine *)b->impl)->phase;
 }
 
+static void get_memory(const armo_backend *b, armo_backend_memory *out) {
+    const engine *g = b->impl;
+    *out = (armo_backend_memory){.weight_bytes = g->weight_bytes,
+                                 .activation_bytes = g->act_bytes,
+                                 .tokens = g->cap.tokens,
+                                 .seqs = g->cap.seqs,
+                                 .exp_rows = g->cap.exp_rows,
+                                 .grows = g->grows};
+}
+
 armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
                                        armo_err *e) {
     armo_backend *b = calloc(1, sizeof *b);
@@ -717,6 +825,7 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     b->destroy = cuda_destroy;
     b->set_timing = set_timing;
     b->get_timing = get_timing;
+    b->get_memory = get_memory;
     if (create(b, g, m, o, e)) {
         cuda_destroy(b);
         return NULL;

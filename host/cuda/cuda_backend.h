@@ -9,9 +9,12 @@
 #include "host/engine/backend_open.h"
 
 /* open: uploads the weights (fused QKV and gate|up, backbone bf16, head f32)
- * to the device through pinned staging buffers, with a progress line, and
- * allocates activations for o->max_batch_tokens tokens / o->max_seqs
- * sequences; the environment variable ARMO_CUDA_DEVICE picks the device.
+ * to the device through pinned staging buffers, with a progress line;
+ * activations are allocated with the first batch and grown when a larger
+ * one arrives, never past o->max_batch_tokens tokens / o->max_seqs
+ * sequences (the ceiling; device_memory.h has the sizes); a batch the
+ * device cannot hold fails with the numbers.  The environment variable
+ * ARMO_CUDA_DEVICE picks the device.
  * device_count: 0 when no driver or device.  gemm_ceiling / mem_info:
  * gemm_ceiling.c. */
 extern const armo_accel armo_cuda_accel;

@@ -30,7 +30,8 @@ typedef struct {
 
 typedef struct {
     int threads;                 /* CPU threads (<= 0: all cores) */
-    int64_t max_batch_tokens;    /* largest packed batch the caller will send */
+    int64_t max_batch_tokens;    /* largest packed batch the caller will send: a ceiling
+                                  * (CUDA allocates for the batches actually sent) */
     int max_seqs;                /* most sequences in one batch */
     int quiet;                   /* no load progress on stderr */
 } armo_backend_opts;
@@ -46,6 +47,15 @@ typedef struct {
     double download_ms;          /* device -> host copy of the head outputs */
     int64_t calls;               /* score calls timed */
 } armo_phase_times;
+
+/* What a backend holds on its device now (get_memory; CUDA). */
+typedef struct {
+    size_t weight_bytes;         /* weights and tables, uploaded at open */
+    size_t activation_bytes;     /* activation buffers allocated now */
+    int64_t tokens, seqs;        /* the batch they hold (0 before the first batch) */
+    int64_t exp_rows;            /* expanded attention rows they hold (prefix sharing) */
+    int64_t grows;               /* times they were allocated for a larger batch */
+} armo_backend_memory;
 
 typedef struct armo_backend armo_backend;
 struct armo_backend {
@@ -72,6 +82,9 @@ struct armo_backend {
      * sums. */
     int (*set_timing)(armo_backend *b, int on, armo_err *e);
     void (*get_timing)(const armo_backend *b, armo_phase_times *out);
+    /* Optional: the device memory the backend holds (device_memory.h
+     * computes the same figures from a config). */
+    void (*get_memory)(const armo_backend *b, armo_backend_memory *out);
 };
 
 static inline void armo_backend_close(armo_backend *b) {

@@ -28,6 +28,7 @@
 //     and from then on every call returns it (a sticky error poisons the
 //     context).  ARMO_EMU_FAIL_ALLOC=K makes the K-th cudaMalloc fail with
 //     cudaErrorMemoryAllocation (not sticky, as on a GPU).
+//     cudaMemGetInfo reports 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,9 +337,12 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     return cudaSuccess;
 }
 
+// 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES=N free (read at each call,
+// for the tests of the memory-fit checks; total is then at least N)
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
-    *free_bytes = (size_t)64 << 30;
-    *total_bytes = (size_t)80 << 30;
+    const char *v = getenv("ARMO_EMU_MEM_FREE_BYTES");
+    *free_bytes = v && *v ? (size_t)strtoull(v, nullptr, 10) : (size_t)64 << 30;
+    *total_bytes = *free_bytes > ((size_t)80 << 30) ? *free_bytes : (size_t)80 << 30;
     return cudaSuccess;
 }
 cudaError_t cudaGetDeviceCount(int *n) {
