@@ -5,52 +5,121 @@
  * headers, shapes), so inspect doubles as a validator: a corrupted shard or a
  * config that disagrees with the tensors is reported here with the same
  * message scoring would give. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/engine/backend_open.h"
+#include "host/engine/device_memory.h"
+#include "host/text/chat_template.h"
 #include "weights/model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: armo inspect --model DIR\n\n"
+            "usage: armo inspect --model DIR [--max-batch-tokens N]\n\n"
             "Loads a Hugging Face checkpoint directory (config.json + safetensors shards)\n"
             "with every check scoring applies, and prints its architecture, key config\n"
             "values, tensor and parameter counts, bytes per dtype and the GPU memory the\n"
-            "CUDA backend needs for it.  Exit status 0 if the checkpoint is usable, 1 if\n"
-            "not (the error names the file and tensor), 2 for bad arguments.\n\n"
-            "  --model DIR   checkpoint directory\n"
-            "  -h, --help    this text\n");
+            "CUDA backend needs for it: the weights, the workspace, the activations per\n"
+            "token and per sequence, and the total for a batch of the default 16384\n"
+            "tokens and of N (the most `armo score --max-batch-tokens N` can make it\n"
+            "allocate, with prompt-prefix sharing; it allocates for the batches it is\n"
+            "sent).  When a CUDA device is visible, also whether that fits in its free\n"
+            "memory and how many tokens per batch do.  Exit status 0 if the checkpoint is\n"
+            "usable, 1 if not (the error names the file and tensor), 2 for bad arguments.\n\n"
+            "Also reports the chat template text records are rendered with: Llama-3-Instruct,\n"
+            "Llama-3.1-Instruct, or unsupported (another template, none, or no tokenizer:\n"
+            "exit status 2, as `armo score` refuses such a model unless --input-ids-only).\n\n"
+            "  --model DIR              checkpoint directory\n"
+            "  --max-batch-tokens N     also print what a batch of N tokens needs\n"
+            "  -h, --help               this text\n");
 }
 
-static const char *human(double bytes, char *buf, size_t len) {
-    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024.0 && u < 4) {
-        bytes /= 1024.0;
-        u++;
+/* The GPU memory the CUDA backend needs (device_memory.h), for the default
+ * budget and for --max-batch-tokens N, and whether it fits in the free
+ * memory of a visible device. */
+static void print_gpu_memory(const armo_config *c, long n) {
+    char b1[32], b2[32], b3[32];
+    const int64_t dflt = ARMO_DEFAULT_BATCH_TOKENS_CUDA;
+    armo_dev_need d;
+    armo_dev_need_for(c, dflt, ARMO_DEFAULT_MAX_SEQS, 1, &d);
+    printf("gpu memory     weights %s (backbone bf16, head f32), workspace %s\n",
+           armo_dev_human((double)d.weights, b1, sizeof b1),
+           armo_dev_human((double)d.workspace, b2, sizeof b2));
+    printf("               activations %s per token (%s of it for prompt-prefix sharing), "
+           "%s per sequence\n",
+           armo_dev_human(d.per_token, b1, sizeof b1),
+           armo_dev_human(d.per_token_shared, b2, sizeof b2),
+           armo_dev_human(d.per_seq, b3, sizeof b3));
+    printf("batch %-8lld activations %s, total %s (the default --max-batch-tokens)\n",
+           (long long)dflt, armo_dev_human((double)d.activations, b1, sizeof b1),
+           armo_dev_human((double)d.total, b2, sizeof b2));
+    if (n > 0) {
+        armo_dev_need_for(c, n, ARMO_DEFAULT_MAX_SEQS, 1, &d);
+        printf("batch %-8ld activations %s, total %s (--max-batch-tokens %ld)\n", n,
+               armo_dev_human((double)d.activations, b1, sizeof b1),
+               armo_dev_human((double)d.total, b2, sizeof b2), n);
     }
-    snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", bytes, unit[u]);
-    return buf;
+    const int64_t asked = n > 0 ? n : dflt;
+    armo_err e;
+    const char *kind = armo_backend_resolve("auto", &e);
+    size_t free_b = 0, total_b = 0;
+    if (!kind || strcmp(kind, "cuda")) {
+        printf("gpu fit        not checked: no CUDA device visible\n");
+        return;
+    }
+    if (armo_backend_mem_info("cuda", &free_b, &total_b, &e)) {
+        printf("gpu fit        not checked: %s\n", e.msg);
+        return;
+    }
+    armo_fit f;
+    armo_dev_fit(c, asked, ARMO_DEFAULT_MAX_SEQS, 1, free_b, total_b, &f);
+    if (f.kind == ARMO_FIT_OK) {
+        printf("gpu fit        yes: a %lld-token batch needs %s, the GPU has %s free of %s "
+               "(batches of up to %lld tokens fit)\n",
+               (long long)asked, armo_dev_human((double)f.need.total, b1, sizeof b1),
+               armo_dev_human((double)free_b, b2, sizeof b2),
+               armo_dev_human((double)total_b, b3, sizeof b3), (long long)f.fit_tokens);
+    } else {
+        char msg[512];
+        printf("gpu fit        no: %s\n", armo_dev_fit_message(&f, msg, sizeof msg));
+    }
 }
 
-/* Bytes per token of the CUDA backend's activations for one layer in flight
- * (bf16): residual, normed input, fused QKV, attention output, fused gate|up
- * and the SwiGLU product, plus fp32 head inputs — a planning estimate. */
-static double activation_bytes_per_token(const armo_config *c) {
-    double qkv = (double)(c->num_heads + 2 * c->num_kv_heads) * c->head_dim;
-    double attn = (double)c->num_heads * c->head_dim;
-    return 2.0 * (3.0 * c->hidden_size + qkv + attn + 3.0 * c->intermediate_size);
+/* The chat template of dir's tokenizer, as `armo score` sees it: 0 when text
+ * records can be templated, 2 (with the reason on stderr) when not. */
+static int report_chat_template(const char *dir) {
+    armo_err e;
+    armo_tokenizer *tok = armo_tokenizer_load(dir, &e);
+    if (!tok) {
+        printf("chat template  unsupported chat template (no usable tokenizer)\n");
+        fprintf(stderr, "armo inspect: %s\n", e.msg);
+        return 2;
+    }
+    armo_chat_kind k = armo_chat_kind_of(tok);
+    const char *path = armo_tokenizer_chat_template_path(tok);
+    int rc = armo_chat_check(tok, &e) ? 2 : 0;
+    printf("chat template  %s (%s)\n", rc ? "unsupported chat template" : armo_chat_kind_name(k),
+           path ? path : "no chat_template in tokenizer_config.json or chat_template.jinja");
+    if (rc) fprintf(stderr, "armo inspect: %s\n", e.msg);
+    armo_tokenizer_free(tok);
+    return rc;
 }
 
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
+    long max_batch = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(argv[i], "--max-batch-tokens") && i + 1 < argc) {
+            if (armo_parse_long("inspect", argv[i], argv[i + 1], 1, INT_MAX, &max_batch)) return 2;
+            i++;
         } else {
             fprintf(stderr, "armo inspect: unexpected argument '%s'\n\n", argv[i]);
             usage(stderr);
@@ -69,7 +138,7 @@ int cmd_inspect(int argc, char **argv) {
         return 1;
     }
     const armo_config *c = &m.cfg;
-    char b1[32], b2[32], b3[32], b4[32];
+    char b1[32];
     printf("model          %s\n", dir);
     if (c->arch == ARMO_ARCH_ARMORM)
         printf("architecture   %s (ArmoRM: %d objectives, gating MLP %d->%d x%d->%d, T=%g)\n",
@@ -104,31 +173,16 @@ int cmd_inspect(int argc, char **argv) {
     }
     int64_t params = armo_model_param_count(&m);
     printf("tensors        %d in %d file%s, %s\n", m.ck.ntensors, m.ck.nfiles,
-           m.ck.nfiles == 1 ? "" : "s", human((double)total, b1, sizeof b1));
+           m.ck.nfiles == 1 ? "" : "s", armo_dev_human((double)total, b1, sizeof b1));
     printf("parameters     %lld used by the forward (%.3f B)\n", (long long)params,
            (double)params / 1e9);
     for (int d = 1; d < ARMO_DT_COUNT; d++)
         if (n_by_dtype[d])
             printf("  %-12s %d tensors, %s\n", armo_dtype_name((armo_dtype)d), n_by_dtype[d],
-                   human((double)by_dtype[d], b1, sizeof b1));
+                   armo_dev_human((double)by_dtype[d], b1, sizeof b1));
 
-    /* GPU: backbone in bf16, head kept in f32 */
-    int64_t head = 0;
-    if (c->arch == ARMO_ARCH_ARMORM) {
-        head = m.regression.rows * m.regression.cols + 1 + m.transform.rows * m.transform.cols;
-        for (int l = 0; l < m.gating_nlayers; l++)
-            head += m.gating_w[l].rows * m.gating_w[l].cols + m.gating_b[l].rows;
-    } else {
-        head = m.score.rows * m.score.cols;
-    }
-    double weights = 2.0 * (double)(params - head) + 4.0 * (double)head;
-    double act = activation_bytes_per_token(c);
-    const int budget = 16384;
-    printf("gpu memory     weights %s (backbone bf16, head f32); activations ~%s per token, "
-           "%s at a %d-token batch; total ~%s\n",
-           human(weights, b1, sizeof b1), human(act, b2, sizeof b2),
-           human(act * budget, b3, sizeof b3), budget,
-           human(weights + act * budget + 64.0 * 1024 * 1024, b4, sizeof b4));
+    print_gpu_memory(c, max_batch);
+    int rc = report_chat_template(dir);
     armo_model_close(&m);
-    return 0;
+    return rc;
 }

@@ -15,6 +15,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
 #include "host/engine/backend_open.h"
+#include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
 #include "host/scoring/score_job.h"
 #include "host/text/tokenizer.h"
@@ -31,7 +32,12 @@ static void usage(FILE *f) {
         "  {\"prompt\":\"...\", \"response\":\"...\"}\n"
         "  {\"prompt\":\"...\" | \"messages\":[...], \"chosen\":\"...\", \"rejected\":\"...\"}   a pair\n"
         "  {\"prompt\":\"...\" | \"messages\":[...], \"responses\":[\"...\", ...]}          best-of-N\n"
-        "  {\"input_ids\":[...]}     already templated and tokenized (cut at the first pad id)\n\n"
+        "  {\"input_ids\":[...]}     already templated and tokenized (cut at the first pad id)\n"
+        "Roles: system, user, assistant, ipython, tool.  Text records are rendered with the\n"
+        "model's chat template, recognised by content: Llama-3-Instruct or Llama-3.1-Instruct\n"
+        "(its dated system header), exactly as apply_chat_template renders it by default.\n"
+        "A model with another template, none, or no tokenizer is refused at load (exit 2)\n"
+        "unless --input-ids-only is given.\n\n"
         "Output: {\"id\", \"score\", \"rewards\":{objective:value}, \"gating\":{...},\n"
         "\"coefficients\":{...}, \"tokens\"} (score = sum of rewards x coefficients); pairs give\n"
         "\"chosen\", \"rejected\", \"margin\", \"preferred\" and \"explanation\" (the objectives whose\n"
@@ -44,8 +50,15 @@ static void usage(FILE *f) {
         "  --output F|-            output JSONL (default -: standard output)\n"
         "  --device auto|cuda|cpu  backend (default auto: CUDA when a GPU is visible)\n"
         "  --max-batch-tokens N    token budget of one packed batch (default 16384 on\n"
-        "                          CUDA, 2048 on the CPU; never below --max-length,\n"
-        "                          so that the longest sequence fits in one batch)\n"
+        "                          CUDA, 2048 on the CPU); a longer sequence (up to\n"
+        "                          --max-length) is scored alone.  A cap, not an\n"
+        "                          allocation: the CUDA backend allocates activations\n"
+        "                          for the batches it is sent.  With --device cuda it\n"
+        "                          is checked against the GPU's free memory before any\n"
+        "                          weight is uploaded: a budget that does not fit is\n"
+        "                          refused (exit 2) with the numbers (the default is\n"
+        "                          lowered to what fits instead); `armo inspect\n"
+        "                          --max-batch-tokens N` prints what N needs\n"
         "  --max-length N          longest sequence scored, in tokens (default: the\n"
         "                          model's max_position_embeddings)\n"
         "  --truncate none|left    over-long sequences: none (default) makes them a\n"
@@ -56,6 +69,10 @@ static void usage(FILE *f) {
         "                          content (e.g. a literal \"<|eot_id|>\") as plain text;\n"
         "                          by default they become special tokens, as Hugging\n"
         "                          Face's apply_chat_template does\n"
+        "  --input-ids-only        the input holds only input_ids records: do not refuse a\n"
+        "                          model whose chat template armo does not render (or\n"
+        "                          that has none, or no tokenizer); a text record then\n"
+        "                          fails alone, with the reason\n"
         "  --no-share-prefix       score every response of a pair / best-of-N record in\n"
         "                          full; by default their common prompt prefix is run\n"
         "                          through the model once and each response attends to\n"
@@ -67,8 +84,11 @@ static void usage(FILE *f) {
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
+        "A sequence the GPU cannot hold (its batch's activations exceed the free memory)\n"
+        "is a per-record error with the numbers.\n"
         "Exit status: 0 every record scored, 1 some records failed (see their \"error\"),\n"
-        "2 bad arguments or the model could not be loaded.\n");
+        "2 bad arguments, the model could not be loaded, its text records cannot be\n"
+        "templated (see --input-ids-only), or it does not fit on the GPU.\n");
 }
 
 /* ---- command line -------------------------------------------------------------- */
@@ -94,6 +114,8 @@ static int parse_args(int argc, char **argv, score_args *a) {
             a->quiet = 1;
         } else if (!strcmp(o, "--no-share-prefix")) {
             a->share_prefix = 0;
+        } else if (!strcmp(o, "--input-ids-only")) {
+            a->scoring.input_ids_only = 1;
         } else if (!strcmp(o, "--special-as-text")) {
             a->scoring.tok_flags |= ARMO_TOK_SPECIAL_AS_TEXT;
         } else if (!v) {
@@ -144,27 +166,56 @@ static int parse_args(int argc, char **argv, score_args *a) {
     return 0;
 }
 
-/* The backend for the run: its token budget never below the longest
- * sequence scored (so that every sequence fits in one batch); on the CPU,
- * unless the user set it, smaller batches for steadier progress. */
+/* The GPU's free memory against what the run's budget needs, before any
+ * weight is uploaded (device_memory.h): not even the weights and a minimal
+ * batch fit -> refused; an explicit --max-batch-tokens that does not fit ->
+ * refused; the default budget that does not fit -> lowered to what fits,
+ * with a note.  Every message has the numbers. */
+static int check_fit(const armo_model *m, const score_args *a, int64_t *budget, armo_err *e) {
+    size_t free_b = 0, total_b = 0;
+    if (armo_backend_mem_info("cuda", &free_b, &total_b, e)) return -1;
+    armo_fit f;
+    armo_dev_fit(&m->cfg, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
+    if (f.kind == ARMO_FIT_OK) return 0;
+    char msg[ARMO_ERR_LEN - 128];
+    armo_dev_fit_message(&f, msg, sizeof msg);
+    if (f.kind == ARMO_FIT_NONE)
+        return armo_err_set(e, "the model does not fit on the GPU: %s (or use --device cpu)", msg);
+    if (a->max_batch > 0)
+        return armo_err_set(e, "--max-batch-tokens %lld does not fit on the GPU: %s",
+                            (long long)*budget, msg);
+    if (!a->quiet)
+        fprintf(stderr, "armo: the default --max-batch-tokens does not fit: %s; using %lld\n", msg,
+                (long long)f.fit_tokens);
+    *budget = f.fit_tokens;
+    return 0;
+}
+
+/* The backend for the run.  *budget: the token budget of a packed batch
+ * (--max-batch-tokens, default 16384 on CUDA, 2048 on the CPU); a sequence
+ * longer than it (up to --max-length) is sent alone, so the backend's
+ * ceiling is max(budget, max_length) — a ceiling, not an allocation: the
+ * CUDA backend allocates for the batches it is sent. */
 static armo_backend *open_backend(const armo_model *m, const score_args *a, int max_length,
-                                  armo_backend_opts *bo, armo_err *e) {
-    *bo = (armo_backend_opts){.threads = (int)a->threads, .quiet = a->quiet, .max_seqs = 1024};
-    bo->max_batch_tokens = a->max_batch > 0 ? a->max_batch : 16384; /* CUDA sizes its buffers */
-    if (bo->max_batch_tokens < max_length) bo->max_batch_tokens = max_length;
-    armo_backend *b = armo_backend_open(m, a->device, bo, e);
-    if (b && !strcmp(b->name, "cpu") && a->max_batch <= 0) {
-        bo->max_batch_tokens = 2048;
-        if (bo->max_batch_tokens < max_length) bo->max_batch_tokens = max_length;
-    }
-    return b;
+                                  armo_backend_opts *bo, int64_t *budget, armo_err *e) {
+    const char *kind = armo_backend_resolve(a->device, e);
+    if (!kind) return NULL;
+    const int cuda = !strcmp(kind, "cuda");
+    *budget = a->max_batch > 0 ? a->max_batch
+              : cuda           ? ARMO_DEFAULT_BATCH_TOKENS_CUDA
+                               : ARMO_DEFAULT_BATCH_TOKENS_CPU;
+    if (cuda && check_fit(m, a, budget, e)) return NULL;
+    *bo = (armo_backend_opts){.threads = (int)a->threads, .quiet = a->quiet,
+                              .max_seqs = ARMO_DEFAULT_MAX_SEQS};
+    bo->max_batch_tokens = *budget > max_length ? *budget : max_length;
+    return armo_backend_open(m, kind, bo, e);
 }
 
 /* Scores in -> out through the scheduler; the exit status. */
 static int run(FILE *in, int64_t in_size, FILE *out, armo_backend *b, armo_scoring *sc,
-               const armo_backend_opts *bo, const score_args *a) {
+               const armo_backend_opts *bo, int64_t budget, const score_args *a) {
     armo_job_ops ops = armo_scoring_job_ops(sc);
-    armo_sched_opts so = {.max_batch_tokens = bo->max_batch_tokens,
+    armo_sched_opts so = {.max_batch_tokens = budget,
                           .max_batch_seqs = bo->max_seqs,
                           .window = (int)a->window,
                           .threads = a->threads > 0 ? (int)a->threads
@@ -221,14 +272,16 @@ int cmd_score(int argc, char **argv) {
     }
     scoring_open = 1;
     armo_backend_opts bo;
-    backend = open_backend(&model, &a, sc.max_length, &bo, &e);
+    int64_t budget = 0;
+    backend = open_backend(&model, &a, sc.max_length, &bo, &budget, &e);
     if (!backend) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
     }
     if (!a.quiet)
-        fprintf(stderr, "armo: %s on %s, %s, batches of up to %lld tokens\n", a.model_dir,
-                backend->device, model.cfg.arch_name, (long long)bo.max_batch_tokens);
+        fprintf(stderr, "armo: %s on %s, %s, batches of up to %lld tokens (a longer sequence "
+                        "alone, up to %d)\n", a.model_dir, backend->device, model.cfg.arch_name,
+                (long long)budget, sc.max_length);
     if (strcmp(a.out_path, "-")) {
         out = fopen(a.out_path, "wb");
         if (!out) {
@@ -238,7 +291,7 @@ int cmd_score(int argc, char **argv) {
             goto done;
         }
     }
-    rc = run(in, in_size, out, backend, &sc, &bo, &a);
+    rc = run(in, in_size, out, backend, &sc, &bo, budget, &a);
 done:
     if (out != stdout && fclose(out) != 0) {
         fprintf(stderr, "armo score: writing %s failed: %s\n", a.out_path, strerror(errno));

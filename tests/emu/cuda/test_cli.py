@@ -10,9 +10,9 @@ kind `armo score --help` lists, with bad records mixed in, and
 examples/conversations.jsonl as a whole), in four settings: prompt-prefix
 sharing on (default) and off (--no-share-prefix), each with the default token
 budget and with a small one (--max-batch-tokens = --max-length = max(64, the
-longest sequence), since the CLI never lets the budget fall below
---max-length; plus --window 4) so that records and shared groups are split
-over several batches and windows:
+longest sequence), so that no batch is raised past the budget for a long
+sequence; plus --window 4) so that records and shared groups are split over
+several batches and windows:
   - same line count, line order, raw id text, key sets, exit status, token
     counts exactly; the same error lines (presence and text: errors come from
     host code before any backend);
