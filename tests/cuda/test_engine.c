@@ -7,7 +7,13 @@
  * single-head; the per-phase timing hooks of armo bench), and a "medium" random model written at test time (hidden
  * 1024, 4 layers, head_dim 128, GQA 4:1) scored on a ragged batch with
  * lengths 1, 7, 128, 1000, 333 and 64, and with prefix sharing; last, the
- * accelerator's GEMM ceiling and memory report at a small shape.  The CUDA
+ * accelerator's GEMM ceiling and memory report at a small shape.  Also the
+ * backend's own limits and paths the fixtures do not reach: an empty batch; a
+ * shared-prefix batch whose expanded attention layout is over the backend's
+ * cap (refused; the backend goes on scoring); models it refuses to open
+ * (head_dim 32, hidden or intermediate not a multiple of 8); and non-BF16
+ * backbone weights (F32 copies of BF16 tensors, converted at upload with the
+ * load progress on), which must score bit for bit like the BF16 ones.  The CUDA
  * backend runs bf16 activations and the CPU backend fp32, so the bounds are
  * bf16 ones (see VEC_TOL / SCORE_TOL); every value finite.  Every compared
  * sequence prints its errors, so a GPU log shows the margins.
@@ -24,6 +30,7 @@
 #include "host/cuda/cuda_backend.h"
 #include "host/engine/backend_open.h"
 #include "tests/util/test_util.h"
+#include "weights/dtype.h"
 #include "weights/random_model.h"
 
 /* bf16 activations against fp32 (DESIGN §5): the bounds are relative to the
@@ -188,6 +195,17 @@ static void test_refusals(const char *what, armo_backend *gpu, int64_t cap_token
               test_contains(e.msg, "exceeds"),
           "%s: a batch over max_batch_tokens must be refused (%s)", what, e.msg);
     free(big);
+    /* an empty batch is not an error: 0, nothing written (ids / cu_seqlens
+     * may be NULL then) */
+    memset(r, 0xAB, sizeof r);
+    armo_result untouched[2];
+    memset(untouched, 0xAB, sizeof untouched);
+    int32_t cu0[1] = {0};
+    CHECK(gpu->score(gpu, ids, cu0, 0, armorm ? gpos : NULL, NULL, r, &e) == 0,
+          "%s: nseq 0 must score (as nothing): %s", what, e.msg);
+    CHECK(gpu->score(gpu, NULL, NULL, 0, NULL, NULL, r, &e) == 0,
+          "%s: nseq 0 with no ids / cu_seqlens must score (as nothing): %s", what, e.msg);
+    CHECK(memcmp(r, untouched, sizeof r) == 0, "%s: nseq 0 wrote results", what);
 }
 
 /* armo bench's hooks: per-phase timing of score calls (cudaEvents on the
@@ -355,6 +373,213 @@ static void test_medium(void) {
     free(ids);
 }
 
+/* Scores a prefix-shared batch on both backends and compares the heads of
+ * the segments that have one. */
+static void shared_both(const char *what, armo_backend *gpu, armo_backend *cpu,
+                        const int32_t *ids, const int32_t *cu, int nseq, const int32_t *gpos,
+                        const int32_t *prefix_of) {
+    armo_result rg[8], rc[8];
+    armo_err e;
+    int ok = cpu->score(cpu, ids, cu, nseq, gpos, prefix_of, rc, &e) == 0;
+    CHECK(ok, "%s: cpu: %s", what, e.msg);
+    if (ok) {
+        ok = gpu->score(gpu, ids, cu, nseq, gpos, prefix_of, rg, &e) == 0;
+        CHECK(ok, "%s: cuda: %s", what, e.msg);
+    }
+    for (int s = 0; ok && s < nseq; s++) {
+        CHECK((rg[s].n_tokens == 0) == (rc[s].n_tokens == 0), "%s seq %d: head on one backend "
+              "only (cuda %d tokens, cpu %d)", what, s, rg[s].n_tokens, rc[s].n_tokens);
+        char name[96];
+        snprintf(name, sizeof name, "%s, seg %d", what, s);
+        if (rc[s].n_tokens) compare(name, &rg[s], &rc[s], 1);
+    }
+}
+
+/* max_batch_tokens 64: the expanded layout of a shared-prefix batch may hold
+ * 2 * 64 rows.  A 60-token prefix with three 1-token continuations is 63
+ * tokens but 3 * 61 = 183 expanded rows: refused, with the count; the
+ * backend then scores ordinary batches and a shared one within the cap. */
+static void test_expansion_cap(void) {
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/tiny-armorm", ARMO_MODELS_DIR);
+    armo_model m;
+    armo_err e;
+    if (armo_model_open(dir, &m, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    armo_backend_opts o = {.threads = 0, .max_batch_tokens = 64, .max_seqs = 8, .quiet = 1};
+    armo_backend *gpu = armo_backend_open(&m, "cuda", &o, &e);
+    CHECK(gpu != NULL, "expansion cap: cuda backend: %s", e.msg);
+    armo_backend *cpu = armo_backend_open(&m, "cpu", &o, &e);
+    CHECK(cpu != NULL, "expansion cap: cpu backend: %s", e.msg);
+    if (gpu && cpu) {
+        CHECK(gpu->max_expanded_rows == 128, "cuda max_expanded_rows %lld, expected 2 * 64",
+              (long long)gpu->max_expanded_rows);
+        int32_t ids[64];
+        uint64_t x = 5;
+        for (int i = 0; i < 64; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            ids[i] = (int32_t)((x >> 33) % (uint64_t)m.cfg.vocab_size);
+        }
+        /* [prefix 60] + continuations of 1, 1, 1 token */
+        int32_t cu[5] = {0, 60, 61, 62, 63}, pre[4] = {-1, 0, 0, 0}, gpos[4] = {-1, 30, 60, 59};
+        armo_result r[4];
+        const int rc = gpu->score(gpu, ids, cu, 4, gpos, pre, r, &e);
+        CHECK(rc != 0 && test_contains(e.msg, "expands to"),
+              "a shared batch of 183 expanded rows over the cap of 128 must be refused "
+              "(rc %d: %s)", rc, e.msg);
+        CHECK(rc != 0 && test_contains(e.msg, "183"), "the refusal names the row count: %s",
+              e.msg);
+        /* still scores: two plain sequences filling the 64 tokens, then a
+         * shared batch of 60 + 2 + 2 tokens (124 expanded rows, within) */
+        int32_t cu2[3] = {0, 40, 64}, gpos2[2] = {10, 20};
+        run_both("after the cap refusal", gpu, cpu, ids, cu2, 2, gpos2, 2);
+        int32_t cu3[4] = {0, 60, 62, 64}, pre3[3] = {-1, 0, 0}, gpos3[3] = {-1, 30, 61};
+        shared_both("shared within the cap", gpu, cpu, ids, cu3, 3, gpos3, pre3);
+    }
+    armo_backend_close(gpu);
+    armo_backend_close(cpu);
+    armo_model_close(&m);
+}
+
+/* Models the CUDA backend does not take are refused at open with its
+ * message, before any device allocation (host memory: LeakSanitizer in
+ * emu_engine; device memory: the free figure does not move). */
+static void test_open_refusals(void) {
+    static const struct {
+        const char *name;
+        int hidden, head_dim, intermediate;
+        const char *message;
+    } cases[3] = {
+        {"head_dim 32", 64, 32, 128, "supports head_dim 64 and 128 (this model: 32)"},
+        {"hidden 100", 100, 64, 128, "hidden and intermediate sizes that are multiples of 8"},
+        {"intermediate 100", 64, 64, 100, "hidden and intermediate sizes that are multiples of 8"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%s/tmp_engine_refused_%d", ARMO_BINARY_DIR, i);
+        armo_random_spec s = armo_random_spec_armorm(1, 77 + (uint64_t)i);
+        s.hidden = cases[i].hidden;
+        s.heads = 2;
+        s.kv_heads = 1;
+        s.head_dim = cases[i].head_dim;
+        s.intermediate = cases[i].intermediate;
+        s.vocab = 256;
+        s.gating_hidden = 32;
+        armo_err e;
+        int rc = armo_write_random_model(dir, &s, &e);
+        CHECK(rc == 0, "%s model: %s", cases[i].name, e.msg);
+        if (rc) continue;
+        armo_model m;
+        if (armo_model_open(dir, &m, &e)) {
+            CHECK(0, "%s model: %s", cases[i].name, e.msg);
+            continue;
+        }
+        size_t free0 = 0, free1 = 0, total = 0;
+        CHECK(armo_cuda_accel.mem_info(&free0, &total, &e) == 0, "mem_info: %s", e.msg);
+        armo_backend_opts o = {.threads = 0, .max_batch_tokens = 256, .max_seqs = 8, .quiet = 1};
+        e.msg[0] = 0;
+        armo_backend *gpu = armo_backend_open(&m, "cuda", &o, &e);
+        CHECK(gpu == NULL, "%s: the cuda backend must refuse to open", cases[i].name);
+        CHECK(test_contains(e.msg, cases[i].message), "%s: message '%s', expected '%s'",
+              cases[i].name, e.msg, cases[i].message);
+        CHECK(armo_cuda_accel.mem_info(&free1, &total, &e) == 0, "mem_info: %s", e.msg);
+        CHECK(free1 == free0, "%s: the refused open left %lld bytes of device memory allocated",
+              cases[i].name, (long long)free0 - (long long)free1);
+        printf("%-28s refused: %s\n", cases[i].name, e.msg);
+        armo_backend_close(gpu);
+        /* the CPU backend takes the same model */
+        armo_backend *cpu = armo_backend_open(&m, "cpu", &o, &e);
+        CHECK(cpu != NULL, "%s: cpu backend: %s", cases[i].name, e.msg);
+        armo_backend_close(cpu);
+        armo_model_close(&m);
+    }
+}
+
+/* F32 copy of a BF16 weight (exact); the caller frees it. */
+static float *f32_copy(armo_weight *w) {
+    const size_t n = (size_t)(w->rows * w->cols);
+    float *f = malloc(n * sizeof *f);
+    if (!f) return NULL;
+    for (size_t i = 0; i < n; i++) f[i] = armo_load_f32(w->data, w->dtype, i);
+    return f;
+}
+
+/* Backbone weights in another dtype than BF16 go through the upload's
+ * conversion (to bf16 on the host): F32 copies of BF16 tensors (exact) must
+ * give the BF16 run's results bit for bit.  That open shows the load
+ * progress (quiet 0). */
+static void test_f32_weights(void) {
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/tiny-armorm", ARMO_MODELS_DIR);
+    armo_model m;
+    armo_err e;
+    if (armo_model_open(dir, &m, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    const int lens[3] = {1, 23, 40};
+    int32_t cu[4] = {0}, gpos[3] = {0, 5, 37}, ids[64];
+    for (int i = 0; i < 3; i++) cu[i + 1] = cu[i] + lens[i];
+    uint64_t x = 11;
+    for (int i = 0; i < cu[3]; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((x >> 33) % (uint64_t)m.cfg.vocab_size);
+    }
+    armo_backend_opts o = {.threads = 0, .max_batch_tokens = 64, .max_seqs = 8, .quiet = 1};
+    armo_result bf[3], fp[3];
+    memset(bf, 0, sizeof bf);
+    memset(fp, 0xAB, sizeof fp);
+    armo_backend *gpu = armo_backend_open(&m, "cuda", &o, &e);
+    CHECK(gpu != NULL, "bf16 weights: cuda backend: %s", e.msg);
+    int ok = gpu && gpu->score(gpu, ids, cu, 3, gpos, NULL, bf, &e) == 0;
+    CHECK(ok, "bf16 weights: score: %s", e.msg);
+    armo_backend_close(gpu);
+
+    /* the embedding (a plain upload), layer 0's wq (first part of the fused
+     * QKV), layer 1's wup (second part of gate|up) and the final norm */
+    armo_weight *ws[4] = {&m.embed, &m.layers[0].wq, &m.layers[m.cfg.num_layers - 1].wup,
+                          &m.final_norm};
+    armo_weight saved[4];
+    float *copies[4] = {NULL};
+    int made = 1;
+    for (int i = 0; i < 4; i++) {
+        saved[i] = *ws[i];
+        CHECK(ws[i]->dtype == ARMO_DT_BF16, "%s is not BF16 in the fixture", ws[i]->name);
+        copies[i] = f32_copy(ws[i]);
+        if (!copies[i]) made = 0;
+    }
+    CHECK(made, "out of host memory for the F32 copies");
+    if (ok && made) {
+        for (int i = 0; i < 4; i++) {
+            ws[i]->dtype = ARMO_DT_F32;
+            ws[i]->data = copies[i];
+        }
+        o.quiet = 0; /* the load progress lines on stderr */
+        gpu = armo_backend_open(&m, "cuda", &o, &e);
+        CHECK(gpu != NULL, "f32 weights: cuda backend: %s", e.msg);
+        const int ok2 = gpu && gpu->score(gpu, ids, cu, 3, gpos, NULL, fp, &e) == 0;
+        CHECK(ok2, "f32 weights: score: %s", e.msg);
+        armo_backend_close(gpu);
+        for (int s = 0; ok2 && s < 3; s++) {
+            CHECK(bf[s].n_tokens == lens[s] && fp[s].n_tokens == lens[s],
+                  "f32 weights seq %d: %d / %d tokens, expected %d", s, bf[s].n_tokens,
+                  fp[s].n_tokens, lens[s]);
+            CHECK(memcmp(&bf[s], &fp[s], sizeof bf[s]) == 0,
+                  "f32 weights seq %d: score %.9g, bf16 weights %.9g: results differ", s,
+                  fp[s].score, bf[s].score);
+            printf("%-28s seq %d (%2d tokens): score %.9g, bf16 weights %.9g\n", "f32 weights",
+                   s, lens[s], fp[s].score, bf[s].score);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        *ws[i] = saved[i];
+        free(copies[i]);
+    }
+    armo_model_close(&m);
+}
+
 int main(void) {
     if (armo_cuda_device_count() <= 0) {
         printf("test_engine: no CUDA device: skipped\n");
@@ -368,6 +593,9 @@ int main(void) {
     for (size_t i = 0; i < g.gl_pathc; i++) test_fixture(g.gl_pathv[i]);
     globfree(&g);
     test_medium();
+    test_expansion_cap();
+    test_open_refusals();
+    test_f32_weights();
     test_accel_reports();
     return test_finish("test_engine");
 }

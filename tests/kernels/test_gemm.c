@@ -6,7 +6,15 @@
  *     Wgate and Wup separately, and then through armo_swiglu_bf16;
  *   n 7 x 14336 -> 4096 (down projection shape);
  *   n 5 with x and y 16 bytes into their buffers (alignment-aware heuristic);
- *   refusals: in not a multiple of 8, a pointer 8 bytes into its buffer.
+ *   refusals: in not a multiple of 8, a pointer 8 bytes into its buffer;
+ *   the algorithm cache (64 keys, then evicted in turn): n 5 x 64 -> out
+ *     for 70 values of out (past the 64th entry each new key evicts the
+ *     oldest), then evicted and still-cached shapes again (the emulator's
+ *     fake counts the heuristic queries: one per new or evicted key, none
+ *     for a cached one); one shape with
+ *     256-byte aligned pointers, then the same shape 16 bytes in (an
+ *     algorithm cached for 256-byte alignment would refuse those: the cache
+ *     key holds the alignment), then aligned again.
  * The same shapes run against the CPU emulator (cuBLASLt faked from its
  * documented descriptor semantics), about half a minute there.
  * The CPU reference runs on sampled rows (first, last, random) to keep it
@@ -19,6 +27,14 @@
 #include "tests/util/gpu_test_util.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
+
+#if GPU_TEST_EMULATED
+/* the fake cuBLASLt's count of heuristic queries (tests/emu/cuda) */
+long armo_emu_cublaslt_heuristic_calls(void);
+#define HEURISTIC_CALLS() armo_emu_cublaslt_heuristic_calls()
+#else
+#define HEURISTIC_CALLS() -1L
+#endif
 
 typedef struct {
     uint16_t *host;
@@ -211,6 +227,94 @@ int main(void) {
         CHECK(count_nan(y + 8, (size_t)n * out) == 0, "offset GEMM left NaN");
         compare("n 5, 4096 -> 1024, 16-byte offsets", y + 8, out, 0, ref, out, rows, m);
         free(y); free(ref);
+        gpu_free(d_xbuf); gpu_free(d_ybuf);
+        free_mat(&x); free_mat(&w);
+    }
+
+    /* ---- the algorithm cache: more than 64 keys, eviction in turn ----
+     * Keys are (token bucket, out, in, alignment), so distinct token counts
+     * would share buckets: the shapes differ in out instead.  n 5 x 64 ->
+     * out for out = 8, 16, ..., 560: W [560, 64], and shape out uses its first
+     * out rows, so every result is the first out columns of one reference. */
+    {
+        const int n = 5, in = 64, nshapes = 70, wmax = 8 * nshapes;
+        mat x = make_mat(&rng, n, in, 1.0f, 1), w = make_mat(&rng, wmax, in, 0.1f, 1);
+        int all[5] = {0, 1, 2, 3, 4};
+        float *ref = ref_rows(&x, &w, all, n); /* [5, 560] */
+        float *ref_cols = gpu_host_alloc((size_t)n * wmax * 4);
+        uint16_t *d_y = gpu_alloc((size_t)n * wmax * 2);
+        /* out 8..560 (the 5 shapes above + 70 here: the 64 entries fill and
+         * the oldest 11 are evicted, out 8 among them), then out 8 and 24
+         * again (evicted: chosen anew, evicting in turn), 560 and 512 (still
+         * cached), 8 once more (cached again) */
+        const int again[5] = {8, 24, wmax, 512, 8};
+        const long again_queries[5] = {1, 1, 0, 0, 0}; /* emulator: heuristic queries made */
+        int bad_runs = 0;
+        for (int step = 0; step < nshapes + 5; step++) {
+            const int out = step < nshapes ? 8 * (step + 1) : again[step - nshapes];
+            const long calls0 = HEURISTIC_CALLS();
+            GPU_CHECK(cudaMemset(d_y, 0xFF, (size_t)n * wmax * 2));
+            err.msg[0] = 0;
+            const int rc = armo_gemm_bf16(g, d_y, x.dev, w.dev, n, in, out, 0, &err);
+            CHECK(rc == 0, "cache run %d (n 5, 64 -> %d): %s", step, out, err.msg);
+            if (GPU_TEST_EMULATED) {
+                const long queries = HEURISTIC_CALLS() - calls0,
+                           want = step < nshapes ? 1 : again_queries[step - nshapes];
+                CHECK(queries == want, "cache run %d (n 5, 64 -> %d): %ld heuristic queries, "
+                      "expected %ld (%s)", step, out, queries, want,
+                      want ? "a new or evicted key" : "a cached key");
+            }
+            float *y = gpu_download_bf16_as_f32(d_y, (size_t)n * wmax);
+            for (int r = 0; r < n; r++)
+                memcpy(ref_cols + (size_t)r * out, ref + (size_t)r * wmax, (size_t)out * 4);
+            size_t nan = 0;
+            const double e = gpu_rel_err(y, ref_cols, (size_t)n * out, &nan);
+            /* past the n x out result the buffer stays poisoned */
+            const size_t rest = (size_t)n * (wmax - out);
+            const size_t past = rest - count_nan(y + (size_t)n * out, rest);
+            const int ok = rc == 0 && nan == 0 && e <= 1e-2 && past == 0;
+            CHECK(ok, "cache run %d (n 5, 64 -> %d): rel err %.3g, %zu NaN, %zu elements past "
+                  "the result written", step, out, e, nan, past);
+            if (step >= nshapes || !ok)
+                printf("cache run %2d: n 5, 64 -> %3d rel err %.3g\n", step, out, e);
+            bad_runs += !ok;
+            free(y);
+        }
+        printf("algorithm cache: %d shapes, %d runs, %d wrong\n", nshapes, nshapes + 5, bad_runs);
+        free(ref); free(ref_cols);
+        gpu_free(d_y);
+        free_mat(&x); free_mat(&w);
+    }
+
+    /* ---- one shape, 256-byte aligned pointers first, then 16 bytes in ---- */
+    {
+        const int n = 24, in = 128, out = 96;
+        mat x = make_mat(&rng, n, in, 1.0f, 0), w = make_mat(&rng, out, in, 0.1f, 1);
+        const int m = sample_rows(n, rows, &rng);
+        float *ref = ref_rows(&x, &w, rows, m);
+        uint16_t *d_xbuf = gpu_alloc(((size_t)n * in + 8) * 2);
+        uint16_t *d_ybuf = gpu_alloc(((size_t)n * out + 8) * 2);
+        const int offs[3] = {0, 8, 0}; /* elements: 0 and 16 bytes */
+        for (int i = 0; i < 3; i++) {
+            const int o = offs[i];
+            GPU_CHECK(cudaMemset(d_ybuf, 0xFF, ((size_t)n * out + 8) * 2));
+            GPU_CHECK(cudaMemcpy(d_xbuf + o, x.host, (size_t)n * in * 2, cudaMemcpyHostToDevice));
+            err.msg[0] = 0;
+            const long calls0 = HEURISTIC_CALLS();
+            const int rc = armo_gemm_bf16(g, d_ybuf + o, d_xbuf + o, w.dev, n, in, out, 0, &err);
+            CHECK(rc == 0, "n 24, 128 -> 96 at offset %d bytes (run %d): %s", 2 * o, i, err.msg);
+            /* emulator: the 16-byte run is a key of its own, the last a cached one */
+            CHECK(!GPU_TEST_EMULATED || HEURISTIC_CALLS() - calls0 == (i < 2 ? 1 : 0),
+                  "n 24, 128 -> 96 run %d: %ld heuristic queries, expected %d", i,
+                  HEURISTIC_CALLS() - calls0, i < 2 ? 1 : 0);
+            float *y = gpu_download_bf16_as_f32(d_ybuf, (size_t)n * out + 8);
+            CHECK(count_nan(y + o, (size_t)n * out) == 0, "offset %d GEMM left NaN", 2 * o);
+            char what[64];
+            snprintf(what, sizeof what, "n 24, 128 -> 96, %s", o ? "16 bytes in" : "256-aligned");
+            compare(what, y + o, out, 0, ref, out, rows, m);
+            free(y);
+        }
+        free(ref);
         gpu_free(d_xbuf); gpu_free(d_ybuf);
         free_mat(&x); free_mat(&w);
     }

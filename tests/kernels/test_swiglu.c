@@ -1,6 +1,9 @@
 /* test_swiglu.c — armo_swiglu_bf16 against cpu_swiglu on the fused gate|up
  * layout ([n, 2I], rows [gate | up]) at intermediate 14336, n 1136 (lengths
- * 1 + 7 + 128 + 1000), plus odd sizes (I 5, n 3: the scalar path). */
+ * 1 + 7 + 128 + 1000), plus odd sizes (I 5, n 3: the scalar path), and n 2341
+ * at 14336: n * I/2 pairs need 65548 blocks of 256, over the launcher's clamp
+ * of 65536, so the grid-stride loop runs a second lap (the last 3072 pairs
+ * are written on it: left undone they stay poisoned NaN). */
 #include <stdlib.h>
 
 #include "host/engine/cpu_ops.h"
@@ -41,5 +44,6 @@ int main(void) {
     run_case(1 + 7 + 128 + 1000, 14336, 51);
     run_case(3, 5, 52);
     run_case(1, 14336, 53);
+    run_case(2341, 14336, 54); /* grid clamped at 65536 blocks: a second lap */
     return test_finish("gpu_test_swiglu");
 }
