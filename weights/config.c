@@ -203,6 +203,10 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
                             path, c->num_heads, c->num_kv_heads);
     int def_hd = c->hidden_size / c->num_heads;
     if (get_int(root, path, "head_dim", 0, def_hd, 2, 1024, &c->head_dim, e)) return -1;
+    if (c->head_dim < 2 || c->head_dim > 1024) /* the default skips get_int's range check */
+        return armo_err_set(e, "%s: head_dim (hidden_size %d / num_attention_heads %d = %d) is "
+                            "out of range [2, 1024]",
+                            path, c->hidden_size, c->num_heads, c->head_dim);
     if (!json_object_get(root, "head_dim") && c->hidden_size % c->num_heads != 0)
         return armo_err_set(e, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d)",
                             path, c->hidden_size, c->num_heads);
@@ -245,6 +249,10 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
         long long def = json_is_object(id2label) ? (long long)json_object_size(id2label) : 2;
         if (get_int(root, path, "num_labels", 0, def, 1, ARMO_MAX_LABELS, &c->num_labels, e))
             return -1;
+        if (c->num_labels < 1 || c->num_labels > ARMO_MAX_LABELS) /* from id2label's size */
+            return armo_err_set(e, "%s: \"id2label\" has %d labels (num_labels); armo supports "
+                                "1 to %d",
+                                path, c->num_labels, ARMO_MAX_LABELS);
     }
     return 0;
 }
