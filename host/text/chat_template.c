@@ -164,7 +164,9 @@ static size_t py_space_at(const unsigned char *s, size_t n) {
     if (c == 0xc2 && n >= 2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
     if (n >= 3) {
         uint32_t cp;
-        if ((c & 0xf0) != 0xe0) return 0;
+        /* a 3-byte sequence only with both continuation bytes: E1 1A 00 is
+         * not U+1680 (found by fuzz_chat_template) */
+        if ((c & 0xf0) != 0xe0 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
         cp = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
         if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
             cp == 0x202f || cp == 0x205f || cp == 0x3000)
