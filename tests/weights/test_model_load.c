@@ -326,6 +326,43 @@ static void test_config_v5(void) {
     unlink(p);
 }
 
+/* Values a config derives (no explicit key) are held to the same ranges as
+ * explicit ones (fuzz_config found both gaps): num_labels from id2label's
+ * size (17 > ARMO_MAX_LABELS, and 0), head_dim from hidden / heads. */
+static void test_derived_ranges(void) {
+    static const struct {
+        const char *extra, *needle;
+    } cases[] = {
+        {"\"architectures\":[\"LlamaForSequenceClassification\"],\"id2label\":{\"0\":\"a\","
+         "\"1\":\"b\",\"2\":\"c\",\"3\":\"d\",\"4\":\"e\",\"5\":\"f\",\"6\":\"g\",\"7\":\"h\","
+         "\"8\":\"i\",\"9\":\"j\",\"10\":\"k\",\"11\":\"l\",\"12\":\"m\",\"13\":\"n\","
+         "\"14\":\"o\",\"15\":\"p\",\"16\":\"q\"},\"hidden_size\":128,\"num_attention_heads\":4",
+         "17 labels"},
+        {"\"architectures\":[\"LlamaForSequenceClassification\"],\"id2label\":{},"
+         "\"hidden_size\":128,\"num_attention_heads\":4",
+         "0 labels"},
+        {"\"architectures\":[\"LlamaForSequenceClassification\"],\"hidden_size\":4096,"
+         "\"num_attention_heads\":2",
+         "head_dim"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char p[2048];
+        path_join(p, sizeof p, g_tmp, "config_derived.json");
+        FILE *f = fopen(p, "w");
+        if (!f) return;
+        fprintf(f, "{\"model_type\":\"llama\",\"num_hidden_layers\":2,\"num_key_value_heads\":2,"
+                   "\"intermediate_size\":256,\"vocab_size\":1000,%s}", cases[i].extra);
+        fclose(f);
+        armo_config c;
+        armo_err e = {{0}};
+        CHECK(armo_config_load(p, &c, &e) != 0 && test_contains(e.msg, cases[i].needle) &&
+                  test_contains(e.msg, "config_derived.json"),
+              "derived-value case %zu must be refused naming '%s': '%s'", i, cases[i].needle,
+              e.msg);
+        unlink(p);
+    }
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "%s/tmp_model_load", ARMO_BINARY_DIR);
     mkdir(g_tmp, 0755);
@@ -337,6 +374,7 @@ int main(void) {
     test_bundled();
     test_broken();
     test_config_v5();
+    test_derived_ranges();
     test_head_params();
     rmdir(g_tmp);
     return test_finish("test_model_load");
