@@ -15,10 +15,11 @@
 #include "host/engine/device_memory.h"
 #include "host/text/chat_template.h"
 #include "weights/model.h"
+#include "weights/weight_scan.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: armo inspect --model DIR [--max-batch-tokens N]\n\n"
+            "usage: armo inspect --model DIR [--max-batch-tokens N] [--check-weights]\n\n"
             "Loads a Hugging Face checkpoint directory (config.json + safetensors shards)\n"
             "with every check scoring applies, and prints its architecture, key config\n"
             "values, tensor and parameter counts, bytes per dtype and the GPU memory the\n"
@@ -34,6 +35,11 @@ static void usage(FILE *f) {
             "exit status 2, as `armo score` refuses such a model unless --input-ids-only).\n\n"
             "  --model DIR              checkpoint directory\n"
             "  --max-batch-tokens N     also print what a batch of N tokens needs\n"
+            "  --check-weights          scan every tensor of every shard for NaN / Inf\n"
+            "                           (multithreaded, at memory speed; the time is\n"
+            "                           printed) and name the first ones found: exit\n"
+            "                           status 2 when any is, as `armo score` refuses such\n"
+            "                           a checkpoint\n"
             "  -h, --help               this text\n");
 }
 
@@ -88,6 +94,35 @@ static void print_gpu_memory(const armo_config *c, long n) {
     }
 }
 
+/* --check-weights: every tensor scanned for NaN / Inf (weight_scan.h); 0
+ * when none holds any, 2 (the tensors named on stderr) when some do, 1
+ * when the scan itself failed. */
+static int report_weight_scan(const armo_model *m) {
+    armo_weight_scan ws;
+    armo_err e;
+    char b1[32];
+    if (armo_weights_scan(m, ARMO_SCAN_ALL, 0, &ws, &e)) {
+        fprintf(stderr, "armo inspect: scanning the weights: %s\n", e.msg);
+        return 1;
+    }
+    char rate[48] = "";
+    if (ws.seconds > 0)
+        snprintf(rate, sizeof rate, ", %.1f GB/s", (double)ws.bytes / ws.seconds / 1e9);
+    printf("weights scan   %lld tensors, %s in %.3f s (%d thread%s%s)%s: ", (long long)ws.tensors,
+           armo_dev_human((double)ws.bytes, b1, sizeof b1), ws.seconds, ws.threads,
+           ws.threads == 1 ? "" : "s", rate, ws.skipped ? " (non-float tensors skipped)" : "");
+    if (!ws.bad_tensors) {
+        printf("no NaN or Inf\n");
+        return 0;
+    }
+    char msg[ARMO_ERR_LEN];
+    armo_weight_scan_message(&ws, msg, sizeof msg);
+    printf("%lld tensor%s with NaN/Inf\n", (long long)ws.bad_tensors,
+           ws.bad_tensors == 1 ? "" : "s");
+    fprintf(stderr, "armo inspect: %s holds non-finite weights: %s\n", m->dir, msg);
+    return 2;
+}
+
 /* The chat template of dir's tokenizer, as `armo score` sees it: 0 when text
  * records can be templated, 2 (with the reason on stderr) when not. */
 static int report_chat_template(const char *dir) {
@@ -111,10 +146,13 @@ static int report_chat_template(const char *dir) {
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
     long max_batch = 0;
+    int check_weights = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--check-weights")) {
+            check_weights = 1;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--max-batch-tokens") && i + 1 < argc) {
@@ -183,6 +221,10 @@ int cmd_inspect(int argc, char **argv) {
 
     print_gpu_memory(c, max_batch);
     int rc = report_chat_template(dir);
+    if (check_weights) {
+        int wrc = report_weight_scan(&m);
+        if (wrc > rc) rc = wrc;
+    }
     armo_model_close(&m);
     return rc;
 }

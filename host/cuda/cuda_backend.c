@@ -582,6 +582,7 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     if (armo_batch_check(c, ids, cu, nseq, gpos, prefix_of, &x, e)) return -1;
     if (nseq == 0) return 0;
     int rc = -1;
+    float *h_rows = NULL; /* the head's input rows, downloaded for the finite check */
     if (x.n_exp > 2 * g->max_tokens) {
         armo_err_set(e, "shared-prefix batch expands to %d attention rows, over the CUDA backend's "
                         "%lld", x.n_exp, (long long)(2 * g->max_tokens));
@@ -636,6 +637,18 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     ARMO_CUDA_TRY_GOTO(
         e, done,
         cudaMemcpyAsync(g->p_out, g->rewards, g->out_floats * 4, cudaMemcpyDeviceToHost, st));
+    /* the head's fp32 input rows too (m rows of H: h_last, then ArmoRM's
+     * h_prompt), so that a non-finite hidden state is named as such
+     * (backend.h, armo_result_check_finite): 2 rows per sequence, small
+     * next to the batch */
+    const size_t h_rows_bytes = (size_t)m * (size_t)c->hidden_size * 4;
+    h_rows = malloc(h_rows_bytes ? h_rows_bytes : 4);
+    if (!h_rows) {
+        armo_err_set(e, "out of host memory for the head's input rows (%zu bytes)", h_rows_bytes);
+        goto done;
+    }
+    ARMO_CUDA_TRY_GOTO(
+        e, done, cudaMemcpyAsync(h_rows, g->h_rows_f32, h_rows_bytes, cudaMemcpyDeviceToHost, st));
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[5], g->stream));
     const cudaError_t ran = cudaStreamSynchronize(st);
     if (ran != cudaSuccess) {
@@ -681,6 +694,9 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
             memcpy(r->labels, rw + (size_t)h * K, (size_t)K * 4);
             r->score = r->labels[0];
         }
+        const int H = c->hidden_size;
+        armo_result_check_finite(r, h_rows + (size_t)h * H,
+                                 armorm ? h_rows + (size_t)(nhead + h) * H : NULL, H);
     }
     rc = 0;
 done:
@@ -688,6 +704,7 @@ done:
      * (and kernels) still queued: drain the stream before the next batch
      * refills those buffers (its status is already reported) */
     if (rc) (void)cudaStreamSynchronize(g->stream);
+    free(h_rows);
     armo_expansion_free(&x);
     return rc;
 }

@@ -10,9 +10,25 @@
 #define ARMO_BACKEND_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "base/errors.h"
 #include "weights/config.h"
+
+/* The first quantity of a sequence's head that is not finite (NaN or ±Inf),
+ * in the order the head computes them: the backbone's hidden state at the
+ * rows the head reads (the last token; ArmoRM: then the gating token), then
+ * rewards, gating, coefficients, score (single-head RM: the labels). */
+typedef enum {
+    ARMO_NF_NONE = 0,            /* every value finite */
+    ARMO_NF_HIDDEN_LAST,         /* h_last[index]: the final-norm output at last_pos */
+    ARMO_NF_HIDDEN_GATING,       /* h_prompt[index]: the same at gating_pos (ArmoRM) */
+    ARMO_NF_REWARD,              /* rewards[index] */
+    ARMO_NF_GATING,              /* gating[index] */
+    ARMO_NF_COEFFICIENT,         /* coefficients[index] */
+    ARMO_NF_SCORE,               /* score (index -1) */
+    ARMO_NF_LABEL,               /* labels[index] (single-head RM) */
+} armo_nonfinite_what;
 
 /* What the head gives for one sequence. */
 typedef struct {
@@ -26,7 +42,55 @@ typedef struct {
     float coefficients[ARMO_MAX_OBJECTIVES];
     int n_labels;                /* single-head RM: labels; else 0 */
     float labels[ARMO_MAX_LABELS];
+    /* Filled by every backend (armo_result_check_finite): a result whose
+     * nonfinite is not ARMO_NF_NONE must not be reported as a score. */
+    armo_nonfinite_what nonfinite;
+    int nonfinite_index;         /* element of that quantity (hidden dimension, objective,
+                                  * label); -1 for the score */
+    float nonfinite_value;       /* the offending value: NaN, +Inf or -Inf */
 } armo_result;
+
+/* 1 if f is NaN or ±Inf, by its bits (immune to -ffast-math). */
+static inline int armo_nonfinite_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* Index of the first NaN / ±Inf of v[0..n), or -1. */
+static inline int armo_first_nonfinite(const float *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (armo_nonfinite_f32(v[i])) return i;
+    return -1;
+}
+
+/* Sets r->nonfinite / _index / _value from the head's inputs (h_last, and
+ * h_gating for ArmoRM, NULL otherwise; `hidden` floats each) and r's own
+ * outputs, which must be filled already: the first non-finite value in the
+ * order of armo_nonfinite_what. */
+static inline void armo_result_check_finite(armo_result *r, const float *h_last,
+                                            const float *h_gating, int hidden) {
+    struct { armo_nonfinite_what what; const float *v; int n; } q[] = {
+        {ARMO_NF_HIDDEN_LAST, h_last, h_last ? hidden : 0},
+        {ARMO_NF_HIDDEN_GATING, h_gating, h_gating ? hidden : 0},
+        {ARMO_NF_REWARD, r->rewards, r->n_objectives},
+        {ARMO_NF_GATING, r->gating, r->n_objectives},
+        {ARMO_NF_COEFFICIENT, r->coefficients, r->n_objectives},
+        {ARMO_NF_SCORE, &r->score, r->n_objectives > 0},
+        {ARMO_NF_LABEL, r->labels, r->n_labels},
+    };
+    r->nonfinite = ARMO_NF_NONE;
+    r->nonfinite_index = 0;
+    r->nonfinite_value = 0.0f;
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        int i = q[k].n > 0 ? armo_first_nonfinite(q[k].v, q[k].n) : -1;
+        if (i < 0) continue;
+        r->nonfinite = q[k].what;
+        r->nonfinite_index = q[k].what == ARMO_NF_SCORE ? -1 : i;
+        r->nonfinite_value = q[k].v[i];
+        return;
+    }
+}
 
 typedef struct {
     int threads;                 /* CPU threads (<= 0: all cores) */

@@ -443,6 +443,10 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
             memcpy(r->labels, r_rew + (size_t)h * K, sizeof(float) * K);
             r->score = r->labels[0];
         }
+        /* the head's input rows first, then its outputs (backend.h) */
+        armo_result_check_finite(r, hlast + (size_t)h * H,
+                                 cfg->arch == ARMO_ARCH_ARMORM ? hprompt + (size_t)h * H : NULL,
+                                 H);
     }
 done:
     free(r_score);

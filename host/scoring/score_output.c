@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *armo_objective_label(int i, int k, char *buf, size_t len) {
     if (k == ARMO_NUM_NAMED_OBJECTIVES && armo_objective_name(i)) return armo_objective_name(i);
@@ -74,8 +75,83 @@ static json_t *explain_pair(const armo_result *ch, const armo_result *rej, int t
     return a;
 }
 
+/* ---- non-finite results --------------------------------------------------------- */
+
+static const char *value_kind(float v) {
+    return v != v ? "NaN" : v < 0 ? "-Inf" : "+Inf";
+}
+
+int armo_result_nonfinite_message(const armo_config *cfg, const armo_result *r, char *msg,
+                                  size_t len) {
+    armo_result c = *r;
+    if (c.nonfinite == ARMO_NF_NONE) /* a result no backend flagged: check its outputs */
+        armo_result_check_finite(&c, NULL, NULL, 0);
+    if (c.nonfinite == ARMO_NF_NONE) return 0;
+    const int i = c.nonfinite_index;
+    const char *v = value_kind(c.nonfinite_value);
+    char buf[32];
+    const char *obj = armo_objective_label(i, c.n_objectives, buf, sizeof buf);
+    switch (c.nonfinite) {
+    case ARMO_NF_HIDDEN_LAST:
+    case ARMO_NF_HIDDEN_GATING:
+        snprintf(msg, len,
+                 "non-finite backbone hidden state at the %s token (position %d), the head's "
+                 "input: dimension %d is %s",
+                 c.nonfinite == ARMO_NF_HIDDEN_LAST ? "last" : "gating",
+                 c.nonfinite == ARMO_NF_HIDDEN_LAST ? c.last_pos : c.gating_pos, i, v);
+        break;
+    case ARMO_NF_REWARD: snprintf(msg, len, "non-finite reward '%s' is %s", obj, v); break;
+    case ARMO_NF_GATING: snprintf(msg, len, "non-finite gating weight '%s' is %s", obj, v); break;
+    case ARMO_NF_COEFFICIENT:
+        snprintf(msg, len, "non-finite coefficient '%s' is %s", obj, v);
+        break;
+    case ARMO_NF_SCORE: snprintf(msg, len, "non-finite score is %s", v); break;
+    case ARMO_NF_LABEL:
+        if (cfg->arch == ARMO_ARCH_SEQCLS && c.n_labels == 1)
+            snprintf(msg, len, "non-finite score is %s", v);
+        else
+            snprintf(msg, len, "non-finite score of label %d is %s", i, v);
+        break;
+    default: snprintf(msg, len, "non-finite value (%s)", v); break;
+    }
+    return 1;
+}
+
+int armo_record_nonfinite(const armo_config *cfg, armo_out_kind kind, const armo_result *res,
+                          int nres, char *msg, size_t len) {
+    int bad = 0, shown = 0;
+    size_t off = 0;
+    msg[0] = 0;
+    for (int s = 0; s < nres; s++) {
+        char one[400], which[48] = "";
+        if (!armo_result_nonfinite_message(cfg, &res[s], one, sizeof one)) continue;
+        bad++;
+        if (shown == 3) continue; /* the first three, then a count */
+        shown++;
+        if (kind == ARMO_OUT_PAIR) snprintf(which, sizeof which, "%s: ", s ? "rejected" : "chosen");
+        if (kind == ARMO_OUT_BEST_OF_N) snprintf(which, sizeof which, "responses[%d]: ", s);
+        int n = snprintf(msg + off, len - off, "%s%s%s", shown > 1 ? "; " : "", which, one);
+        if (n > 0) off += (size_t)n < len - off ? (size_t)n : len - off - 1;
+    }
+    if (!bad) return 0;
+    if (bad > shown)
+        snprintf(msg + off, len - off, "; and %d more", bad - shown);
+    off = strlen(msg);
+    if (kind == ARMO_OUT_PAIR)
+        snprintf(msg + off, len - off, " (no preference between the two)");
+    else if (kind == ARMO_OUT_BEST_OF_N)
+        snprintf(msg + off, len - off, " (%d of %d responses non-finite; no ranking)", bad, nres);
+    off = strlen(msg);
+    snprintf(msg + off, len - off,
+             " (`armo inspect --check-weights` scans the checkpoint for NaN/Inf weights)");
+    return 1;
+}
+
 json_t *armo_record_to_json(const armo_config *cfg, json_t *id, armo_out_kind kind,
                             const armo_result *res, int nres, int explain) {
+    char nf[1024];
+    if (armo_record_nonfinite(cfg, kind, res, nres, nf, sizeof nf))
+        return armo_error_to_json(id, nf);
     json_t *o = json_object(); /* "id" first, then the rest in a fixed order */
     if (id) json_object_set(o, "id", id);
     if (kind == ARMO_OUT_SINGLE || nres < 1) {
