@@ -14,7 +14,7 @@
 /* ---- a workload through armo score's packing, timed ---- */
 
 /* Scores groups [g0, g1) of w through the scheduler's packing step
- * (armo_score_groups: length-sorted units under the token budget, a group's
+ * (armo_score_groups: units in input order under the token budget, a group's
  * common prompt prefix computed once when share), in windows of po->window
  * groups, as `armo score` does.  seqs[] borrow the workload's ids. */
 static int score_range(armo_backend *b, const bench_workload *w, armo_seq *seqs,

@@ -5,7 +5,9 @@
  * streams the records; score_job.h turns each line into token sequences on
  * worker threads and each scored record into its output line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,33 @@
 #include "host/scoring/score_job.h"
 #include "host/text/tokenizer.h"
 #include "weights/model.h"
+#include "weights/weight_scan.h"
+
+/* --help's part on the output file, interruption and --resume (README:
+ * "Output files, interruption and --resume"). */
+#define OUTPUT_HELP \
+    "2 also: the output is the input file or another armo's (locked), or --resume\n" \
+    "finds lines that are not this input's.\n" \
+    "Interrupted (SIGINT / SIGTERM): the batch in flight finishes, its lines are\n" \
+    "written, the output is synced and a summary printed; exit 130 (SIGINT) or 143\n" \
+    "(SIGTERM): rerun with --resume.  A second signal exits at once (128 + its\n" \
+    "number; the lines written stay whole).  A signal before scoring starts (while\n" \
+    "the model loads) ends armo at once, nothing written.\n\n" \
+    "Output: batches are packed in input order and a record's line is written, whole,\n" \
+    "with one write(2), as soon as it and every earlier record are done: lines and\n" \
+    "progress come batch by batch, and a kill at any moment leaves whole lines for a\n" \
+    "prefix of the input (but for a SIGKILL inside a write: --resume drops that torn\n" \
+    "line).  The file is synced (fsync) at the end and on SIGINT / SIGTERM, not per\n" \
+    "line.  --output F is refused (exit 2, F untouched) when F is the input file\n" \
+    "(through another path or a hard link too; pipes excepted) or when another\n" \
+    "process holds its write lock (fcntl, held for the run: a second armo on F; the\n" \
+    "message names its pid); F is emptied only once the model is loaded.\n" \
+    "--resume keeps F's whole lines, drops a torn tail (a last line without its\n" \
+    "newline, or that is not a JSON object), checks line i against input record i by\n" \
+    "its echoed \"id\" (records without one: by count; a mismatch, or more lines than\n" \
+    "records: exit 2 naming the line, F untouched), skips those records and appends\n" \
+    "the rest: the final file equals an uninterrupted run's byte for byte, and so does\n" \
+    "the exit status (errors among the kept lines count).\n"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -47,7 +76,13 @@ static void usage(FILE *f) {
         "Options:\n"
         "  --model DIR             Hugging Face checkpoint directory (required)\n"
         "  --input F|-             input JSONL (default -: standard input)\n"
-        "  --output F|-            output JSONL (default -: standard output)\n"
+        "  --output F|-            output JSONL (default -: standard output); a file is\n"
+        "                          locked for the run and replaced (see Output below)\n"
+        "  --resume                continue an interrupted run: keep the whole lines that\n"
+        "                          --output F already holds (a torn last line dropped),\n"
+        "                          check them against the first input records, score\n"
+        "                          the rest and append (needs --output F; a missing F\n"
+        "                          starts from scratch)\n"
         "  --device auto|cuda|cpu  backend (default auto: CUDA when a GPU is visible)\n"
         "  --max-batch-tokens N    token budget of one packed batch (default 16384 on\n"
         "                          CUDA, 2048 on the CPU); a longer sequence (up to\n"
@@ -79,8 +114,17 @@ static void usage(FILE *f) {
         "                          it (same results, fewer tokens computed)\n"
         "  --explain K             objectives listed in a pair's explanation (default 3)\n"
         "  --threads N             tokenizer and CPU-backend threads (default: all cores)\n"
-        "  --window N              records read ahead and length-sorted together\n"
-        "                          (default 2048; bounds memory on any input size)\n"
+        "  --window N              records read ahead and prepared together (default\n"
+        "                          2048; bounds memory on any input size); from a pipe,\n"
+        "                          the records that have arrived, so a slow producer's\n"
+        "                          records are scored as they come\n"
+        "  --check-weights         before scoring, scan every tensor for NaN / Inf (an\n"
+        "                          8B checkpoint: its 16 GB at memory speed); by default\n"
+        "                          only the norm weights and the head are scanned\n"
+        "  --allow-nonfinite-weights  score a checkpoint whose scanned weights hold NaN /\n"
+        "                          Inf (refused by default, exit 2, naming the tensor);\n"
+        "                          a record reached by one is then an error naming what\n"
+        "                          went non-finite (hidden state, reward, gating, ...)\n"
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
@@ -88,7 +132,9 @@ static void usage(FILE *f) {
         "is a per-record error with the numbers.\n"
         "Exit status: 0 every record scored, 1 some records failed (see their \"error\"),\n"
         "2 bad arguments, the model could not be loaded, its text records cannot be\n"
-        "templated (see --input-ids-only), or it does not fit on the GPU.\n");
+        "templated (see --input-ids-only), it does not fit on the GPU, or its weights hold\n"
+        "NaN / Inf (see --allow-nonfinite-weights).\n"
+        OUTPUT_HELP);
 }
 
 /* ---- command line -------------------------------------------------------------- */
@@ -98,6 +144,8 @@ typedef struct {
     long max_batch, threads, window;
     armo_scoring_opts scoring;
     int quiet, share_prefix;
+    int check_weights, allow_nonfinite; /* NaN / Inf weights: full scan; score anyway */
+    int resume;                  /* --resume: keep and check what --output holds, append */
 } score_args;
 
 /* Fills a; returns 0, 1 when --help was printed, -1 on a bad argument
@@ -116,6 +164,12 @@ static int parse_args(int argc, char **argv, score_args *a) {
             a->share_prefix = 0;
         } else if (!strcmp(o, "--input-ids-only")) {
             a->scoring.input_ids_only = 1;
+        } else if (!strcmp(o, "--check-weights")) {
+            a->check_weights = 1;
+        } else if (!strcmp(o, "--allow-nonfinite-weights")) {
+            a->allow_nonfinite = 1;
+        } else if (!strcmp(o, "--resume")) {
+            a->resume = 1;
         } else if (!strcmp(o, "--special-as-text")) {
             a->scoring.tok_flags |= ARMO_TOK_SPECIAL_AS_TEXT;
         } else if (!v) {
@@ -161,6 +215,11 @@ static int parse_args(int argc, char **argv, score_args *a) {
     }
     if (strcmp(a->device, "auto") && strcmp(a->device, "cuda") && strcmp(a->device, "cpu")) {
         fprintf(stderr, "armo score: --device expects auto, cuda or cpu, got '%s'\n", a->device);
+        return -1;
+    }
+    if (a->resume && !strcmp(a->out_path, "-")) {
+        fprintf(stderr, "armo score: --resume needs --output FILE (the file an interrupted run "
+                        "wrote), not the standard output\n");
         return -1;
     }
     return 0;
@@ -211,9 +270,255 @@ static armo_backend *open_backend(const armo_model *m, const score_args *a, int 
     return armo_backend_open(m, kind, bo, e);
 }
 
-/* Scores in -> out through the scheduler; the exit status. */
-static int run(FILE *in, int64_t in_size, FILE *out, armo_backend *b, armo_scoring *sc,
-               const armo_backend_opts *bo, int64_t budget, const score_args *a) {
+/* ---- the input and output files: lock, same file, --resume, signals ----------- */
+
+typedef struct {
+    int in_fd, out_fd;
+    int64_t in_size;             /* -1: not a regular file */
+    armo_line_reader reader;     /* the input, read by --resume's check, then the scheduler */
+    int out_regular;             /* the output is a regular file (locked, synced) */
+    int out_created;             /* this run created it: removed if scoring never starts */
+    int started;                 /* output_start ran: the file is this run's */
+    int synced;                  /* fsync done */
+    int64_t out_size, keep;      /* --resume: the file's size, the bytes of whole lines kept */
+    int64_t resumed, resumed_errors; /* --resume: records already written, errors among them */
+} score_io;
+
+static const char *out_name(const score_args *a) {
+    return strcmp(a->out_path, "-") ? a->out_path : "the standard output";
+}
+
+static const char *in_name(const score_args *a) {
+    return strcmp(a->in_path, "-") ? a->in_path : "the standard input";
+}
+
+static int open_input(const score_args *a, score_io *io) {
+    memset(io, 0, sizeof *io);
+    io->in_fd = 0;
+    io->out_fd = -1;
+    io->in_size = -1;
+    if (strcmp(a->in_path, "-")) {
+        io->in_fd = open(a->in_path, O_RDONLY | O_CLOEXEC);
+        if (io->in_fd < 0) {
+            fprintf(stderr, "armo score: cannot open input %s: %s\n", a->in_path, strerror(errno));
+            return -1;
+        }
+    }
+    struct stat sb;
+    if (fstat(io->in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) io->in_size = sb.st_size;
+    armo_line_reader_init(&io->reader, io->in_fd);
+    return 0;
+}
+
+/* A write lock on the whole output file for the run (fcntl: another armo
+ * asking for it is refused at once; released when armo exits, killed or
+ * not).  No lock support (some network file systems): a warning. */
+static int lock_output(const score_args *a, score_io *io) {
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(io->out_fd, F_SETLK, &fl) == 0) return 0;
+    if (errno == EACCES || errno == EAGAIN) {
+        struct flock q = fl;
+        if (fcntl(io->out_fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK && q.l_pid > 0)
+            fprintf(stderr, "armo score: %s is being written by another process (pid %ld, another "
+                            "armo score?): refusing to write it too\n", out_name(a), (long)q.l_pid);
+        else
+            fprintf(stderr, "armo score: %s is locked by another process (another armo score?): "
+                            "refusing to write it too\n", out_name(a));
+        return -1;
+    }
+    if (!a->quiet)
+        fprintf(stderr, "armo score: warning: cannot lock %s (%s): a second run writing it would "
+                        "not be detected\n", out_name(a), strerror(errno));
+    return 0;
+}
+
+/* Opens (creates) the output without emptying it, refuses the input file
+ * itself, and locks it. */
+static int open_output(const score_args *a, score_io *io) {
+    io->out_fd = 1;
+    if (strcmp(a->out_path, "-")) {
+        int mode = (a->resume ? O_RDWR : O_WRONLY) | O_APPEND | O_CLOEXEC;
+        io->out_fd = open(a->out_path, mode | O_CREAT | O_EXCL, 0666);
+        if (io->out_fd >= 0) io->out_created = 1;
+        else if (errno == EEXIST) io->out_fd = open(a->out_path, mode);
+        if (io->out_fd < 0) {
+            fprintf(stderr, "armo score: cannot open output %s: %s\n", a->out_path,
+                    strerror(errno));
+            return -1;
+        }
+    }
+    struct stat so, si;
+    if (fstat(io->out_fd, &so) != 0) {
+        fprintf(stderr, "armo score: cannot stat output %s: %s\n", out_name(a), strerror(errno));
+        return -1;
+    }
+    io->out_regular = S_ISREG(so.st_mode);
+    io->out_size = so.st_size;
+    if (io->out_regular && fstat(io->in_fd, &si) == 0 && S_ISREG(si.st_mode) &&
+        si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+        fprintf(stderr, "armo score: %s%s is the input %s (the same file): refusing to "
+                        "overwrite the input\n", strcmp(a->out_path, "-") ? "the output " : "",
+                out_name(a), in_name(a));
+        return -1;
+    }
+    return io->out_regular ? lock_output(a, io) : 0;
+}
+
+/* 1 when the reader's next line is the last one and has no '\n' (or there
+ * is none): what precedes it is the end of the file's whole lines. */
+static int at_tail(armo_line_reader *r) {
+    const char *l;
+    size_t n;
+    int rc = armo_line_next(r, &l, &n);
+    return rc == 0 || (rc == 1 && l[n - 1] != '\n' && armo_line_next(r, &l, &n) == 0);
+}
+
+/* --resume: reads what the output holds, line by line against the input's
+ * records (by the echoed id), and leaves the input reader after the last
+ * record already written.  The torn tail (a last line without '\n', or a
+ * last line that is not a JSON object) is dropped later (output_start). */
+static int resume_check(const score_args *a, score_io *io) {
+    armo_line_reader out;
+    armo_line_reader_init(&out, io->out_fd);
+    int rc = 0;
+    for (;;) {
+        const char *ol, *il;
+        size_t olen, ilen;
+        int r = armo_line_next(&out, &ol, &olen);
+        if (r == 0 || (r == 1 && ol[olen - 1] != '\n')) break; /* the end, or a torn tail */
+        if (r < 0) {
+            fprintf(stderr, "armo score: --resume: reading %s failed: %s\n", a->out_path,
+                    strerror(out.err));
+            rc = -1;
+            break;
+        }
+        int is_error = 0;
+        if (!armo_output_line_valid(ol, olen - 1, &is_error)) {
+            if (at_tail(&out)) break; /* the last line, torn */
+            fprintf(stderr, "armo score: --resume: line %lld of %s is not a JSON object and is "
+                            "not the last line: not a file armo score wrote (or it was edited); "
+                            "refusing to append to it\n", (long long)out.line_no, a->out_path);
+            rc = -1;
+            break;
+        }
+        r = armo_line_next_record(&io->reader, &il, &ilen);
+        if (r <= 0) {
+            if (r == 0)
+                fprintf(stderr, "armo score: --resume: %s has more lines than %s has records "
+                                "(line %lld has no input record): not this input's output; "
+                                "refusing to append to it\n", a->out_path, in_name(a),
+                        (long long)out.line_no);
+            else
+                fprintf(stderr, "armo score: --resume: reading %s failed: %s\n", in_name(a),
+                        strerror(io->reader.err));
+            rc = -1;
+            break;
+        }
+        char why[300];
+        if (!armo_output_line_matches(il, ilen, ol, olen - 1, why, sizeof why)) {
+            fprintf(stderr, "armo score: --resume: line %lld of %s %s (input line %lld of %s): "
+                            "the output is not this input's (or the input changed); refusing "
+                            "to append to it\n", (long long)out.line_no, a->out_path, why,
+                    (long long)io->reader.line_no, in_name(a));
+            rc = -1;
+            break;
+        }
+        io->resumed++;
+        io->resumed_errors += is_error;
+        io->keep += (int64_t)olen;
+    }
+    armo_line_reader_free(&out);
+    if (rc == 0 && !a->quiet)
+        fprintf(stderr, "armo: --resume: %s holds the lines of the first %lld records%s; "
+                        "scoring from input line %lld on\n", a->out_path, (long long)io->resumed,
+                io->keep < io->out_size ? " (a torn last line dropped)" : "",
+                (long long)io->reader.line_no + 1);
+    return rc;
+}
+
+/* The run is about to score: the output file is emptied, or with --resume
+ * cut to its whole, checked lines (standard output: left as it is). */
+static int output_start(const score_args *a, score_io *io) {
+    io->started = 1;
+    if (!strcmp(a->out_path, "-") || !io->out_regular) return 0;
+    int64_t keep = a->resume ? io->keep : 0;
+    if (keep == io->out_size) return 0;
+    if (ftruncate(io->out_fd, (off_t)keep) != 0) {
+        fprintf(stderr, "armo score: cannot truncate %s to %lld bytes: %s\n", a->out_path,
+                (long long)keep, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* fsync of an output file this run wrote (once). */
+static int io_sync(const score_args *a, score_io *io) {
+    if (io->out_fd < 0 || !io->started || !io->out_regular || io->synced) return 0;
+    io->synced = 1;
+    if (fsync(io->out_fd) == 0) return 0;
+    fprintf(stderr, "armo score: syncing %s failed: %s\n", out_name(a), strerror(errno));
+    return -1;
+}
+
+/* Syncs and closes the output (a file that this run created and never
+ * started to write is removed), closes the input.  -1 when the output
+ * could not be synced or closed. */
+static int io_close(const score_args *a, score_io *io) {
+    int rc = io_sync(a, io);
+    if (io->out_fd > 2) {
+        if (io->out_created && !io->started) unlink(a->out_path);
+        if (close(io->out_fd) != 0) {
+            fprintf(stderr, "armo score: writing %s failed: %s\n", a->out_path, strerror(errno));
+            rc = -1;
+        }
+    }
+    if (io->in_fd > 2) close(io->in_fd);
+    armo_line_reader_free(&io->reader);
+    return rc;
+}
+
+/* SIGINT / SIGTERM while scoring: the first asks the scheduler to stop
+ * after the batch in flight; a second exits at once (the lines written are
+ * whole: each went out in one write). */
+static atomic_int g_stop_signal;
+
+static void on_stop_signal(int sig) {
+    if (atomic_load(&g_stop_signal)) {
+        static const char msg[] = "\narmo score: second signal: exiting now\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(128 + sig);
+    }
+    atomic_store(&g_stop_signal, sig);
+}
+
+static void catch_stop_signals(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The summary of a run that a signal stopped; its exit status. */
+static int interrupted(const score_args *a, const score_io *io, const armo_sched_stats *st) {
+    int sig = atomic_load(&g_stop_signal);
+    fprintf(stderr, "armo score: interrupted by %s: %s holds the whole lines of the first %lld "
+                    "records of %s (%lld written by this run)%s; %s (exit %d)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", out_name(a),
+            (long long)(io->resumed + st->records), in_name(a), (long long)st->records,
+            io->out_regular ? ", synced" : "",
+            strcmp(a->out_path, "-") ? "rerun with --resume to score the rest"
+                                     : "the records after them are not scored",
+            128 + sig);
+    return 128 + sig;
+}
+
+/* Scores io's input -> output through the scheduler; the exit status. */
+static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backend_opts *bo,
+               int64_t budget, const score_args *a) {
     armo_job_ops ops = armo_scoring_job_ops(sc);
     armo_sched_opts so = {.max_batch_tokens = budget,
                           .max_batch_seqs = bo->max_seqs,
@@ -221,20 +526,59 @@ static int run(FILE *in, int64_t in_size, FILE *out, armo_backend *b, armo_scori
                           .threads = a->threads > 0 ? (int)a->threads
                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
                           .quiet = a->quiet,
-                          .share_prefix = a->share_prefix};
+                          .share_prefix = a->share_prefix,
+                          .stop = &g_stop_signal,
+                          .in_name = a->in_path,
+                          .out_name = a->out_path};
     armo_sched_stats st;
     armo_err e;
-    if (armo_schedule(in, in_size, out, b, &ops, &so, &st, &e)) {
+    catch_stop_signals(1);
+    int failed = armo_schedule(&io->reader, io->in_size, io->out_fd, b, &ops, &so, &st, &e);
+    if (failed) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         return 2;
     }
+    if (st.interrupted) return io_sync(a, io) ? 2 : interrupted(a, io, &st);
     if (!a->quiet && st.tokens_computed < st.tokens)
         fprintf(stderr, "armo: prompt-prefix sharing ran %lld of the %lld tokens scored through "
                         "the model\n", (long long)st.tokens_computed, (long long)st.tokens);
+    st.errors += io->resumed_errors; /* --resume: the kept lines count, as in one run */
+    st.records += io->resumed;
     if (st.errors && !a->quiet)
         fprintf(stderr, "armo score: %lld of %lld records failed (see their \"error\" field)\n",
                 (long long)st.errors, (long long)st.records);
     return st.errors ? 1 : 0;
+}
+
+/* NaN / Inf in the weights (weight_scan.h), before tokenizing or uploading:
+ * the norm weights and the head by default (a NaN there reaches every
+ * score; ~0.3% of the bytes), every tensor with --check-weights.  Found:
+ * refused, naming the tensors, unless --allow-nonfinite-weights.  Returns 0
+ * to go on, -1 to stop (exit 2). */
+static int check_weights(const armo_model *m, const score_args *a) {
+    armo_weight_scan ws;
+    armo_err e;
+    if (armo_weights_scan(m, a->check_weights ? ARMO_SCAN_ALL : ARMO_SCAN_HEAD_NORMS,
+                          (int)a->threads, &ws, &e)) {
+        fprintf(stderr, "armo score: scanning the weights: %s\n", e.msg);
+        return -1;
+    }
+    if (a->check_weights && !a->quiet)
+        fprintf(stderr, "armo: scanned %lld tensors (%.2f GB) for NaN/Inf in %.2f s\n",
+                (long long)ws.tensors, (double)ws.bytes / 1e9, ws.seconds);
+    if (!ws.bad_tensors) return 0;
+    char msg[ARMO_ERR_LEN];
+    armo_weight_scan_message(&ws, msg, sizeof msg);
+    if (a->allow_nonfinite) {
+        fprintf(stderr, "armo score: warning: %s holds non-finite weights: %s; scoring anyway "
+                        "(--allow-nonfinite-weights): the records they reach become errors\n",
+                m->dir, msg);
+        return 0;
+    }
+    fprintf(stderr, "armo score: %s holds non-finite weights: %s; refused (every score they "
+                    "reach would be NaN/Inf; --allow-nonfinite-weights scores anyway)\n",
+            m->dir, msg);
+    return -1;
 }
 
 int cmd_score(int argc, char **argv) {
@@ -243,16 +587,12 @@ int cmd_score(int argc, char **argv) {
     int pa = parse_args(argc, argv, &a);
     if (pa) return pa > 0 ? 0 : 2;
 
-    FILE *in = stdin, *out = stdout;
-    int64_t in_size = -1;
-    if (strcmp(a.in_path, "-")) {
-        in = fopen(a.in_path, "rb");
-        if (!in) {
-            fprintf(stderr, "armo score: cannot open input %s: %s\n", a.in_path, strerror(errno));
-            return 2;
-        }
-        struct stat sb;
-        if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) in_size = sb.st_size;
+    /* the files first: a locked output or the input as output fail at once */
+    score_io io;
+    if (open_input(&a, &io)) return 2;
+    if (open_output(&a, &io) || (a.resume && resume_check(&a, &io))) {
+        io_close(&a, &io);
+        return 2;
     }
 
     int rc = 2;
@@ -266,6 +606,7 @@ int cmd_score(int argc, char **argv) {
         goto done;
     }
     model_open = 1;
+    if (check_weights(&model, &a)) goto done; /* before the tokenizer and any upload */
     if (armo_scoring_init(&sc, &model, &a.scoring, &e)) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
@@ -282,22 +623,10 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "armo: %s on %s, %s, batches of up to %lld tokens (a longer sequence "
                         "alone, up to %d)\n", a.model_dir, backend->device, model.cfg.arch_name,
                 (long long)budget, sc.max_length);
-    if (strcmp(a.out_path, "-")) {
-        out = fopen(a.out_path, "wb");
-        if (!out) {
-            fprintf(stderr, "armo score: cannot create output %s: %s\n", a.out_path,
-                    strerror(errno));
-            out = stdout;
-            goto done;
-        }
-    }
-    rc = run(in, in_size, out, backend, &sc, &bo, budget, &a);
+    if (output_start(&a, &io)) goto done;
+    rc = run(&io, backend, &sc, &bo, budget, &a);
 done:
-    if (out != stdout && fclose(out) != 0) {
-        fprintf(stderr, "armo score: writing %s failed: %s\n", a.out_path, strerror(errno));
-        rc = 2;
-    }
-    if (in != stdin) fclose(in);
+    if (io_close(&a, &io)) rc = 2;
     armo_backend_close(backend);
     if (scoring_open) armo_scoring_free(&sc);
     if (model_open) armo_model_close(&model);

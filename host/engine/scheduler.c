@@ -1,16 +1,21 @@
 /* scheduler.c — windowed, pipelined batch scoring (see scheduler.h).
  *
- * Shape: the main thread reads window k+1's lines, hands them to a pool of
- * prepare workers (started per window; a window is thousands of records so
- * thread start-up is noise), scores window k meanwhile, then writes window
- * k's results in order.  Sorting sequences by length inside a window packs
- * batches with little waste; bounding the window bounds memory. */
+ * Shape: a reader thread reads records into a queue (up to a window ahead);
+ * the main thread takes a window from it, has a pool of prepare workers
+ * (started per window; thread start-up is noise next to a window's work)
+ * prepare it, and while they prepare window k+1 it scores window k batch by
+ * batch, in input order, writing after every batch the lines of the
+ * records it completed.  Bounding the window bounds memory. */
 #include "host/engine/scheduler.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 void armo_job_clear(armo_job *job) {
     free(job->line);
@@ -23,12 +28,232 @@ void armo_job_clear(armo_job *job) {
     memset(job, 0, sizeof *job);
 }
 
+static int is_set(const atomic_int *flag) { return flag && atomic_load(flag) != 0; }
+
+/* ---- reading lines ------------------------------------------------------------ */
+
+void armo_line_reader_init(armo_line_reader *r, int fd) {
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+}
+
+void armo_line_reader_free(armo_line_reader *r) {
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->pos = r->end = 0;
+}
+
+/* Waits until fd has input (or its end) — in steps of 100 ms, so that
+ * r->cancel is seen.  0: go read; -2: cancelled. */
+static int wait_input(armo_line_reader *r) {
+    if (!r->cancel) return 0;
+    for (;;) {
+        if (is_set(r->cancel)) return -2;
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        int n = poll(&p, 1, 100);
+        if (n > 0) return 0;
+        if (n < 0 && errno != EINTR) return 0; /* not pollable: a plain read */
+    }
+}
+
+int armo_line_next(armo_line_reader *r, const char **line, size_t *len) {
+    size_t scan = r->pos;
+    for (;;) {
+        char *nl = r->end > scan ? memchr(r->buf + scan, '\n', r->end - scan) : NULL;
+        if (nl || (r->eof && r->end > r->pos)) {
+            size_t n = nl ? (size_t)(nl + 1 - (r->buf + r->pos)) : r->end - r->pos;
+            *line = r->buf + r->pos;
+            *len = n;
+            r->pos += n;
+            r->line_no++;
+            r->bytes += (int64_t)n;
+            return 1;
+        }
+        if (r->eof) return 0;
+        scan = r->end;
+        if (r->pos > 0) { /* keep the partial line at the start of the buffer */
+            memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+            r->end -= r->pos;
+            scan -= r->pos;
+            r->pos = 0;
+        }
+        if (r->end == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : (size_t)1 << 16;
+            char *b = realloc(r->buf, cap);
+            if (!b) {
+                r->err = ENOMEM;
+                return -1;
+            }
+            r->buf = b;
+            r->cap = cap;
+        }
+        int w = wait_input(r);
+        if (w) return w;
+        ssize_t k = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (k < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            r->err = errno;
+            return -1;
+        }
+        if (k == 0) r->eof = 1;
+        r->end += (size_t)k;
+    }
+}
+
+int armo_line_next_record(armo_line_reader *r, const char **line, size_t *len) {
+    for (;;) {
+        int rc = armo_line_next(r, line, len);
+        if (rc != 1) return rc;
+        size_t k = 0;
+        while (k < *len && ((*line)[k] == ' ' || (*line)[k] == '\t' || (*line)[k] == '\r' ||
+                            (*line)[k] == '\n'))
+            k++;
+        if (k < *len) return 1; /* else a blank line: not a record */
+    }
+}
+
+/* ---- the reader thread: records queued up to a window ahead ------------------- */
+
+typedef struct {
+    armo_line_reader *lr;
+    atomic_int *saved_cancel;
+    armo_job *q;                 /* ring of read records (line, line_no, end_offset) */
+    int cap, head, n;
+    int done;                    /* 1 end of input, -1 read error, 2 cancelled */
+    int err;                     /* errno of a read error */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* a record queued, the input ended, room made, quit */
+    pthread_t th;
+    int inited, started;
+    atomic_int quit;
+} feeder;
+
+static void *feeder_main(void *arg) {
+    feeder *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        while (f->n == f->cap && !atomic_load(&f->quit)) pthread_cond_wait(&f->cv, &f->mu);
+        pthread_mutex_unlock(&f->mu);
+        if (atomic_load(&f->quit)) break;
+        const char *line;
+        size_t len;
+        int rc = armo_line_next_record(f->lr, &line, &len);
+        armo_job job = {0};
+        if (rc == 1) {
+            job.line_no = f->lr->line_no;
+            job.end_offset = f->lr->bytes;
+            job.line_len = len;
+            job.line = malloc(len + 1);
+            if (job.line) {
+                memcpy(job.line, line, len);
+                job.line[len] = 0;
+            } else {
+                f->lr->err = ENOMEM;
+                rc = -1;
+            }
+        }
+        pthread_mutex_lock(&f->mu);
+        if (rc == 1) {
+            f->q[(f->head + f->n) % f->cap] = job;
+            f->n++;
+        } else {
+            f->done = rc == 0 ? 1 : rc == -2 ? 2 : -1;
+            f->err = f->lr->err;
+        }
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        if (rc != 1) break;
+    }
+    return NULL;
+}
+
+static int feeder_start(feeder *f, armo_line_reader *lr, int cap, armo_err *e) {
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    atomic_init(&f->quit, 0);
+    f->inited = 1;
+    f->lr = lr;
+    f->cap = cap;
+    f->q = calloc((size_t)cap, sizeof *f->q);
+    if (!f->q) return armo_err_set(e, "out of memory");
+    f->saved_cancel = lr->cancel;
+    lr->cancel = &f->quit;
+    int err = pthread_create(&f->th, NULL, feeder_main, f);
+    if (err) {
+        lr->cancel = f->saved_cancel;
+        return armo_err_set(e, "cannot start the input reader thread: %s", strerror(err));
+    }
+    f->started = 1;
+    return 0;
+}
+
+/* Stops the reader thread (it sees quit within 100 ms even when blocked on
+ * a pipe) and frees the records still queued.  Returns how many records
+ * of the input were not taken: those queued, +1 when the reader had not
+ * reached the input's end. */
+static int feeder_stop(feeder *f, const armo_job_ops *ops) {
+    if (f->started) {
+        pthread_mutex_lock(&f->mu);
+        atomic_store(&f->quit, 1);
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->th, NULL);
+        f->lr->cancel = f->saved_cancel;
+        f->started = 0;
+    }
+    int left = f->n + (f->done != 1);
+    for (int i = 0; f->q && i < f->n; i++) {
+        armo_job *job = &f->q[(f->head + i) % f->cap];
+        if (ops->release) ops->release(ops->ctx, job);
+        armo_job_clear(job);
+    }
+    free(f->q);
+    f->q = NULL;
+    f->n = 0;
+    if (f->inited) {
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        f->inited = 0;
+    }
+    return left;
+}
+
+/* Moves up to max queued records into jobs[], first waiting until `need`
+ * are queued (or the input ended, or stop).  Returns the count; *failed:
+ * the reader stopped on a read error (errno *err). */
+static int feeder_take(feeder *f, armo_job *jobs, int need, int max, const atomic_int *stop,
+                       int *failed, int *err) {
+    pthread_mutex_lock(&f->mu);
+    while (f->n < need && !f->done && !is_set(stop)) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 100 * 1000 * 1000; /* wake up to see stop */
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->cv, &f->mu, &t);
+    }
+    int k = f->n < max ? f->n : max;
+    for (int i = 0; i < k; i++) jobs[i] = f->q[(f->head + i) % f->cap];
+    f->head = (f->head + k) % f->cap;
+    f->n -= k;
+    *failed = f->done == -1;
+    *err = f->err;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return k;
+}
+
 /* ---- a window of jobs and its prepare workers ------------------------------ */
 
 typedef struct {
     armo_job *jobs;
     int n, cap;
+    int written;                 /* jobs [0, written) are written and cleared */
     const armo_job_ops *ops;
+    const atomic_int *stop;      /* set: the workers leave the rest unprepared */
     atomic_int next;
     pthread_t *threads;
     int nthreads;
@@ -39,11 +264,13 @@ typedef struct {
 static void *prepare_worker(void *arg) {
     window *w = arg;
     for (;;) {
+        if (is_set(w->stop)) break;
         int i = atomic_fetch_add(&w->next, 1);
         if (i >= w->n) break;
         armo_job *job = &w->jobs[i];
         if (w->ops->prepare(w->ops->ctx, job) != 0 && !job->error)
             job->error = strdup("record could not be prepared");
+        job->prepared = 1;
         free(job->line); /* the text is not needed once prepared */
         job->line = NULL;
     }
@@ -72,39 +299,14 @@ static void window_wait(window *w) {
     w->t_end = armo_now();
 }
 
-/* Reads up to max lines (blank lines skipped).  Returns the count; *eof set
- * at end of input; -1 on a read error. */
-static int window_read(window *w, FILE *in, int max, int64_t *line_no, int64_t *bytes, int *eof) {
-    w->n = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (w->n < max) {
-        ssize_t len = getline(&line, &cap, in);
-        if (len < 0) {
-            *eof = 1;
-            break;
-        }
-        (*line_no)++;
-        *bytes += len;
-        size_t k = 0;
-        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' ||
-                                   line[k] == '\n'))
-            k++;
-        if (k == (size_t)len) continue; /* blank line: not a record */
-        armo_job *job = &w->jobs[w->n++];
-        memset(job, 0, sizeof *job);
-        job->line_no = *line_no;
-        job->end_offset = *bytes;
-        job->line = malloc((size_t)len + 1);
-        if (!job->line) {
-            free(line);
-            return -1;
-        }
-        memcpy(job->line, line, (size_t)len + 1);
-        job->line_len = (size_t)len;
+/* Frees the window's jobs that are not written. */
+static void window_clear(window *w) {
+    window_wait(w);
+    for (int i = w->written; i < w->n; i++) {
+        if (w->ops->release) w->ops->release(w->ops->ctx, &w->jobs[i]);
+        armo_job_clear(&w->jobs[i]);
     }
-    free(line);
-    return ferror(in) ? -1 : w->n;
+    w->n = w->written = 0;
 }
 
 /* ---- packing and scoring ---------------------------------------------------- */
@@ -117,12 +319,8 @@ typedef struct {
     int prefix_len;              /* 0: standalone */
     int64_t tokens;              /* unique tokens the unit puts in a batch */
     int64_t expanded;            /* rows of the unit in the expanded attention layout */
+    int group;                   /* the group (record) its sequences belong to */
 } unit;
-
-static int by_tokens(const void *a, const void *b) {
-    const unit *x = a, *y = b;
-    return (x->tokens > y->tokens) - (x->tokens < y->tokens);
-}
 
 typedef struct {
     int32_t *ids, *cu, *gpos, *prefix_of;
@@ -214,7 +412,8 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
     if (u[0].prefix_len > 0) { /* the shared unit alone failed: score its sequences unshared */
         for (int j = 0; j < u[0].n; j++) {
             unit one = {.seqs = &u[0].seqs[j], .n = 1, .prefix_len = 0,
-                        .tokens = u[0].seqs[j]->len, .expanded = u[0].seqs[j]->len};
+                        .tokens = u[0].seqs[j]->len, .expanded = u[0].seqs[j]->len,
+                        .group = u[0].group};
             if (score_units(b, p, &one, 1, st, e)) return -1;
         }
         return 0;
@@ -235,19 +434,42 @@ static int shared_prefix_len(armo_seq **v, int n) {
     return P > 0 ? P : 0;
 }
 
-int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
-                      const armo_sched_opts *o, armo_sched_stats *st, armo_err *e) {
+/* The packed batches of a set of groups: units (a group's shared unit, or
+ * its sequences one by one) in the groups' order, batch b being units
+ * [start[b], start[b+1]).  Not sorted by length: packing is without
+ * padding and attention is tiled over the batch's rows, so a batch of
+ * mixed lengths costs what its tokens cost, and budgets fill as well in
+ * input order (a unit that does not fit starts the next batch either way);
+ * in input order a batch completes a run of consecutive records, so that
+ * their lines can be written as soon as it is scored. */
+typedef struct {
+    unit *units;
+    armo_seq **ptrs;
+    int nu, nb;
+    int *start;
+} plan;
+
+static void plan_free(plan *pl) {
+    free(pl->units);
+    free(pl->ptrs);
+    free(pl->start);
+    memset(pl, 0, sizeof *pl);
+}
+
+static int plan_build(plan *pl, const armo_backend *b, const armo_seq_group *groups, int ngroups,
+                      const armo_sched_opts *o, armo_err *e) {
+    memset(pl, 0, sizeof *pl);
     int total = 0;
     for (int g = 0; g < ngroups; g++) total += groups[g].n;
-    if (total == 0) return 0;
-    unit *units = malloc((size_t)total * sizeof *units);
-    armo_seq **ptrs = malloc((size_t)total * sizeof *ptrs);
-    pack_buf p = {0};
-    if (!units || !ptrs) {
-        free(units);
-        free(ptrs);
+    pl->units = malloc((size_t)(total ? total : 1) * sizeof *pl->units);
+    pl->ptrs = malloc((size_t)(total ? total : 1) * sizeof *pl->ptrs);
+    pl->start = malloc((size_t)(total + 1) * sizeof *pl->start);
+    if (!pl->units || !pl->ptrs || !pl->start) {
+        plan_free(pl);
         return armo_err_set(e, "out of memory");
     }
+    unit *units = pl->units;
+    armo_seq **ptrs = pl->ptrs;
     int nu = 0, np = 0;
     int min_share = o->min_shared_prefix > 0 ? o->min_shared_prefix : 8;
     const int64_t max_exp = b->max_expanded_rows > 0 ? b->max_expanded_rows : INT64_MAX;
@@ -269,6 +491,7 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
             u->prefix_len = P;
             u->tokens = P;
             u->expanded = 0;
+            u->group = g;
             for (int j = 0; j < nv; j++) {
                 u->tokens += u->seqs[j]->len - P;
                 u->expanded += u->seqs[j]->len;
@@ -276,12 +499,12 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
         } else {
             for (int j = first; j < np; j++)
                 units[nu++] = (unit){.seqs = &ptrs[j], .n = 1, .prefix_len = 0,
-                                     .tokens = ptrs[j]->len, .expanded = ptrs[j]->len};
+                                     .tokens = ptrs[j]->len, .expanded = ptrs[j]->len,
+                                     .group = g};
         }
     }
-    qsort(units, (size_t)nu, sizeof *units, by_tokens);
-    int rc = 0;
-    for (int i = 0; i < nu && rc == 0;) {
+    pl->nu = nu;
+    for (int i = 0; i < nu;) {
         int j = i, segs = 0;
         int64_t tokens = 0, expanded = 0;
         /* a unit larger than the budget goes alone; the expanded attention
@@ -295,119 +518,241 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
             segs += units[j].n + (units[j].prefix_len > 0);
             j++;
         }
-        rc = score_units(b, &p, units + i, j - i, st, e);
-        for (int k = i; k < j; k++) {
-            st->sequences += units[k].n;
-            st->tokens += units[k].expanded;
-        }
+        pl->start[pl->nb++] = i;
         i = j;
     }
-    free(units);
-    free(ptrs);
-    free(p.ids);
-    free(p.cu);
-    free(p.gpos);
-    free(p.prefix_of);
-    free(p.res);
-    free(p.owner);
+    pl->start[pl->nb] = nu;
+    return 0;
+}
+
+/* Scores batch k of the plan; its sequences get their results (or errors). */
+static int plan_score(plan *pl, int k, armo_backend *b, pack_buf *p, armo_sched_stats *st,
+                      armo_err *e) {
+    int i = pl->start[k], j = pl->start[k + 1];
+    int rc = score_units(b, p, pl->units + i, j - i, st, e);
+    for (int u = i; u < j; u++) {
+        st->sequences += pl->units[u].n;
+        st->tokens += pl->units[u].expanded;
+    }
     return rc;
 }
 
-static int score_window(window *w, armo_backend *b, const armo_sched_opts *o,
-                        armo_sched_stats *st, armo_err *e) {
-    armo_seq_group *groups = malloc((size_t)(w->n ? w->n : 1) * sizeof *groups);
+static void pack_free(pack_buf *p) {
+    free(p->ids);
+    free(p->cu);
+    free(p->gpos);
+    free(p->prefix_of);
+    free(p->res);
+    free(p->owner);
+}
+
+int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
+                      const armo_sched_opts *o, armo_sched_stats *st, armo_err *e) {
+    plan pl;
+    if (plan_build(&pl, b, groups, ngroups, o, e)) return -1;
+    pack_buf p = {0};
+    int rc = 0;
+    for (int k = 0; k < pl.nb && rc == 0; k++) rc = plan_score(&pl, k, b, &p, st, e);
+    pack_free(&p);
+    plan_free(&pl);
+    return rc;
+}
+
+/* ---- a window scored batch by batch, its lines written as they are done ------ */
+
+typedef struct {
+    const armo_job_ops *ops;
+    int fd;
+    const char *name;
+    armo_sched_stats *st;
+    armo_progress *prog;
+    int64_t bytes0;              /* input bytes before this run's first record */
+} sink;
+
+static int write_all(int fd, const char *buf, size_t len) {
+    for (size_t off = 0; off < len;) {
+        ssize_t k = write(fd, buf + off, len - off);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        off += (size_t)k;
+    }
+    return 0;
+}
+
+/* The job's line, formatted in memory and written with one write(2) (a
+ * short write, or EINTR, continues where it stopped). */
+static int write_line(sink *s, armo_job *job, armo_err *e) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&buf, &len);
+    if (!ms) return armo_err_set(e, "out of memory writing the result of input line %lld",
+                                 (long long)job->line_no);
+    int rc = s->ops->write(s->ops->ctx, job, ms);
+    if (fclose(ms) != 0) rc = -1;
+    if (rc) {
+        free(buf);
+        return armo_err_set(e, "formatting the result of input line %lld failed",
+                            (long long)job->line_no);
+    }
+    if (write_all(s->fd, buf, len)) {
+        int en = errno;
+        free(buf);
+        return armo_err_set(e, "writing %s failed (the result of input line %lld): %s",
+                            s->name && strcmp(s->name, "-") ? s->name : "the standard output",
+                            (long long)job->line_no, strerror(en));
+    }
+    free(buf);
+    return 0;
+}
+
+/* Writes the window's jobs from w->written on while they are done
+ * (remaining[i] == 0: no sequence left to score). */
+static int window_flush(window *w, const int *remaining, sink *s, armo_err *e) {
+    int64_t bytes_done = -1;
+    while (w->written < w->n && remaining[w->written] == 0) {
+        armo_job *job = &w->jobs[w->written];
+        int failed = job->error != NULL;
+        for (int q = 0; q < job->nseq; q++)
+            failed |= job->seqs[q].error != NULL || job->seqs[q].result.nonfinite != ARMO_NF_NONE;
+        if (write_line(s, job, e)) return -1;
+        s->st->records++;
+        s->st->errors += failed;
+        bytes_done = job->end_offset - s->bytes0;
+        if (w->ops->release) w->ops->release(w->ops->ctx, job);
+        armo_job_clear(job);
+        w->written++;
+    }
+    if (bytes_done >= 0)
+        armo_progress_update(s->prog, s->st->records, s->st->tokens, s->st->errors, bytes_done);
+    return 0;
+}
+
+/* Scores window w (prepared) batch by batch, writing after each batch the
+ * lines of the records it completed (every earlier record is done: the
+ * batches follow input order); with o->stop set, stops after the batch in
+ * flight (the records not written stay in w). */
+static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, sink *s,
+                        armo_err *e) {
+    const int n = w->n;
+    armo_seq_group *groups = calloc((size_t)(n ? n : 1), sizeof *groups);
     armo_seq **ptrs = NULL;
-    int total = 0, ng = 0, np = 0;
-    for (int i = 0; i < w->n; i++)
+    int *remaining = calloc((size_t)(n ? n : 1), sizeof *remaining);
+    int total = 0, rc = 0;
+    for (int i = 0; i < n; i++)
         if (!w->jobs[i].error) total += w->jobs[i].nseq;
     ptrs = malloc((size_t)(total ? total : 1) * sizeof *ptrs);
-    if (!groups || !ptrs) {
+    if (!groups || !ptrs || !remaining) {
         free(groups);
         free(ptrs);
+        free(remaining);
         return armo_err_set(e, "out of memory");
     }
-    for (int i = 0; i < w->n; i++) {
+    for (int i = 0, np = 0; i < n; i++) { /* group i = job i (none when it has an error) */
         armo_job *job = &w->jobs[i];
-        if (job->error) continue;
-        groups[ng].seqs = ptrs + np;
-        groups[ng].n = job->nseq;
-        for (int s = 0; s < job->nseq; s++) ptrs[np++] = &job->seqs[s];
-        ng++;
+        remaining[i] = job->prepared ? 0 : -1; /* -1: never written (stopped before prepared) */
+        if (job->error || !job->prepared) continue;
+        groups[i].seqs = ptrs + np;
+        groups[i].n = job->nseq;
+        for (int q = 0; q < job->nseq; q++) ptrs[np++] = &job->seqs[q];
     }
-    int rc = armo_score_groups(b, groups, ng, o, st, e);
+    plan pl;
+    pack_buf p = {0};
+    if (plan_build(&pl, b, groups, n, o, e) == 0) {
+        for (int u = 0; u < pl.nu; u++) remaining[pl.units[u].group] += pl.units[u].n;
+        rc = window_flush(w, remaining, s, e); /* records with nothing to score */
+        for (int k = 0; rc == 0 && k < pl.nb && !is_set(o->stop); k++) {
+            double tb = armo_now();
+            rc = plan_score(&pl, k, b, &p, s->st, e);
+            s->st->seconds_backend += armo_now() - tb;
+            for (int u = pl.start[k]; u < pl.start[k + 1]; u++)
+                remaining[pl.units[u].group] -= pl.units[u].n;
+            if (rc == 0) rc = window_flush(w, remaining, s, e);
+        }
+        pack_free(&p);
+        plan_free(&pl);
+    } else {
+        rc = -1;
+    }
     free(groups);
     free(ptrs);
+    free(remaining);
     return rc;
 }
 
-static int write_window(window *w, const armo_job_ops *ops, FILE *out, armo_sched_stats *st,
-                        int64_t *bytes_done, armo_err *e) {
-    for (int i = 0; i < w->n; i++) {
-        armo_job *job = &w->jobs[i];
-        int failed = job->error != NULL;
-        for (int s = 0; s < job->nseq; s++) failed |= job->seqs[s].error != NULL;
-        st->records++;
-        st->errors += failed;
-        if (ops->write(ops->ctx, job, out))
-            return armo_err_set(e, "writing the result of input line %lld failed",
-                                (long long)job->line_no);
-        *bytes_done = job->end_offset;
-        if (ops->release) ops->release(ops->ctx, job);
-        armo_job_clear(job);
+/* ---- the pipeline --------------------------------------------------------------- */
+
+/* Takes the next window from the reader: `need` records at least (fewer at
+ * the input's end or on stop), at most a window.  A read error with no
+ * record left to take is fatal. */
+static int take_window(window *w, feeder *f, int need, int nthreads, const armo_sched_opts *o,
+                       armo_err *e) {
+    int failed = 0, err = 0;
+    w->n = feeder_take(f, w->jobs, need, w->cap, o->stop, &failed, &err);
+    w->written = 0;
+    if (w->n > 0) {
+        window_start(w, nthreads);
+        return 0;
     }
-    w->n = 0;
-    return fflush(out) == 0 ? 0 : armo_err_set(e, "writing output failed");
+    if (failed)
+        return armo_err_set(e, "reading %s failed: %s",
+                            o->in_name && strcmp(o->in_name, "-") ? o->in_name
+                                                                  : "the standard input",
+                            strerror(err));
+    return 0;
 }
 
-int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
+int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backend *backend,
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e) {
     memset(stats, 0, sizeof *stats);
-    int wsize = o->window > 0 ? o->window : 1024;
+    const int wsize = o->window > 0 ? o->window : 1024;
+    /* a regular file: full windows (reading ahead costs nothing); else the
+     * records that have arrived, so that a slow producer is not waited for */
+    struct stat sb;
+    const int whole = fstat(in->fd, &sb) == 0 && S_ISREG(sb.st_mode);
     window win[2];
     memset(win, 0, sizeof win);
+    feeder f = {0};
     int rc = 0;
     for (int k = 0; k < 2; k++) {
         win[k].jobs = calloc((size_t)wsize, sizeof(armo_job));
         win[k].cap = wsize;
         win[k].ops = ops;
+        win[k].stop = o->stop;
         if (!win[k].jobs) rc = armo_err_set(e, "out of memory");
     }
-    armo_progress prog;
-    armo_progress_init(&prog, in_size, o->quiet);
+    armo_progress prog; /* this run's records: those `in` returned already are not */
+    armo_progress_init(&prog, in_size >= 0 ? in_size - in->bytes : -1, o->quiet);
+    sink s = {.ops = ops, .fd = out_fd, .name = o->out_name, .st = stats, .prog = &prog,
+              .bytes0 = in->bytes};
+    if (!rc) rc = feeder_start(&f, in, wsize, e);
     double t0 = armo_now();
-    int64_t line_no = 0, bytes = 0, bytes_done = 0;
-    int eof = 0, cur = 0;
-    if (!rc && window_read(&win[cur], in, wsize, &line_no, &bytes, &eof) < 0)
-        rc = armo_err_set(e, "reading input failed");
-    if (!rc) window_start(&win[cur], o->threads);
-    while (!rc && win[cur].started) {
+    int cur = 0;
+    if (!rc) rc = take_window(&win[cur], &f, whole ? wsize : 1, o->threads, o, e);
+    while (!rc && win[cur].n > 0) {
         window_wait(&win[cur]);
         stats->seconds_prepare += win[cur].t_end - win[cur].t_start;
         int nxt = cur ^ 1;
-        if (!eof) { /* overlap: prepare the next window while this one is scored */
-            if (window_read(&win[nxt], in, wsize, &line_no, &bytes, &eof) < 0) {
-                rc = armo_err_set(e, "reading input failed");
-                break;
-            }
-            if (win[nxt].n > 0) window_start(&win[nxt], o->threads);
-        }
-        double tb = armo_now();
-        rc = score_window(&win[cur], backend, o, stats, e);
-        stats->seconds_backend += armo_now() - tb;
-        if (!rc) rc = write_window(&win[cur], ops, out, stats, &bytes_done, e);
-        armo_progress_update(&prog, stats->records, stats->tokens, stats->errors, bytes_done);
+        /* overlap: prepare the next window while this one is scored */
+        if (!is_set(o->stop)) rc = take_window(&win[nxt], &f, whole ? wsize : 0, o->threads, o, e);
+        if (!rc) rc = score_window(&win[cur], backend, o, &s, e);
+        if (rc || win[cur].written < win[cur].n) break; /* error, or stopped */
+        win[cur].n = win[cur].written = 0;
         cur = nxt;
+        if (win[cur].n == 0 && !is_set(o->stop))
+            rc = take_window(&win[cur], &f, whole ? wsize : 1, o->threads, o, e);
     }
-    /* on a fatal error, let a running window finish and free everything */
+    /* what is left (a stop, an error): the reader stopped, the windows'
+     * workers joined, the records not written freed */
+    int left = win[0].n - win[0].written + win[1].n - win[1].written;
+    left += feeder_stop(&f, ops);
     for (int k = 0; k < 2; k++) {
-        window_wait(&win[k]);
-        for (int i = 0; i < win[k].n; i++) {
-            if (ops->release) ops->release(ops->ctx, &win[k].jobs[i]);
-            armo_job_clear(&win[k].jobs[i]);
-        }
+        if (win[k].jobs) window_clear(&win[k]);
         free(win[k].jobs);
     }
+    stats->interrupted = !rc && left > 0 && is_set(o->stop);
     stats->seconds = armo_now() - t0;
     armo_progress_finish(&prog);
     return rc;

@@ -1,21 +1,34 @@
 /* scheduler.h — the batch pipeline of `armo score` (DESIGN §4):
  *
- *   read lines (stream) -> prepare records on worker threads (parse, template,
- *   tokenize, find head positions) -> pack the window's sequences in
- *   length-sorted order under a token budget -> backend -> write results
- *   strictly in input order.
+ *   read lines (a reader thread) -> prepare records on worker threads (parse,
+ *   template, tokenize, find head positions) -> pack the window's sequences
+ *   in input order under a token budget -> backend -> write results strictly
+ *   in input order, each line as soon as its record and every earlier one
+ *   are done.
  *
- * Input is read in windows of at most `window` records, so memory stays
+ * Records are taken in windows of at most `window`, so memory stays
  * constant on a file of any length; while the backend scores one window,
- * the workers prepare the next.  With share_prefix, the sequences of one
- * record (a pair, best-of-N) that start with the same tokens are scored as
- * one unit: their longest common prefix once, each response as a
- * continuation of it (prefix_share.h).  The scheduler knows nothing of JSON record
- * kinds: a `prepare` callback turns one line into a job (0..n sequences or
- * an error) and a `write` callback turns a finished job into output. */
+ * the workers prepare the next.  A window from a regular file is always
+ * full (reading ahead costs nothing); from a pipe or a terminal it holds
+ * the records that have arrived (at least one), so that a slow producer's
+ * records are scored without waiting for the window to fill.  Batches are
+ * packed in input order (no padding: a length sort would not fill them
+ * better), so each completes a run of consecutive records, whose lines are
+ * written as soon as it is scored: output and progress flow batch by batch,
+ * and a stop (opts.stop) finishes the batch in flight, writes its lines and
+ * returns, losing nothing else.  Each record's line is
+ * written with one write(2) of the whole line (no stdio buffer), so that a
+ * kill at any moment leaves whole lines behind (a SIGKILL inside that one
+ * write aside).  With share_prefix, the sequences of one record (a pair,
+ * best-of-N) that start with the same tokens are scored as one unit: their
+ * longest common prefix once, each response as a continuation of it
+ * (prefix_share.h).  The scheduler knows nothing of JSON record kinds: a
+ * `prepare` callback turns one line into a job (0..n sequences or an error)
+ * and a `write` callback turns a finished job into its output line. */
 #ifndef ARMO_SCHEDULER_H
 #define ARMO_SCHEDULER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,14 +52,17 @@ typedef struct {
     char *error;                 /* owned; record-level error */
     armo_seq *seqs;              /* owned */
     int nseq;
+    int prepared;                /* the prepare callback has run */
 } armo_job;
 
 typedef struct {
     /* Fills job->seqs / nseq (allocated with malloc) or job->error from
      * job->line.  Runs on worker threads: must be thread-safe. */
     int (*prepare)(void *ctx, armo_job *job);
-    /* Writes the finished job (in input order, on the main thread). Returns
-     * 0, or -1 on an output error (which stops the run). */
+    /* Writes the finished job's output line (in input order, on the main
+     * thread) to `out`, a memory stream: the scheduler then writes the whole
+     * line to the output with one write(2).  Returns 0, or -1 on an error
+     * (which stops the run; nothing of that line is written). */
     int (*write)(void *ctx, armo_job *job, FILE *out);
     /* Frees job->record (may be NULL). */
     void (*release)(void *ctx, armo_job *job);
@@ -56,11 +72,16 @@ typedef struct {
 typedef struct {
     int64_t max_batch_tokens;    /* token budget of one packed batch */
     int max_batch_seqs;          /* sequences per batch */
-    int window;                  /* records read ahead and sorted together */
+    int window;                  /* records read ahead and prepared together */
     int threads;                 /* prepare workers */
     int quiet;                   /* no progress */
     int share_prefix;            /* pairs / best-of-N: compute the shared prompt once */
     int min_shared_prefix;       /* tokens a prefix must have to be shared (default 8) */
+    /* armo_schedule: nonzero (set by a signal handler, say) = stop: no new
+     * record is taken, the batch in flight finishes, the finished prefix is
+     * written and the call returns with stats.interrupted.  May be NULL. */
+    atomic_int *stop;
+    const char *in_name, *out_name; /* for messages ("-": standard input / output) */
 } armo_sched_opts;
 
 typedef struct {
@@ -68,13 +89,45 @@ typedef struct {
     int64_t tokens;              /* tokens of the sequences scored (as the user counts them) */
     int64_t tokens_computed;     /* tokens run through the model (shared prefixes once) */
     double seconds, seconds_prepare, seconds_backend;
+    int interrupted;             /* opts.stop ended the run before the input's end */
 } armo_sched_stats;
 
-/* Runs the pipeline over `in` until EOF.  in_size: the input's size in bytes
- * for the ETA (-1 unknown).  Returns 0 if the run completed (records may
- * still have failed: see stats.errors), -1 on a fatal error (output write
- * failure, out of memory, backend failure) with e set. */
-int armo_schedule(FILE *in, int64_t in_size, FILE *out, armo_backend *backend,
+/* The lines of an input file descriptor, read with read(2) into a buffer
+ * of its own, so that a caller can take the first records itself (--resume
+ * checks them against what is already written) and hand the rest to
+ * armo_schedule. */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t cap, pos, end;        /* unread bytes: buf[pos..end) */
+    int eof;
+    int err;                     /* errno of a failed read */
+    int64_t line_no;             /* 1-based number of the last line returned */
+    int64_t bytes;               /* bytes of the lines returned */
+    atomic_int *cancel;          /* when set, a read waiting for input gives up */
+} armo_line_reader;
+
+void armo_line_reader_init(armo_line_reader *r, int fd);
+void armo_line_reader_free(armo_line_reader *r);
+/* The next line, its '\n' included when it has one (the last line of the
+ * input may not), in *line / *len: valid until the next call, not
+ * NUL-terminated.  Returns 1, 0 at the end of the input, -1 on a read error
+ * (r->err), -2 when r->cancel was set while waiting for input. */
+int armo_line_next(armo_line_reader *r, const char **line, size_t *len);
+/* The next record: the next line that is not blank (spaces, tabs, CR
+ * only); blank lines are skipped but counted in line_no and bytes.  Returns
+ * as armo_line_next. */
+int armo_line_next_record(armo_line_reader *r, const char **line, size_t *len);
+
+/* Runs the pipeline over the records `in` has not returned yet, until its
+ * end (or o->stop), writing each record's line to the file descriptor
+ * out_fd.  in_size: the input's size in bytes for the ETA (-1 unknown; the
+ * bytes `in` already returned are not counted as this run's).  Returns 0
+ * if the run completed or was stopped (records may still have failed: see
+ * stats.errors; stopped: stats.interrupted), -1 on a fatal error (input
+ * read or output write failure, out of memory, backend failure) with e
+ * set.  Lines written stay written in every case. */
+int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backend *backend,
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e);
 
@@ -88,7 +141,7 @@ typedef struct {
 /* The packing and scoring step alone, for callers that bring their own
  * sequences (`armo bench`): sequences with an error or no tokens are
  * skipped; a group's common prefix is shared when o->share_prefix; units are
- * length-sorted and packed under o->max_batch_tokens; each armo_seq gets its
+ * packed in order under o->max_batch_tokens; each armo_seq gets its
  * result (or its error).  Counts go into st (not reset). */
 int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
                       const armo_sched_opts *o, armo_sched_stats *st, armo_err *e);

@@ -188,7 +188,16 @@ static int write_job(void *vctx, armo_job *job, FILE *out) {
         armo_result *rs = malloc(sizeof *rs * (size_t)(job->nseq ? job->nseq : 1));
         if (!rs) return -1;
         for (int s = 0; s < job->nseq; s++) rs[s] = job->seqs[s].result;
-        obj = armo_record_to_json(&c->model->cfg, NULL, p->kind, rs, job->nseq, c->explain);
+        char nf[ARMO_ERR_LEN - 300], msg[ARMO_ERR_LEN];
+        if (armo_record_nonfinite(&c->model->cfg, p->kind, rs, job->nseq, nf, sizeof nf)) {
+            /* an error record, named like the others ("line N (id X): ...") */
+            armo_record_error_prefix(msg, 300, (long)job->line_no, id_json);
+            strncat(msg, nf, sizeof msg - strlen(msg) - 1);
+            obj = armo_error_to_json(NULL, msg);
+            c->nonfinite_records++;
+        } else {
+            obj = armo_record_to_json(&c->model->cfg, NULL, p->kind, rs, job->nseq, c->explain);
+        }
         free(rs);
     }
     int rc = obj ? emit(out, id_json, obj) : -1;
@@ -245,4 +254,40 @@ void armo_scoring_free(armo_scoring *s) {
 
 armo_job_ops armo_scoring_job_ops(armo_scoring *s) {
     return (armo_job_ops){.prepare = prepare, .write = write_job, .release = release, .ctx = s};
+}
+
+/* ---- --resume: the lines an earlier run wrote ---------------------------------- */
+
+int armo_output_line_valid(const char *out, size_t len, int *is_error) {
+    json_error_t je;
+    json_t *v = json_loadb(out, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+    int ok = json_is_object(v);
+    *is_error = ok && json_object_get(v, "error") != NULL;
+    json_decref(v);
+    return ok;
+}
+
+/* "id X" / "no id", X cut at 60 bytes. */
+static void describe_id(char *buf, size_t len, const char *id) {
+    if (!id)
+        snprintf(buf, len, "no id");
+    else
+        snprintf(buf, len, "id %.60s%s", id, strlen(id) > 60 ? "..." : "");
+}
+
+int armo_output_line_matches(const char *line, size_t line_len, const char *out, size_t len,
+                             char *why, size_t why_len) {
+    /* write_job echoes the raw id of the line, parsed or not (records.h) */
+    char *want = armo_record_raw_id(line, line_len);
+    char *got = armo_record_raw_id(out, len);
+    int same = (!want && !got) || (want && got && !strcmp(want, got));
+    if (!same) {
+        char w[96], g[96];
+        describe_id(w, sizeof w, want);
+        describe_id(g, sizeof g, got);
+        snprintf(why, why_len, "has %s, the record has %s", g, w);
+    }
+    free(want);
+    free(got);
+    return same;
 }

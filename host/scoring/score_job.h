@@ -42,6 +42,8 @@ typedef struct {
     armo_truncate truncate;
     unsigned tok_flags;
     int explain;
+    int64_t nonfinite_records;   /* records written as errors for a non-finite result
+                                  * (score_output.h); the scheduler counted them as scored */
 } armo_scoring;
 
 /* Binds the scoring of records to model m: loads its directory's tokenizer
@@ -58,5 +60,20 @@ void armo_scoring_free(armo_scoring *s);
 
 /* The scheduler's callbacks over s (which must outlive the run). */
 armo_job_ops armo_scoring_job_ops(armo_scoring *s);
+
+/* ---- --resume: the lines an earlier run wrote ---------------------------------- */
+
+/* Whether out[0..len) (one output line, its '\n' excluded) is a whole
+ * output line: a JSON object.  Returns 1 (and *is_error: it is an error
+ * line, {"id"?, "error":…}) or 0 (torn, or not armo's). */
+int armo_output_line_valid(const char *out, size_t len, int *is_error);
+
+/* Whether output line out[0..len) is the one written for the input record
+ * line[0..line_len): its "id" is the record's, byte for byte as the write
+ * callback echoes it, or both have none (records without an "id" are
+ * matched by their count alone).  Returns 1, or 0 with why = "has id X,
+ * the record has id Y" (ids shortened). */
+int armo_output_line_matches(const char *line, size_t line_len, const char *out, size_t len,
+                             char *why, size_t why_len);
 
 #endif
