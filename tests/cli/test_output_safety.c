@@ -502,7 +502,11 @@ static void test_kill_loop(void) {
     int kills = 0, by_sig[2] = {0, 0}, handled = 0, torn = 0, rounds = 0, runs = 0, ok = 1;
     int grew = 0; /* kills after which the file held more whole lines than before the run */
     double t_start = now_s();
-    while (kills < MIN_KILLS && ok && runs < 200 && now_s() - t_start < 120) {
+    /* wall-time cap: 30 uninterrupted runs' worth (a slow or sanitized build
+     * takes ~30 s a run), at least 120 s, at most 600 s */
+    double cap = 30.0 * g_big_seconds;
+    cap = cap < 120.0 ? 120.0 : cap > 600.0 ? 600.0 : cap;
+    while (kills < MIN_KILLS && ok && runs < 200 && now_s() - t_start < cap) {
         const int sig = kills % 2 ? SIGTERM : SIGKILL;
         /* a moment anywhere in this run, its load included (a little past
          * its end: some runs finish before their kill) */
