@@ -18,6 +18,11 @@
 # tests run with ARMO_EMU_RACECHECK=1 (every launch twice, schedules forward
 # and reversed, results compared to the bit).  Needs the CUDA headers and a
 # C++ compiler, not nvcc or a GPU.
+option(ARMO_EMULATOR "build the CPU emulator of the CUDA path and its tests" ON)
+if(NOT ARMO_EMULATOR)
+  message(STATUS "armo: CUDA emulator off (ARMO_EMULATOR=OFF)")
+  return()
+endif()
 find_path(ARMO_CUDA_HEADERS cuda_runtime_api.h
           HINTS ${CUDAToolkit_INCLUDE_DIRS} $ENV{CUDA_HOME}/include /usr/local/cuda/include)
 include(CheckLanguage)
