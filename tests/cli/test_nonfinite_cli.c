@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "host/scoring/score_output.h"
+#include "tests/util/poisoned_model.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
 #include "weights/safetensors.h"
@@ -40,75 +41,16 @@ static char g_out[1 << 17], g_err[1 << 17];
 
 /* ---- poisoned copies ------------------------------------------------------------- */
 
-/* dst <- the bundled model `fixture`: tokenizer files linked, the rest copied. */
-static int copy_model(const char *fixture, const char *dst) {
-    char src[1024];
-    snprintf(src, sizeof src, "%s/%s", ARMO_MODELS_DIR, fixture);
-    mkdir(dst, 0755);
-    DIR *d = opendir(src);
-    if (!d) return -1;
-    struct dirent *de;
-    int rc = 0;
-    static char buf[1 << 16];
-    while (rc == 0 && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char from[1400], to[1400];
-        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
-        snprintf(to, sizeof to, "%s/%s", dst, de->d_name);
-        struct stat sb;
-        if (stat(from, &sb) || !S_ISREG(sb.st_mode)) continue;
-        unlink(to);
-        if (!strncmp(de->d_name, "tokenizer", 9)) {
-            rc = symlink(from, to);
-            continue;
-        }
-        FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-        size_t n;
-        if (!in || !out) rc = -1;
-        while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-            if (fwrite(buf, 1, n, out) != n) rc = -1;
-        if (in) fclose(in);
-        if (out && fclose(out)) rc = -1;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Element `index` of tensor `name` in checkpoint dir := v (BF16 or F32). */
-static int poison(const char *dir, const char *name, int64_t index, float v) {
-    st_checkpoint ck;
-    armo_err e;
-    if (st_open_dir(&ck, dir, &e)) return -1;
-    const st_tensor *t = st_find(&ck, name);
-    if (!t || index >= t->numel || (t->dtype != ARMO_DT_BF16 && t->dtype != ARMO_DT_F32)) {
-        st_close(&ck);
-        return -1;
-    }
-    const size_t es = armo_dtype_size(t->dtype);
-    const long off = (long)((const char *)t->data - (const char *)ck.files[t->shard].map) +
-                     (long)(index * (int64_t)es);
-    char path[1024];
-    snprintf(path, sizeof path, "%s", ck.files[t->shard].path);
-    const int bf16 = t->dtype == ARMO_DT_BF16;
-    st_close(&ck);
-    unsigned char bytes[4];
-    uint16_t h = armo_f32_to_bf16(v);
-    if (bf16) memcpy(bytes, &h, 2);
-    else memcpy(bytes, &v, 4);
-    FILE *f = fopen(path, "r+b");
-    if (!f) return -1;
-    int rc = fseek(f, off, SEEK_SET) == 0 && fwrite(bytes, 1, es, f) == es ? 0 : -1;
-    return fclose(f) == 0 ? rc : -1;
-}
-
 /* g_tmp/<name>: fixture with up to two poisoned elements; the path in dir. */
 static int make_model(char *dir, size_t len, const char *name, const char *fixture,
                       const char *t1, int64_t i1, float v1, const char *t2, int64_t i2,
                       float v2) {
     snprintf(dir, len, "%s/%s", g_tmp, name);
-    int rc = copy_model(fixture, dir);
-    if (!rc && t1) rc = poison(dir, t1, i1, v1);
-    if (!rc && t2) rc = poison(dir, t2, i2, v2);
+    char src[1024];
+    snprintf(src, sizeof src, "%s/%s", ARMO_MODELS_DIR, fixture);
+    int rc = test_copy_model(src, dir);
+    if (!rc && t1) rc = test_poison_tensor(dir, t1, i1, v1);
+    if (!rc && t2) rc = test_poison_tensor(dir, t2, i2, v2);
     CHECK(rc == 0, "could not write the poisoned model %s", dir);
     return rc;
 }

@@ -31,83 +31,13 @@
 #include <unistd.h>
 
 #include "host/engine/backend_open.h"
+#include "tests/util/poisoned_model.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
 #include "weights/model.h"
 #include "weights/safetensors.h"
 
 /* ---- poisoned copies of a bundled model ---------------------------------------- */
-
-/* dst/<name> <- src/<name>: tokenizer files as symlinks, the rest copied. */
-static int nf_copy_model(const char *src, const char *dst) {
-    mkdir(dst, 0755);
-    DIR *d = opendir(src);
-    if (!d) return -1;
-    struct dirent *de;
-    int rc = 0;
-    char buf[1 << 16];
-    while (rc == 0 && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char from[2400], to[2400]; /* dir (< 2048) + "/" + d_name (< 256) */
-        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
-        snprintf(to, sizeof to, "%s/%s", dst, de->d_name);
-        struct stat sb;
-        if (stat(from, &sb) || !S_ISREG(sb.st_mode)) continue;
-        unlink(to);
-        if (!strncmp(de->d_name, "tokenizer", 9)) {
-            rc = symlink(from, to);
-            continue;
-        }
-        FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-        size_t n;
-        if (!in || !out) rc = -1;
-        while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-            if (fwrite(buf, 1, n, out) != n) rc = -1;
-        if (in) fclose(in);
-        if (out && fclose(out)) rc = -1;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Overwrites element `index` of tensor `name` in checkpoint dir with v. */
-static int nf_poison(const char *dir, const char *name, int64_t index, float v) {
-    st_checkpoint ck;
-    armo_err e;
-    if (st_open_dir(&ck, dir, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        return -1;
-    }
-    const st_tensor *t = st_find(&ck, name);
-    if (!t || index < 0 || index >= t->numel) {
-        fprintf(stderr, "%s: no tensor %s or index %lld outside it\n", dir, name, (long long)index);
-        st_close(&ck);
-        return -1;
-    }
-    const armo_dtype dt = t->dtype;
-    const size_t es = armo_dtype_size(dt);
-    const long off = (long)((const char *)t->data - (const char *)ck.files[t->shard].map) +
-                     (long)(index * (int64_t)es);
-    char path[2048];
-    snprintf(path, sizeof path, "%s", ck.files[t->shard].path);
-    st_close(&ck);
-    unsigned char bytes[4];
-    if (dt == ARMO_DT_BF16) {
-        uint16_t h = armo_f32_to_bf16(v);
-        memcpy(bytes, &h, 2);
-    } else if (dt == ARMO_DT_F16) {
-        uint16_t h = v != v ? 0x7e00u : v > 0 ? 0x7c00u : 0xfc00u;
-        memcpy(bytes, &h, 2);
-    } else if (dt == ARMO_DT_F32) {
-        memcpy(bytes, &v, 4);
-    } else {
-        return -1;
-    }
-    FILE *f = fopen(path, "r+b");
-    if (!f) return -1;
-    int rc = fseek(f, off, SEEK_SET) == 0 && fwrite(bytes, 1, es, f) == es ? 0 : -1;
-    return fclose(f) == 0 ? rc : -1;
-}
 
 typedef struct {
     const char *tensor;          /* NULL: none */
@@ -119,7 +49,7 @@ typedef struct {
 static int nf_make_model(const char *fixture, const char *dst, const nf_poison_spec *p) {
     char src[2048];
     snprintf(src, sizeof src, "%s/%s", ARMO_MODELS_DIR, fixture);
-    if (nf_copy_model(src, dst)) return -1;
+    if (test_copy_model(src, dst)) return -1;
     if (!p->tensor) return 0;
     int64_t index = p->index;
     if (index < 0) { /* an embedding row: its hidden size from the config */
@@ -129,7 +59,7 @@ static int nf_make_model(const char *fixture, const char *dst, const nf_poison_s
         index = (-index - 1) * (int64_t)m.cfg.hidden_size;
         armo_model_close(&m);
     }
-    return nf_poison(dst, p->tensor, index, p->value);
+    return test_poison_tensor(dst, p->tensor, index, p->value);
 }
 
 /* ---- the batches ----------------------------------------------------------------- */
