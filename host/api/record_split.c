@@ -44,7 +44,7 @@ int armo_split_records(const char *json, size_t len, armo_span **spans, size_t *
     *n = 0;
     *is_array = 0;
     json_error_t je;
-    json_t *v = json_loadb(json, len, JSON_ALLOW_NUL, &je);
+    json_t *v = json_loadb(json, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
     if (!v)
         return armo_err_set(e, "the records are not valid JSON: line %d, column %d: %s",
                             je.line, je.column, je.text);
