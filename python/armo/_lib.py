@@ -61,7 +61,7 @@ def library():
             return _lib
         tried = []
         for path in _candidates():
-            if not os.path.sep in path or os.path.exists(path):
+            if os.path.sep not in path or os.path.exists(path):
                 try:
                     lib = ctypes.CDLL(path)
                 except OSError as exc:

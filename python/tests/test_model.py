@@ -35,6 +35,7 @@ def test_score_json_is_cli_text(tmp_path, armorm):
     per-record error, as a non-object line is for the CLI."""
     lines = ['{"id": 1.0, "prompt": "Hi", "response": "Hello"}',
              '{"id": {"k": ["\\u00e9", 2]}, "prompt": "Hi", "response": "Hé"}',
+             '{"id": "q\\"]},{", "prompt": "say \\"hi\\" [{", "response": "ok \\\\"}',
              '5', '"text"', '{"id":"x","input_ids":[128000,128006,882,128007,271,9906,0,128009,'
              '128006,78191,128007,271,13347,1070,0,128009]}']
     text = armorm.score_json("[" + ",\n ".join(lines) + "]")
