@@ -172,22 +172,50 @@ static int emit_result(void *ctx, const char *line, size_t len, int64_t line_no,
     return 0;
 }
 
-/* The jobs of the records json[spans[k]]: their text copied, numbered from 1. */
-static armo_job *make_jobs(const char *json, const armo_span *spans, size_t n) {
-    armo_job *jobs = calloc(n, sizeof *jobs);
-    for (size_t k = 0; jobs && k < n; k++) {
+/* Records scored together (`armo score`'s default --window): bounds the
+ * memory of a call with many records. */
+#define API_WINDOW 2048
+
+/* jobs[0..n) for the records json[spans[k]]: their text copied, numbered
+ * from first + 1.  Returns 0, -1 when memory runs out (nothing kept). */
+static int fill_jobs(armo_job *jobs, const char *json, const armo_span *spans, size_t n,
+                     size_t first) {
+    memset(jobs, 0, n * sizeof *jobs);
+    for (size_t k = 0; k < n; k++) {
         jobs[k].line = malloc(spans[k].len + 1);
         if (!jobs[k].line) {
             for (size_t q = 0; q < k; q++) free(jobs[q].line);
-            free(jobs);
-            return NULL;
+            return -1;
         }
         memcpy(jobs[k].line, json + spans[k].off, spans[k].len);
         jobs[k].line[spans[k].len] = 0;
         jobs[k].line_len = spans[k].len;
-        jobs[k].line_no = (int64_t)k + 1;
+        jobs[k].line_no = (int64_t)(first + k) + 1;
     }
-    return jobs;
+    return 0;
+}
+
+/* The records json[spans[0..n)] scored window by window, their results to r. */
+static int score_spans(armo_handle *h, const char *json, const armo_span *spans, size_t n,
+                       results_text *r, armo_err *e) {
+    size_t cap = n < API_WINDOW ? n : API_WINDOW;
+    armo_job *jobs = malloc((cap ? cap : 1) * sizeof *jobs);
+    if (!jobs) return armo_err_set(e, "out of memory");
+    armo_job_ops ops = armo_scoring_job_ops(&h->scoring);
+    armo_sched_opts so = {.max_batch_tokens = h->budget, .max_batch_seqs = h->bo.max_seqs,
+                          .threads = h->threads, .quiet = 1, .share_prefix = 1};
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < n; at += cap) {
+        size_t k = n - at < cap ? n - at : cap;
+        if (fill_jobs(jobs, json, spans + at, k, at)) {
+            rc = armo_err_set(e, "out of memory");
+            break;
+        }
+        armo_sched_stats st; /* the jobs are cleared by armo_score_jobs */
+        rc = armo_score_jobs(jobs, (int)k, h->backend, &ops, &so, emit_result, r, &st, e);
+    }
+    free(jobs);
+    return rc;
 }
 
 /* Scores the records of json (h locked); the results text or NULL (e). */
@@ -199,24 +227,14 @@ static char *score_locked(armo_handle *h, const char *json, size_t len, armo_err
     char *buf = NULL;
     size_t blen = 0;
     results_text r = {.f = open_memstream(&buf, &blen)};
-    armo_job *jobs = n ? make_jobs(json, spans, n) : NULL;
-    free(spans);
-    if (!r.f || (n && !jobs)) {
-        if (r.f) fclose(r.f);
-        free(buf);
-        free(jobs);
+    if (!r.f) {
+        free(spans);
         armo_err_set(e, "out of memory");
         return NULL;
     }
     int rc = is_array && fputc('[', r.f) == EOF ? armo_err_set(e, "out of memory") : 0;
-    if (rc == 0 && n) {
-        armo_job_ops ops = armo_scoring_job_ops(&h->scoring);
-        armo_sched_opts so = {.max_batch_tokens = h->budget, .max_batch_seqs = h->bo.max_seqs,
-                              .threads = h->threads, .quiet = 1, .share_prefix = 1};
-        armo_sched_stats st;
-        rc = armo_score_jobs(jobs, (int)n, h->backend, &ops, &so, emit_result, &r, &st, e);
-    }
-    free(jobs); /* cleared by armo_score_jobs */
+    if (rc == 0) rc = score_spans(h, json, spans, n, &r, e);
+    free(spans);
     if (rc == 0 && is_array && fputc(']', r.f) == EOF) rc = armo_err_set(e, "out of memory");
     if (fclose(r.f) != 0 && rc == 0) rc = armo_err_set(e, "out of memory");
     if (rc) {

@@ -193,3 +193,15 @@ def test_info(armorm):
     assert info["device"] == "cpu" and info["threads"] == 2
     assert info["max_batch_tokens"] == 2048 and info["objectives"][0] == "helpsteer-helpfulness"
     assert json.loads(json.dumps(info)) == info
+
+
+def test_many_records_cross_windows(tmp_path, armorm):
+    """More records than one window (2048) in one call: order, numbering of
+    the per-record errors ("line N") and numbers as the CLI's."""
+    ids = next(r for r in example_records() if "input_ids" in r)["input_ids"]
+    records = [{"id": i, "input_ids": ids[:8 + i % 9] if i % 7 else ids} for i in range(4200)]
+    for i in (0, 2047, 2048, 4095, 4199):
+        records[i] = {"id": i, "prompt": 5}
+    got = armorm.score_records(records)
+    assert got == cli_score(tmp_path, "tiny-armorm", records)
+    assert got[2048]["error"].startswith("line 2049 (id 2048)")
