@@ -11,6 +11,7 @@ need_pkgs=()
 # clang + libclang-rt-dev (libFuzzer and the sanitizer runtimes): the fuzz
 # harnesses of tests/fuzz, built by cmake/fuzz.cmake, and their smoke ctests
 for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils python3 \
+         python3-venv \
          clang libclang-rt-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
@@ -27,6 +28,19 @@ fi
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
+
+# The Python package's tests (ctest python_package): pytest and numpy in a
+# virtualenv of the build, and scikit-build-core's wheels for the test that
+# pip-installs python/ into a fresh virtualenv offline.
+PYENV="$BUILD/pyenv"
+if ! "$PYENV/bin/python" -c "import pytest, numpy, scikit_build_core" >/dev/null 2>&1 ||
+   ! ls "$PYENV"/wheelhouse/scikit_build_core-*.whl >/dev/null 2>&1; then
+  echo "setup: python test environment in $PYENV (pytest, numpy, scikit-build-core)"
+  python3 -m venv "$PYENV"
+  "$PYENV/bin/python" -m pip install -q --disable-pip-version-check pytest numpy scikit-build-core
+  "$PYENV/bin/python" -m pip download -q --disable-pip-version-check -d "$PYENV/wheelhouse" \
+    scikit-build-core
+fi
 
 MODEL="$BUILD/models/tiny-armorm"
 echo

@@ -39,6 +39,7 @@ ROOMS = {
     "host/cuda": ["base", "weights", "kernels", "host/engine"],
     "host/scoring": ["base", "weights", "host/text", "host/engine"],
     "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
+    "host/api": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
 }
 # folders that hold rooms but are none themselves
 CONTAINERS = {"host"}

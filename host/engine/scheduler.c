@@ -562,10 +562,10 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
 
 typedef struct {
     const armo_job_ops *ops;
-    int fd;
-    const char *name;
+    armo_line_emit emit;         /* where each whole line goes */
+    void *emit_ctx;
     armo_sched_stats *st;
-    armo_progress *prog;
+    armo_progress *prog;         /* NULL: no progress */
     int64_t bytes0;              /* input bytes before this run's first record */
 } sink;
 
@@ -581,8 +581,22 @@ static int write_all(int fd, const char *buf, size_t len) {
     return 0;
 }
 
-/* The job's line, formatted in memory and written with one write(2) (a
+/* armo_schedule's emit: the line to a file descriptor with one write(2) (a
  * short write, or EINTR, continues where it stopped). */
+typedef struct {
+    int fd;
+    const char *name;
+} fd_out;
+
+static int emit_fd(void *ctx, const char *line, size_t len, int64_t line_no, armo_err *e) {
+    const fd_out *f = ctx;
+    if (write_all(f->fd, line, len) == 0) return 0;
+    return armo_err_set(e, "writing %s failed (the result of input line %lld): %s",
+                        f->name && strcmp(f->name, "-") ? f->name : "the standard output",
+                        (long long)line_no, strerror(errno));
+}
+
+/* The job's line, formatted in memory and handed whole to the sink. */
 static int write_line(sink *s, armo_job *job, armo_err *e) {
     char *buf = NULL;
     size_t len = 0;
@@ -596,15 +610,9 @@ static int write_line(sink *s, armo_job *job, armo_err *e) {
         return armo_err_set(e, "formatting the result of input line %lld failed",
                             (long long)job->line_no);
     }
-    if (write_all(s->fd, buf, len)) {
-        int en = errno;
-        free(buf);
-        return armo_err_set(e, "writing %s failed (the result of input line %lld): %s",
-                            s->name && strcmp(s->name, "-") ? s->name : "the standard output",
-                            (long long)job->line_no, strerror(en));
-    }
+    rc = s->emit(s->emit_ctx, buf, len, job->line_no, e);
     free(buf);
-    return 0;
+    return rc;
 }
 
 /* Writes the window's jobs from w->written on while they are done
@@ -624,7 +632,7 @@ static int window_flush(window *w, const int *remaining, sink *s, armo_err *e) {
         armo_job_clear(job);
         w->written++;
     }
-    if (bytes_done >= 0)
+    if (bytes_done >= 0 && s->prog)
         armo_progress_update(s->prog, s->st->records, s->st->tokens, s->st->errors, bytes_done);
     return 0;
 }
@@ -725,7 +733,8 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
     }
     armo_progress prog; /* this run's records: those `in` returned already are not */
     armo_progress_init(&prog, in_size >= 0 ? in_size - in->bytes : -1, o->quiet);
-    sink s = {.ops = ops, .fd = out_fd, .name = o->out_name, .st = stats, .prog = &prog,
+    fd_out fo = {.fd = out_fd, .name = o->out_name};
+    sink s = {.ops = ops, .emit = emit_fd, .emit_ctx = &fo, .st = stats, .prog = &prog,
               .bytes0 = in->bytes};
     if (!rc) rc = feeder_start(&f, in, wsize, e);
     double t0 = armo_now();
@@ -755,5 +764,22 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
     stats->interrupted = !rc && left > 0 && is_set(o->stop);
     stats->seconds = armo_now() - t0;
     armo_progress_finish(&prog);
+    return rc;
+}
+
+int armo_score_jobs(armo_job *jobs, int n, armo_backend *backend, const armo_job_ops *ops,
+                    const armo_sched_opts *o, armo_line_emit emit, void *emit_ctx,
+                    armo_sched_stats *stats, armo_err *e) {
+    memset(stats, 0, sizeof *stats);
+    window w = {.jobs = jobs, .n = n, .cap = n, .ops = ops, .stop = o->stop};
+    sink s = {.ops = ops, .emit = emit, .emit_ctx = emit_ctx, .st = stats};
+    double t0 = armo_now();
+    window_start(&w, o->threads);
+    window_wait(&w);
+    stats->seconds_prepare = w.t_end - w.t_start;
+    int rc = score_window(&w, backend, o, &s, e);
+    window_clear(&w); /* the records not written (an error, a stop) */
+    stats->interrupted = !rc && w.written < n && is_set(o->stop);
+    stats->seconds = armo_now() - t0;
     return rc;
 }

@@ -131,6 +131,26 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e);
 
+/* Where armo_score_jobs puts each record's whole line (its '\n' included),
+ * in input order; line_no is the job's.  Returns 0, or -1 with e set, which
+ * stops the run. */
+typedef int (*armo_line_emit)(void *ctx, const char *line, size_t len, int64_t line_no,
+                              armo_err *e);
+
+/* One window of records held in memory, scored as armo_schedule scores each
+ * of its windows (the same code): jobs[0..n) — each with line (malloc'ed),
+ * line_len and line_no set, zero otherwise; the call owns them and clears
+ * them — are prepared on o->threads workers, packed in input order under
+ * o->max_batch_tokens, scored batch by batch, and each record's line goes
+ * to emit as soon as it and every earlier record are done.  For callers
+ * that hold their records in memory (the in-process API, host/api); no
+ * progress is shown and o->window is not used.  Returns 0 (records may
+ * have failed: stats.errors) or -1 on a fatal error (backend, emit, out of
+ * memory) with e set. */
+int armo_score_jobs(armo_job *jobs, int n, armo_backend *backend, const armo_job_ops *ops,
+                    const armo_sched_opts *o, armo_line_emit emit, void *emit_ctx,
+                    armo_sched_stats *stats, armo_err *e);
+
 /* The sequences of one record (or any group that may share a prompt
  * prefix). */
 typedef struct {
