@@ -163,10 +163,13 @@ static int parse_arch(json_t *root, const char *path, armo_config *c, armo_err *
         c->arch = ARMO_ARCH_ARMORM;
     else if (!strcmp(name, "LlamaForSequenceClassification"))
         c->arch = ARMO_ARCH_SEQCLS;
+    else if (!strcmp(name, "LlamaModel") || !strcmp(name, "LlamaForCausalLM"))
+        c->arch = ARMO_ARCH_BACKBONE;
     else
         return armo_err_set(e,
                             "%s: architecture \"%s\" is not supported (armo runs "
-                            "LlamaForRewardModelWithGating and LlamaForSequenceClassification)",
+                            "LlamaForRewardModelWithGating and LlamaForSequenceClassification, "
+                            "and embeds with LlamaModel / LlamaForCausalLM)",
                             path, name);
     return 0;
 }
@@ -243,7 +246,7 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
             get_num(root, path, "gating_temperature", 0, 10.0, 1e-6, 1e6, &c->gating_temperature,
                     e))
             return -1;
-    } else {
+    } else if (c->arch == ARMO_ARCH_SEQCLS) {
         /* transformers: num_labels if given, else len(id2label), else 2 */
         json_t *id2label = json_object_get(root, "id2label");
         long long def = json_is_object(id2label) ? (long long)json_object_size(id2label) : 2;
