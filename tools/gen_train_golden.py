@@ -15,6 +15,14 @@ Writes, under tests/data/train/:
   debias.golden.json  the recipe's reward transform matrix, computed with
                       NumPy + scipy.stats.spearmanr, for two verbosity
                       objectives / thresholds
+  gating-pairs/, gating-head/, gating-init.safetensors, gating.golden.json
+                      50 steps of the gating loop in PyTorch (the reference
+                      GatingNetwork, BCE-with-logits on the debiased reward
+                      difference, AdamW + CosineAnnealingLR, batches drawn by
+                      the rule of host/train/gating.h, no dropout) from the
+                      init it writes: the loss of every step
+(The planted-gating case of tests/train/test_train_gating.c builds its data
+in C: 20 000 pairs are too many to commit.)
 
 Needs numpy, scipy, scikit-learn, safetensors (not needed by CI: the outputs
 are committed).  Run: python3 tools/gen_train_golden.py [ROOT]
@@ -24,6 +32,7 @@ import os
 import sys
 
 import numpy as np
+import torch
 from safetensors.numpy import save_file
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
@@ -151,12 +160,114 @@ def debias_case(root):
                    "objectives": names, "cases": cases}, f)
 
 
+class GatingNetwork(torch.nn.Module):
+    """The reference architecture (ArmoRM's modeling code), dropout off."""
+
+    def __init__(self, H, K, G, n_hidden, temperature):
+        super().__init__()
+        dims = [H] + [G] * n_hidden + [K]
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.logit_scale = torch.nn.Parameter(torch.ones(1))
+        self.temperature = temperature
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return torch.softmax(x / self.temperature, dim=1) * self.logit_scale[0]
+
+
+def state(net):
+    t = {f"gating.layers.{i}.weight": l.weight.detach().numpy().copy() for i, l in enumerate(net.layers)}
+    t.update({f"gating.layers.{i}.bias": l.bias.detach().numpy().copy() for i, l in enumerate(net.layers)})
+    t["gating.logit_scale"] = net.logit_scale.detach().numpy().copy()
+    return t
+
+
+def write_pairs(d, h_prompt, h_last):
+    os.makedirs(d, exist_ok=True)
+    n, H = h_prompt.shape[0], h_prompt.shape[2]
+    save_file({"h_last": h_last.astype(np.float32), "h_prompt": h_prompt.astype(np.float32),
+               "line": np.arange(1, n + 1, dtype=np.int64)},
+              os.path.join(d, "embeddings-00000.safetensors"))
+    with open(os.path.join(d, "embeddings.json"), "w") as f:
+        json.dump({"format": "armo-embeddings/1", "model": "synthetic", "architecture": "synthetic",
+                   "hidden_size": H, "sequences": ["chosen", "rejected"], "labels": [],
+                   "rows": n, "errors": 0,
+                   "shards": [{"file": "embeddings-00000.safetensors", "rows": n}]}, f, indent=1)
+
+
+def write_head(d, W, T, names):
+    os.makedirs(d, exist_ok=True)
+    save_file({"regression_layer.weight": W.astype(np.float32)}, os.path.join(d, "regression.safetensors"))
+    save_file({"reward_transform_matrix": T.astype(np.float32)}, os.path.join(d, "debias.safetensors"))
+    with open(os.path.join(d, "regression.json"), "w") as f:
+        json.dump({"objectives": names, "hidden_size": int(W.shape[1])}, f, indent=1)
+
+
+def split_rows(n, seed, frac):
+    va = [i for i in range(n) if splitmix_u(seed, i) < frac]
+    tr = [i for i in range(n) if splitmix_u(seed, i) >= frac]
+    return tr, va
+
+
+def debiased_diff(h_last, W, T):
+    Wt, Tt = torch.from_numpy(W), torch.from_numpy(T)
+    hl = torch.from_numpy(h_last)
+    r = hl.reshape(-1, hl.shape[2]) @ Wt.T
+    r = r.reshape(hl.shape[0], 2, -1)
+    return (r[:, 0] - r[:, 1]) @ Tt
+
+
+def gating_loop_case(root):
+    """50 steps of the loop in PyTorch from an init it writes."""
+    rng = np.random.default_rng(1500)
+    n, H, K, G, nh, T_, B, steps, lr, seed, frac = 200, 12, 5, 16, 3, 10.0, 32, 50, 1e-2, 3, 0.2
+    hp = rng.normal(size=(n, 1, H)).astype(np.float32).repeat(2, axis=1)
+    hl = rng.normal(size=(n, 2, H)).astype(np.float32)
+    W = rng.normal(size=(K, H)).astype(np.float32)
+    T = np.eye(K, dtype=np.float32)
+    T[2, :] -= np.array([0.1, 0.3, 1.0, 0.0, 0.5], dtype=np.float32)
+    write_pairs(os.path.join(root, "gating-pairs"), hp, hl)
+    write_head(os.path.join(root, "gating-head"), W, T, ["o0", "o1", "o2", "o3", "o4"])
+    torch.manual_seed(0)
+    net = GatingNetwork(H, K, G, nh, T_)
+    save_file(state(net), os.path.join(root, "gating-init.safetensors"))
+    d = debiased_diff(hl, W, T)
+    X = torch.from_numpy(hp[:, 0].copy())
+    tr, va = split_rows(n, seed, frac)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    losses = []
+    bseed = seed ^ 0xB47C4
+    for t in range(steps):
+        rows = [tr[int(splitmix_u(bseed, t * B + b) * len(tr))] for b in range(B)]
+        g = net(X[rows])
+        x = (g * d[rows]).sum(dim=1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x, torch.ones_like(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        acc = float(((net(X[va]) * d[va]).sum(dim=1) > 0).float().mean())
+    print(f"gating loop: loss {losses[0]:.6f} -> {losses[-1]:.6f}, val acc {acc:.4f}")
+    with open(os.path.join(root, "gating.golden.json"), "w") as f:
+        json.dump({"generator": "tools/gen_train_golden.py (PyTorch GatingNetwork, AdamW, "
+                   "CosineAnnealingLR)", "hidden_dim": G, "n_hidden": nh, "temperature": T_,
+                   "batch": B, "steps": steps, "lr": lr, "seed": seed, "val_frac": frac,
+                   "losses": losses, "val_acc": acc}, f)
+
+
 def main():
     root = os.path.join(sys.argv[1] if len(sys.argv) > 1 else
                         os.path.join(os.path.dirname(__file__), ".."), "tests", "data", "train")
     os.makedirs(root, exist_ok=True)
     ridge_case(root)
     debias_case(root)
+    gating_loop_case(root)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
 #include "host/train/debias.h"
+#include "host/train/gating.h"
 #include "host/train/regression.h"
 
 static const char k_default_alphas[] = "1e-4,1e-3,1e-2,1e-1,1,10,100,1000,10000";
@@ -31,7 +32,16 @@ static void usage(FILE *f) {
         "      (default 0,.01,.025,.05,.075,.1,.125,.15,.2,.25,...,.95) with\n"
         "      Spearman(r_j - p r_v, r_v) <= T (default 0.03) on REF's h_last, else 1;\n"
         "      the verbosity objective (default helpsteer-verbosity) zeroed; writes\n"
-        "      HEAD/debias.safetensors (reward_transform_matrix [K, K]), HEAD/debias.json\n",
+        "      HEAD/debias.safetensors (reward_transform_matrix [K, K]), HEAD/debias.json\n\n"
+        "  armo train gating --pairs PAIRS --head HEAD [--steps N] [--batch N] [--lr F]\n"
+        "                    [--weight-decay F] [--hidden-dim N] [--n-hidden N]\n"
+        "                    [--dropout F] [--temperature F] [--seed N] [--val-frac F]\n"
+        "                    [--eval-every N] [--init FILE] [--quiet]\n"
+        "      the gating MLP (defaults: 2000 steps of 1024 pairs, lr 1e-3 on a cosine,\n"
+        "      AdamW without weight decay, 3 x 1024, dropout 0.2, temperature 10) on\n"
+        "      PAIRS's h_prompt, Bradley-Terry loss on the debiased rewards; prints the\n"
+        "      loss and validation accuracy every --eval-every steps (default 100);\n"
+        "      writes HEAD/gating.safetensors and HEAD/gating.json\n",
         k_default_alphas);
 }
 
@@ -130,6 +140,62 @@ static int run_debias(int argc, char **argv) {
     return 0;
 }
 
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+    long v;
+    if (armo_parse_long("train", opt, s, lo, hi, &v)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int run_gating(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"pairs", required_argument, 0, 'P'},       {"head", required_argument, 0, 'o'},
+        {"steps", required_argument, 0, 'S'},       {"batch", required_argument, 0, 'B'},
+        {"lr", required_argument, 0, 'l'},          {"weight-decay", required_argument, 0, 'w'},
+        {"hidden-dim", required_argument, 0, 'G'},  {"n-hidden", required_argument, 0, 'N'},
+        {"dropout", required_argument, 0, 'D'},     {"temperature", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, 's'},        {"val-frac", required_argument, 0, 'v'},
+        {"eval-every", required_argument, 0, 'E'},  {"init", required_argument, 0, 'I'},
+        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    armo_gating_opts o;
+    armo_gating_defaults(&o);
+    armo_err e;
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'P': o.pairs = optarg; break;
+        case 'o': o.head_dir = optarg; break;
+        case 'I': o.init = optarg; break;
+        case 'S': bad = parse_int("--steps", optarg, 1, 1 << 30, &o.steps); break;
+        case 'B': bad = parse_int("--batch", optarg, 1, 1 << 24, &o.batch); break;
+        case 'G': bad = parse_int("--hidden-dim", optarg, 1, 1 << 20, &o.hidden_dim); break;
+        case 'N': bad = parse_int("--n-hidden", optarg, 0, 7, &o.n_hidden); break;
+        case 'E': bad = parse_int("--eval-every", optarg, 1, 1 << 30, &o.eval_every); break;
+        case 'l': bad = parse_frac("--lr", optarg, 0, 10, &o.lr); break;
+        case 'w': bad = parse_frac("--weight-decay", optarg, 0, 10, &o.weight_decay); break;
+        case 'D': bad = parse_frac("--dropout", optarg, 0, 0.99, &o.dropout); break;
+        case 'T': bad = parse_frac("--temperature", optarg, 1e-6, 1e6, &o.temperature); break;
+        case 'v': bad = parse_frac("--val-frac", optarg, 1e-9, 1 - 1e-9, &o.val_frac); break;
+        case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
+        case 'q': o.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return 2;
+        }
+    }
+    if (bad) return 2;
+    if (!o.pairs || !o.head_dir || optind < argc) {
+        fprintf(stderr, "armo train gating: --pairs and --head are required\n");
+        return 2;
+    }
+    if (armo_train_gating(&o, stdout, NULL, &e)) {
+        fprintf(stderr, "armo train gating: %s\n", e.msg);
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -137,7 +203,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "regression")) return run_regression(argc - 1, argv + 1);
     if (!strcmp(argv[1], "debias")) return run_debias(argc - 1, argv + 1);
-    fprintf(stderr, "armo train: unknown stage '%s' (regression, debias)\n\n", argv[1]);
+    if (!strcmp(argv[1], "gating")) return run_gating(argc - 1, argv + 1);
+    fprintf(stderr, "armo train: unknown stage '%s' (regression, debias, gating)\n\n", argv[1]);
     usage(stderr);
     return 2;
 }
