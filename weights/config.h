@@ -69,6 +69,10 @@ typedef struct {
     int gating_hidden_dim;
     int gating_n_hidden;
     double gating_temperature;
+    /* "objective_names" (armo train export writes it; the released ArmoRM has
+     * none): the names armo score reports; n_objective_names 0 when absent */
+    int n_objective_names;
+    char objective_names[ARMO_MAX_OBJECTIVES][64];
 
     /* sequence classification head */
     int num_labels;
