@@ -9,6 +9,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
 #include "host/train/debias.h"
+#include "host/train/export.h"
 #include "host/train/gating.h"
 #include "host/train/regression.h"
 
@@ -41,7 +42,13 @@ static void usage(FILE *f) {
         "      AdamW without weight decay, 3 x 1024, dropout 0.2, temperature 10) on\n"
         "      PAIRS's h_prompt, Bradley-Terry loss on the debiased rewards; prints the\n"
         "      loss and validation accuracy every --eval-every steps (default 100);\n"
-        "      writes HEAD/gating.safetensors and HEAD/gating.json\n",
+        "      writes HEAD/gating.safetensors and HEAD/gating.json\n\n"
+        "  armo train export --head HEAD --backbone DIR --output OUT [--copy]\n"
+        "      an ArmoRM checkpoint armo score loads: config.json (the backbone's, with\n"
+        "      the ArmoRM keys and objective_names), head.safetensors (F32 head\n"
+        "      tensors), the backbone's shards symlinked (or its tensors copied under\n"
+        "      \"model.\" names when they cannot be linked, or with --copy), the index\n"
+        "      and the tokenizer files\n",
         k_default_alphas);
 }
 
@@ -196,6 +203,36 @@ static int run_gating(int argc, char **argv) {
     return 0;
 }
 
+static int run_export(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"head", required_argument, 0, 'H'}, {"backbone", required_argument, 0, 'b'},
+        {"output", required_argument, 0, 'o'}, {"copy", no_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    armo_export_opts o = {0};
+    armo_err e;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': o.head_dir = optarg; break;
+        case 'b': o.backbone = optarg; break;
+        case 'o': o.out_dir = optarg; break;
+        case 'c': o.copy = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return 2;
+        }
+    }
+    if (!o.head_dir || !o.backbone || !o.out_dir || optind < argc) {
+        fprintf(stderr, "armo train export: --head, --backbone and --output are required\n");
+        return 2;
+    }
+    if (armo_train_export(&o, stdout, &e)) {
+        fprintf(stderr, "armo train export: %s\n", e.msg);
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -204,7 +241,9 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(argv[1], "regression")) return run_regression(argc - 1, argv + 1);
     if (!strcmp(argv[1], "debias")) return run_debias(argc - 1, argv + 1);
     if (!strcmp(argv[1], "gating")) return run_gating(argc - 1, argv + 1);
-    fprintf(stderr, "armo train: unknown stage '%s' (regression, debias, gating)\n\n", argv[1]);
+    if (!strcmp(argv[1], "export")) return run_export(argc - 1, argv + 1);
+    fprintf(stderr, "armo train: unknown stage '%s' (regression, debias, gating, export)\n\n",
+            argv[1]);
     usage(stderr);
     return 2;
 }
