@@ -47,9 +47,11 @@ static void usage(FILE *f) {
         "  --output OUT            the embeddings directory\n"
         "  --labels A,B,...        label columns (default: the keys of the first embedded\n"
         "                          record's \"labels\"; a record with another key fails)\n"
-        "  --device D              cpu (default; the only backend that returns hidden rows)\n"
+        "  --device D              auto (default: CUDA when a GPU is visible, for an ArmoRM;\n"
+        "                          a bare backbone runs on the CPU), cuda or cpu; CUDA rows\n"
+        "                          are its bf16 activations, the CPU's fp32\n"
         "  --threads N             CPU threads (default: all cores)\n"
-        "  --max-batch-tokens N    tokens per packed batch (default %d)\n"
+        "  --max-batch-tokens N    tokens per packed batch (default %d on the CPU, %d on CUDA)\n"
         "  --max-length N          longest sequence (default: max_position_embeddings)\n"
         "  --truncate left         drop the oldest tokens of a longer sequence\n"
         "  --shard-rows N          records per shard (default: about 512 MiB a shard)\n"
@@ -58,7 +60,7 @@ static void usage(FILE *f) {
         "  -h, --help              this text\n\n"
         "Prints a summary line to stderr.  Exit status: 0 every record embedded, 1 some\n"
         "failed (see records.jsonl), 2 bad arguments or the model could not be loaded.\n",
-        ARMO_DEFAULT_BATCH_TOKENS_CPU);
+        ARMO_DEFAULT_BATCH_TOKENS_CPU, ARMO_DEFAULT_BATCH_TOKENS_CUDA);
 }
 
 static int parse_args(int argc, char **argv, embed_args *a) {
@@ -106,8 +108,7 @@ static int parse_args(int argc, char **argv, embed_args *a) {
 }
 
 /* Runs the scheduler over the input into ctx; the exit status. */
-static int run(const embed_args *a, const armo_model *m, armo_backend *b, armo_embed_ctx *ctx,
-               int max_length) {
+static int run(const embed_args *a, armo_backend *b, armo_embed_ctx *ctx, int64_t budget) {
     int in_fd = strcmp(a->input, "-") ? open(a->input, O_RDONLY | O_CLOEXEC) : 0;
     if (in_fd < 0) return fprintf(stderr, "armo embed: cannot open %s\n", a->input), 2;
     char path[4200];
@@ -123,7 +124,6 @@ static int run(const embed_args *a, const armo_model *m, armo_backend *b, armo_e
     armo_line_reader_init(&rd, in_fd);
     armo_job_ops ops = armo_embed_job_ops(ctx);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int64_t budget = a->max_batch > 0 ? a->max_batch : ARMO_DEFAULT_BATCH_TOKENS_CPU;
     armo_sched_opts so = {.max_batch_tokens = budget,
                           .max_batch_seqs = ARMO_DEFAULT_MAX_SEQS, .window = 1024,
                           .threads = a->threads > 0 ? (int)a->threads : (int)(ncpu > 0 ? ncpu : 1),
@@ -147,8 +147,6 @@ static int run(const embed_args *a, const armo_model *m, armo_backend *b, armo_e
                 (long long)stats.tokens_computed, stats.seconds, (double)stats.sequences / s);
         rc = ctx->errors ? 1 : 0;
     }
-    (void)m;
-    (void)max_length;
     armo_line_reader_free(&rd);
     if (in_fd) close(in_fd);
     if (close(out_fd)) rc = 2;
@@ -156,7 +154,7 @@ static int run(const embed_args *a, const armo_model *m, armo_backend *b, armo_e
 }
 
 int cmd_embed(int argc, char **argv) {
-    embed_args a = {.device = "cpu"};
+    embed_args a = {0};
     int pr = parse_args(argc, argv, &a);
     if (pr) return pr > 0 ? 0 : 2;
     armo_err e;
@@ -184,11 +182,18 @@ int cmd_embed(int argc, char **argv) {
     }
     if (armo_embed_ctx_init(&ctx, &sc, a.output, rows, a.labels, &e)) goto fail;
     ctx_open = 1;
-    int64_t budget = a.max_batch > 0 ? a.max_batch : ARMO_DEFAULT_BATCH_TOKENS_CPU;
+    /* a bare backbone has no CUDA forward (backend_open.c) */
+    const char *kind = armo_backend_resolve(
+        a.device ? a.device : m.cfg.arch == ARMO_ARCH_BACKBONE ? "cpu" : "auto", &e);
+    if (!kind) goto fail;
+    const int cuda = !strcmp(kind, "cuda");
+    int64_t budget = a.max_batch > 0 ? a.max_batch
+                     : cuda          ? ARMO_DEFAULT_BATCH_TOKENS_CUDA
+                                     : ARMO_DEFAULT_BATCH_TOKENS_CPU;
     armo_backend_opts bo = {.threads = (int)a.threads, .quiet = a.quiet,
                             .max_seqs = ARMO_DEFAULT_MAX_SEQS,
                             .max_batch_tokens = budget > sc.max_length ? budget : sc.max_length};
-    b = armo_backend_open(&m, a.device, &bo, &e);
+    b = armo_backend_open(&m, kind, &bo, &e);
     if (!b) goto fail;
     if (!b->returns_hidden) {
         fprintf(stderr, "armo embed: the %s backend does not return hidden rows; use --device "
@@ -197,7 +202,7 @@ int cmd_embed(int argc, char **argv) {
     }
     if (!a.quiet)
         fprintf(stderr, "armo embed: %s (%s) on %s\n", a.model, m.cfg.arch_name, b->device);
-    rc = run(&a, &m, b, &ctx, sc.max_length);
+    rc = run(&a, b, &ctx, budget);
     goto done;
 fail:
     fprintf(stderr, "armo embed: %s\n", e.msg);
