@@ -126,7 +126,7 @@ int armo_train_debias(const armo_debias_opts *o, FILE *report, armo_err *e) {
     armo_head_dir h;
     if (armo_head_dir_load(&h, o->head_dir, 0, e)) return -1;
     armo_embeddings x;
-    if (armo_embeddings_load(&x, o->embeddings, e)) {
+    if (armo_embeddings_load_last(&x, o->embeddings, e)) {
         armo_head_dir_free(&h);
         return -1;
     }

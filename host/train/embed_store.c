@@ -168,7 +168,8 @@ static int load_shards(armo_embeddings *x, const char *dir, json_t *shards, armo
         st_checkpoint ck;
         if (st_open_file(&ck, path, e)) return -1;
         int rc = take(&ck, path, "h_last", ARMO_DT_F32, n, per, x->h_last + at * per, e) ||
-                 take(&ck, path, "h_prompt", ARMO_DT_F32, n, per, x->h_prompt + at * per, e) ||
+                 (x->h_prompt &&
+                  take(&ck, path, "h_prompt", ARMO_DT_F32, n, per, x->h_prompt + at * per, e)) ||
                  take(&ck, path, "line", ARMO_DT_I64, n, 1, x->line + at, e) ||
                  (x->nlabels && take(&ck, path, "labels", ARMO_DT_F32, n, x->nlabels,
                                      x->labels + at * x->nlabels, e));
@@ -182,7 +183,7 @@ static int load_shards(armo_embeddings *x, const char *dir, json_t *shards, armo
     return 0;
 }
 
-int armo_embeddings_load(armo_embeddings *x, const char *dir, armo_err *e) {
+static int load(armo_embeddings *x, const char *dir, int want_prompt, armo_err *e) {
     memset(x, 0, sizeof *x);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, ARMO_EMBED_INDEX);
@@ -203,10 +204,10 @@ int armo_embeddings_load(armo_embeddings *x, const char *dir, armo_err *e) {
     }
     const size_t per = (size_t)x->nseq * x->hidden, rows = (size_t)(x->rows ? x->rows : 1);
     x->h_last = malloc(rows * per * sizeof(float));
-    x->h_prompt = malloc(rows * per * sizeof(float));
+    x->h_prompt = want_prompt ? malloc(rows * per * sizeof(float)) : NULL;
     x->line = malloc(rows * sizeof(int64_t));
     x->labels = x->nlabels ? malloc(rows * (size_t)x->nlabels * sizeof(float)) : NULL;
-    if (!x->h_last || !x->h_prompt || !x->line || (x->nlabels && !x->labels)) {
+    if (!x->h_last || (want_prompt && !x->h_prompt) || !x->line || (x->nlabels && !x->labels)) {
         armo_err_set(e, "%s: out of memory for %lld rows", path, (long long)x->rows);
         goto done;
     }
@@ -215,6 +216,14 @@ done:
     json_decref(root);
     if (rc) armo_embeddings_free(x);
     return rc;
+}
+
+int armo_embeddings_load(armo_embeddings *x, const char *dir, armo_err *e) {
+    return load(x, dir, 1, e);
+}
+
+int armo_embeddings_load_last(armo_embeddings *x, const char *dir, armo_err *e) {
+    return load(x, dir, 0, e);
 }
 
 void armo_embeddings_free(armo_embeddings *x) {

@@ -74,6 +74,9 @@ typedef struct {
 /* Reads dir/embeddings.json and every shard it lists, checking each tensor's
  * name, dtype and shape against the index.  Errors name the file and tensor. */
 int armo_embeddings_load(armo_embeddings *x, const char *dir, armo_err *e);
+/* The same without h_prompt (x->h_prompt NULL): half the memory, for the
+ * stages that read h_last only (regression, debias). */
+int armo_embeddings_load_last(armo_embeddings *x, const char *dir, armo_err *e);
 void armo_embeddings_free(armo_embeddings *x);
 /* Index of label column `name`, or -1. */
 int armo_embeddings_label(const armo_embeddings *x, const char *name);

@@ -83,7 +83,7 @@ static int write_outputs(const armo_regression_opts *o, const armo_embeddings *x
 
 int armo_train_regression(const armo_regression_opts *o, FILE *report, armo_err *e) {
     armo_embeddings x;
-    if (armo_embeddings_load(&x, o->embeddings, e)) return -1;
+    if (armo_embeddings_load_last(&x, o->embeddings, e)) return -1;
     int cols[ARMO_EMBED_MAX_LABELS], K = 0, rc = -1;
     float *w = NULL, *y = NULL;
     uint8_t *is_val = NULL;
