@@ -149,6 +149,28 @@ static int parse_eos(json_t *root, const char *path, armo_config *c, armo_err *e
     return 0;
 }
 
+/* "objective_names": absent, or num_objectives distinct strings (< 64 bytes). */
+static int parse_objective_names(json_t *root, const char *path, armo_config *c, armo_err *e) {
+    json_t *a = json_object_get(root, "objective_names");
+    if (!a || json_is_null(a)) return 0;
+    if (!json_is_array(a) || (int)json_array_size(a) != c->num_objectives)
+        return armo_err_set(e, "%s: \"objective_names\" must be a list of num_objectives (%d) "
+                            "names", path, c->num_objectives);
+    for (int i = 0; i < c->num_objectives; i++) {
+        const char *s = json_string_value(json_array_get(a, (size_t)i));
+        if (!s || !s[0] || strlen(s) >= sizeof c->objective_names[i])
+            return armo_err_set(e, "%s: objective_names[%d] must be a non-empty string of at most "
+                                "%zu bytes", path, i, sizeof c->objective_names[i] - 1);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->objective_names[j], s))
+                return armo_err_set(e, "%s: objective_names[%d] \"%s\" repeats "
+                                    "objective_names[%d]", path, i, s, j);
+        snprintf(c->objective_names[i], sizeof c->objective_names[i], "%s", s);
+    }
+    c->n_objective_names = c->num_objectives;
+    return 0;
+}
+
 static int parse_arch(json_t *root, const char *path, armo_config *c, armo_err *e) {
     json_t *a = json_object_get(root, "architectures");
     if (!json_is_array(a) || json_array_size(a) == 0 || !json_is_string(json_array_get(a, 0)))
@@ -163,10 +185,13 @@ static int parse_arch(json_t *root, const char *path, armo_config *c, armo_err *
         c->arch = ARMO_ARCH_ARMORM;
     else if (!strcmp(name, "LlamaForSequenceClassification"))
         c->arch = ARMO_ARCH_SEQCLS;
+    else if (!strcmp(name, "LlamaModel") || !strcmp(name, "LlamaForCausalLM"))
+        c->arch = ARMO_ARCH_BACKBONE;
     else
         return armo_err_set(e,
                             "%s: architecture \"%s\" is not supported (armo runs "
-                            "LlamaForRewardModelWithGating and LlamaForSequenceClassification)",
+                            "LlamaForRewardModelWithGating and LlamaForSequenceClassification, "
+                            "and embeds with LlamaModel / LlamaForCausalLM)",
                             path, name);
     return 0;
 }
@@ -241,9 +266,10 @@ static int parse(json_t *root, const char *path, armo_config *c, armo_err *e) {
             get_int(root, path, "gating_n_hidden", 0, 3, 0, ARMO_MAX_GATING_LAYERS - 1,
                     &c->gating_n_hidden, e) ||
             get_num(root, path, "gating_temperature", 0, 10.0, 1e-6, 1e6, &c->gating_temperature,
-                    e))
+                    e) ||
+            parse_objective_names(root, path, c, e))
             return -1;
-    } else {
+    } else if (c->arch == ARMO_ARCH_SEQCLS) {
         /* transformers: num_labels if given, else len(id2label), else 2 */
         json_t *id2label = json_object_get(root, "id2label");
         long long def = json_is_object(id2label) ? (long long)json_object_size(id2label) : 2;

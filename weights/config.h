@@ -3,9 +3,11 @@
  * Every key of DESIGN §2 is read and checked: dimensions positive and
  * consistent (hidden = heads * head_dim unless head_dim is given, heads a
  * multiple of kv heads), hidden_act "silu", no attention / MLP bias,
- * rope_scaling null or of type "llama3".  Two architectures are known:
- * LlamaForRewardModelWithGating (ArmoRM) and LlamaForSequenceClassification
- * (one linear score head).  Anything else is a clear error at load. */
+ * rope_scaling null or of type "llama3".  Three kinds of architecture are
+ * known: LlamaForRewardModelWithGating (ArmoRM), LlamaForSequenceClassification
+ * (one linear score head), and a bare backbone (LlamaModel, or
+ * LlamaForCausalLM with its lm_head ignored) that `armo embed` reads hidden
+ * states from but nothing scores.  Anything else is a clear error at load. */
 #ifndef ARMO_CONFIG_H
 #define ARMO_CONFIG_H
 
@@ -18,6 +20,7 @@ extern "C" { /* also read by the .cu files (through head_params.h) */
 typedef enum {
     ARMO_ARCH_ARMORM = 1,        /* LlamaForRewardModelWithGating */
     ARMO_ARCH_SEQCLS = 2,        /* LlamaForSequenceClassification */
+    ARMO_ARCH_BACKBONE = 3,      /* LlamaModel / LlamaForCausalLM: no head (armo embed) */
 } armo_arch;
 
 typedef enum {
@@ -66,6 +69,10 @@ typedef struct {
     int gating_hidden_dim;
     int gating_n_hidden;
     double gating_temperature;
+    /* "objective_names" (armo train export writes it; the released ArmoRM has
+     * none): the names armo score reports; n_objective_names 0 when absent */
+    int n_objective_names;
+    char objective_names[ARMO_MAX_OBJECTIVES][64];
 
     /* sequence classification head */
     int num_labels;

@@ -56,7 +56,7 @@ static int bind_layer(armo_model *m, int i, armo_err *e) {
             kv = (int64_t)c->num_kv_heads * c->head_dim, I = c->intermediate_size;
     char n[160];
 #define BIND(field, suffix, r, cl)                                         \
-    snprintf(n, sizeof n, "model.layers.%d.%s", i, suffix);                \
+    snprintf(n, sizeof n, "%slayers.%d.%s", m->prefix, i, suffix);          \
     if (bind(m, &L->field, n, r, cl, e)) return -1;
     BIND(attn_norm, "input_layernorm.weight", H, 0);
     BIND(wq, "self_attn.q_proj.weight", q, H);
@@ -108,14 +108,22 @@ int armo_model_open(const char *dir, armo_model *m, armo_err *e) {
         armo_err_set(e, "%s: out of memory", dir);
         goto fail;
     }
-    if (bind(m, &m->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, e))
-        goto fail;
+    /* a LlamaModel saved on its own names its tensors without "model." */
+    snprintf(m->prefix, sizeof m->prefix, "%s",
+             c->arch == ARMO_ARCH_BACKBONE && !st_find(&m->ck, "model.embed_tokens.weight") &&
+                     st_find(&m->ck, "embed_tokens.weight")
+                 ? ""
+                 : "model.");
+    char name[64];
+    snprintf(name, sizeof name, "%sembed_tokens.weight", m->prefix);
+    if (bind(m, &m->embed, name, c->vocab_size, c->hidden_size, e)) goto fail;
     for (int i = 0; i < c->num_layers; i++)
         if (bind_layer(m, i, e)) goto fail;
-    if (bind(m, &m->final_norm, "model.norm.weight", c->hidden_size, 0, e)) goto fail;
+    snprintf(name, sizeof name, "%snorm.weight", m->prefix);
+    if (bind(m, &m->final_norm, name, c->hidden_size, 0, e)) goto fail;
     if (c->arch == ARMO_ARCH_ARMORM) {
         if (bind_armorm_head(m, e)) goto fail;
-    } else {
+    } else if (c->arch == ARMO_ARCH_SEQCLS) {
         if (bind(m, &m->score, "score.weight", c->num_labels, c->hidden_size, e)) goto fail;
     }
     return 0;

@@ -38,6 +38,9 @@ typedef struct {
     armo_config cfg;
     st_checkpoint ck;
     char dir[4096];
+    /* the backbone's tensor-name prefix: "model." (every head architecture
+     * and LlamaForCausalLM), "" for a bare LlamaModel saved on its own */
+    char prefix[8];
 
     armo_weight embed;           /* [vocab, H] */
     armo_weight final_norm;      /* [H] */

@@ -182,6 +182,9 @@ int cmd_inspect(int argc, char **argv) {
         printf("architecture   %s (ArmoRM: %d objectives, gating MLP %d->%d x%d->%d, T=%g)\n",
                c->arch_name, c->num_objectives, c->hidden_size, c->gating_hidden_dim,
                c->gating_n_hidden, c->num_objectives, c->gating_temperature);
+    else if (c->arch == ARMO_ARCH_BACKBONE)
+        printf("architecture   %s (backbone only, tensors under \"%s\": no reward head; "
+               "armo embed)\n", c->arch_name, m.prefix);
     else
         printf("architecture   %s (single linear head, %d label%s)\n", c->arch_name,
                c->num_labels, c->num_labels == 1 ? "" : "s");

@@ -606,6 +606,12 @@ int cmd_score(int argc, char **argv) {
         goto done;
     }
     model_open = 1;
+    if (model.cfg.arch == ARMO_ARCH_BACKBONE) {
+        fprintf(stderr, "armo score: %s is a bare backbone (%s) with no reward head: nothing to "
+                        "score (armo embed reads its hidden states; armo train builds a head)\n",
+                a.model_dir, model.cfg.arch_name);
+        goto done;
+    }
     if (check_weights(&model, &a)) goto done; /* before the tokenizer and any upload */
     if (armo_scoring_init(&sc, &model, &a.scoring, &e)) {
         fprintf(stderr, "armo score: %s\n", e.msg);

@@ -561,6 +561,16 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
     return 0;
 }
 
+/* armo embed's hook (backend.h hidden_out): head h's input rows from the
+ * downloaded h_rows (h_last rows, then ArmoRM's h_prompt rows). */
+static void put_hidden(float *dst, const float *h_rows, int h, int nhead, int H, int armorm) {
+    memcpy(dst, h_rows + (size_t)h * H, (size_t)H * 4);
+    if (armorm)
+        memcpy(dst + H, h_rows + (size_t)(nhead + h) * H, (size_t)H * 4);
+    else
+        memset(dst + H, 0, (size_t)H * 4);
+}
+
 static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
                             const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
                             armo_err *e) {
@@ -697,6 +707,8 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         const int H = c->hidden_size;
         armo_result_check_finite(r, h_rows + (size_t)h * H,
                                  armorm ? h_rows + (size_t)(nhead + h) * H : NULL, H);
+        if (b->hidden_out && b->hidden_out[s])
+            put_hidden(b->hidden_out[s], h_rows, h, nhead, H, armorm);
     }
     rc = 0;
 done:
@@ -843,6 +855,7 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     b->set_timing = set_timing;
     b->get_timing = get_timing;
     b->get_memory = get_memory;
+    b->returns_hidden = 1; /* armo embed: the head's input rows, bf16 activations in fp32 */
     if (create(b, g, m, o, e)) {
         cuda_destroy(b);
         return NULL;

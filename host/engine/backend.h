@@ -149,6 +149,14 @@ struct armo_backend {
     /* Optional: the device memory the backend holds (device_memory.h
      * computes the same figures from a config). */
     void (*get_memory)(const armo_backend *b, armo_backend_memory *out);
+    /* `armo embed`'s hook: while the caller sets hidden_out (non-NULL) around
+     * a score call, hidden_out[s] (NULL: none wanted) receives segment s's
+     * head input rows in fp32: the final-norm output at the last token, then
+     * at gating_pos[s] (2 * hidden_size floats; the second row zero for a
+     * single-head RM).  Only a backend that sets returns_hidden honours it
+     * (the CPU backend); callers check the flag. */
+    float *const *hidden_out;
+    int returns_hidden;
 };
 
 static inline void armo_backend_close(armo_backend *b) {

@@ -36,6 +36,11 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
                                 const armo_backend_opts *o, armo_err *e) {
     const char *kind = armo_backend_resolve(device, e);
     if (!kind) return NULL;
+    if (!strcmp(kind, "cuda") && m->cfg.arch == ARMO_ARCH_BACKBONE) {
+        armo_err_set(e, "%s: a bare backbone (%s) runs on the CPU backend only (armo embed "
+                        "--device cpu)", m->dir, m->cfg.arch_name);
+        return NULL;
+    }
     return !strcmp(kind, "cuda") ? g_cuda->open(m, o, e) : armo_cpu_backend_open(m, o, e);
 }
 

@@ -20,9 +20,12 @@ static int check_layout(const int32_t *ids, const int32_t *cu_seqlens, int nseq,
 static int check_sequences(const armo_config *cfg, const int32_t *ids, const int32_t *cu_seqlens,
                            int nseq, const int32_t *gating_pos, const armo_expansion *x,
                            armo_err *e) {
-    const int armorm = cfg->arch == ARMO_ARCH_ARMORM;
+    /* ArmoRM's gating network, and armo embed on a bare backbone, read the
+     * gating row */
+    const int armorm = cfg->arch == ARMO_ARCH_ARMORM || cfg->arch == ARMO_ARCH_BACKBONE;
     if (armorm && nseq > 0 && !gating_pos)
-        return armo_err_set(e, "ArmoRM needs a gating position per sequence (gating_pos is NULL)");
+        return armo_err_set(e, "%s needs a gating position per sequence (gating_pos is NULL)",
+                            cfg->arch == ARMO_ARCH_ARMORM ? "ArmoRM" : "a backbone's embedding");
     for (int s = 0; s < nseq; s++) {
         const int64_t len = x->full_len[s]; /* the whole sequence, shared prefix included */
         if (cfg->max_position_embeddings > 0 && len > cfg->max_position_embeddings)

@@ -181,7 +181,7 @@ armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e) {
         if (check_matrix(&m->score, labels, H, e) < 0 ||
             convert_weight(c->score_w, &m->score, labels, H, e) < 0)
             goto fail;
-    } else {
+    } else if (cfg->arch != ARMO_ARCH_BACKBONE) { /* a backbone has no head */
         armo_err_set(e, "CPU backend: unknown architecture %s", cfg->arch_name);
         goto fail;
     }
@@ -319,23 +319,23 @@ static int attention_layer(float *att, const float *q, const float *k, const flo
 }
 
 static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                      const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
-                      armo_err *e);
+                      const int32_t *gating_pos, const int32_t *prefix_of,
+                      float *const *hidden_out, armo_result *out, armo_err *e);
 
 int armo_cpu_score(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                    const int32_t *gating_pos, armo_result *out, armo_err *e) {
-    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, NULL, out, e);
+    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, NULL, NULL, out, e);
 }
 
 int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                           const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                           armo_err *e) {
-    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, prefix_of, out, e);
+    return score_impl(c, ids, cu_seqlens, nseq, gating_pos, prefix_of, NULL, out, e);
 }
 
 static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
-                      const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
-                      armo_err *e) {
+                      const int32_t *gating_pos, const int32_t *prefix_of,
+                      float *const *hidden_out, armo_result *out, armo_err *e) {
     armo_expansion xp;
     if (armo_batch_check(&c->m->cfg, ids, cu_seqlens, nseq, gating_pos, prefix_of, &xp, e))
         return -1;
@@ -363,7 +363,10 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)n);
     float *hlast = malloc(sizeof(float) * (size_t)nseq * H);
     float *hprompt = malloc(sizeof(float) * (size_t)nseq * H);
-    const int K = cfg->arch == ARMO_ARCH_ARMORM ? c->head.k : cfg->num_labels;
+    const int K = cfg->arch == ARMO_ARCH_ARMORM ? c->head.k
+                  : cfg->arch == ARMO_ARCH_SEQCLS ? cfg->num_labels
+                                                  : 1; /* backbone: no head */
+    const int gated = cfg->arch != ARMO_ARCH_SEQCLS; /* reads the gating row */
     float *r_rew = malloc(sizeof(float) * (size_t)nseq * K);
     float *r_gate = malloc(sizeof(float) * (size_t)nseq * K);
     float *r_coef = malloc(sizeof(float) * (size_t)nseq * K);
@@ -412,16 +415,22 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
         if (xp.is_prefix[s]) continue;
         int last = cu_seqlens[s + 1] - 1;
         memcpy(hlast + (size_t)nhead * H, xn + (size_t)last * H, sizeof(float) * H);
-        if (cfg->arch == ARMO_ARCH_ARMORM) {
+        if (gated) {
             int32_t row = armo_expansion_row(cu_seqlens, prefix_of, s, gating_pos[s]);
             memcpy(hprompt + (size_t)nhead * H, xn + (size_t)row * H, sizeof(float) * H);
+        } else {
+            memset(hprompt + (size_t)nhead * H, 0, sizeof(float) * H);
+        }
+        if (hidden_out && hidden_out[s]) { /* armo embed's hook (backend.h) */
+            memcpy(hidden_out[s], hlast + (size_t)nhead * H, sizeof(float) * H);
+            memcpy(hidden_out[s] + H, hprompt + (size_t)nhead * H, sizeof(float) * H);
         }
         head_seg[nhead++] = s;
     }
 
     if (cfg->arch == ARMO_ARCH_ARMORM)
         cpu_armo_head(&c->head, hlast, hprompt, nhead, r_rew, r_gate, r_coef, r_score);
-    else
+    else if (cfg->arch == ARMO_ARCH_SEQCLS)
         cpu_seqcls_head(c->score_w, K, H, hlast, nhead, r_rew);
 
     for (int s = 0; s < nseq; s++) memset(&out[s], 0, sizeof out[s]);
@@ -437,15 +446,16 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
             memcpy(r->rewards, r_rew + (size_t)h * K, sizeof(float) * K);
             memcpy(r->gating, r_gate + (size_t)h * K, sizeof(float) * K);
             memcpy(r->coefficients, r_coef + (size_t)h * K, sizeof(float) * K);
-        } else {
+        } else if (cfg->arch == ARMO_ARCH_SEQCLS) {
             r->gating_pos = -1;
             r->n_labels = K;
             memcpy(r->labels, r_rew + (size_t)h * K, sizeof(float) * K);
             r->score = r->labels[0];
+        } else {
+            r->gating_pos = gating_pos[s]; /* backbone: the rows alone, no head */
         }
         /* the head's input rows first, then its outputs (backend.h) */
-        armo_result_check_finite(r, hlast + (size_t)h * H,
-                                 cfg->arch == ARMO_ARCH_ARMORM ? hprompt + (size_t)h * H : NULL,
+        armo_result_check_finite(r, hlast + (size_t)h * H, gated ? hprompt + (size_t)h * H : NULL,
                                  H);
     }
 done:
@@ -474,7 +484,8 @@ done:
 static int cpu_score(armo_backend *b, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                      const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                      armo_err *e) {
-    return score_impl((armo_cpu *)b->impl, ids, cu_seqlens, nseq, gating_pos, prefix_of, out, e);
+    return score_impl((armo_cpu *)b->impl, ids, cu_seqlens, nseq, gating_pos, prefix_of,
+                      b->hidden_out, out, e);
 }
 
 static void cpu_destroy(armo_backend *b) {
@@ -500,6 +511,7 @@ armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts
     snprintf(b->device, sizeof b->device, "CPU (%d thread%s)", threads, threads == 1 ? "" : "s");
     b->score = cpu_score;
     b->destroy = cpu_destroy;
+    b->returns_hidden = 1;
     return b;
 }
 

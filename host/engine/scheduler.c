@@ -326,6 +326,7 @@ typedef struct {
     int32_t *ids, *cu, *gpos, *prefix_of;
     armo_result *res;
     armo_seq **owner;            /* segment -> sequence it scores (NULL for a prefix) */
+    float **hidden;              /* segment -> its owner's hidden buffer (or NULL) */
     int64_t ids_cap;
     int seq_cap;
 } pack_buf;
@@ -348,7 +349,9 @@ static int pack_reserve(pack_buf *p, int64_t tokens, int nseg) {
         if (r) p->res = r;
         armo_seq **o = realloc(p->owner, (size_t)nseg * sizeof *o);
         if (o) p->owner = o;
-        if (!cu || !g || !pf || !r || !o) return -1;
+        float **h = realloc(p->hidden, (size_t)nseg * sizeof *h);
+        if (h) p->hidden = h;
+        if (!cu || !g || !pf || !r || !o || !h) return -1;
         p->seq_cap = nseg;
     }
     return 0;
@@ -398,7 +401,16 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
     }
     armo_err be;
     st->batches++;
-    if (b->score(b, p->ids, p->cu, nseg, p->gpos, shared ? p->prefix_of : NULL, p->res, &be) == 0) {
+    /* armo embed: where each segment's head input rows go (backend.h) */
+    int want_hidden = 0;
+    for (int s = 0; s < nseg; s++) {
+        p->hidden[s] = p->owner[s] ? p->owner[s]->hidden : NULL;
+        want_hidden |= p->hidden[s] != NULL;
+    }
+    b->hidden_out = want_hidden ? p->hidden : NULL;
+    int src = b->score(b, p->ids, p->cu, nseg, p->gpos, shared ? p->prefix_of : NULL, p->res, &be);
+    b->hidden_out = NULL;
+    if (src == 0) {
         for (int s = 0; s < nseg; s++)
             if (p->owner[s]) p->owner[s]->result = p->res[s];
         st->tokens_computed += tokens;
@@ -544,6 +556,7 @@ static void pack_free(pack_buf *p) {
     free(p->prefix_of);
     free(p->res);
     free(p->owner);
+    free(p->hidden);
 }
 
 int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,

@@ -41,6 +41,8 @@ typedef struct {
     int gating_pos;              /* -1 when the model has no gating input */
     char *error;                 /* owned; set -> not scored */
     armo_result result;
+    float *hidden;               /* not owned; NULL, or where the backend puts the head's
+                                  * input rows (backend.h hidden_out: 2 * hidden floats) */
 } armo_seq;
 
 typedef struct {

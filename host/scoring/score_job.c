@@ -39,7 +39,7 @@ static void finish_seq(armo_scoring *c, armo_seq *s, const char *prefix, const c
         return;
     }
     int gpos = -1;
-    if (cfg->arch == ARMO_ARCH_ARMORM) {
+    if (cfg->arch != ARMO_ARCH_SEQCLS) { /* ArmoRM, and a backbone's embedding */
         gpos = armo_find_gating_pos(s->ids, s->len, c->pattern, c->plen);
         if (gpos < 0) {
             snprintf(msg, sizeof msg,

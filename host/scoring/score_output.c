@@ -6,17 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *armo_objective_label(int i, int k, char *buf, size_t len) {
+const char *armo_objective_label(const armo_config *cfg, int i, int k, char *buf, size_t len) {
+    if (cfg && cfg->n_objective_names == k && i >= 0 && i < k) return cfg->objective_names[i];
     if (k == ARMO_NUM_NAMED_OBJECTIVES && armo_objective_name(i)) return armo_objective_name(i);
     snprintf(buf, len, "objective_%d", i);
     return buf;
 }
 
-static json_t *named(const float *v, int k) {
+static json_t *named(const armo_config *cfg, const float *v, int k) {
     json_t *o = json_object();
     char buf[32];
     for (int i = 0; i < k; i++)
-        json_object_set_new(o, armo_objective_label(i, k, buf, sizeof buf), json_real(v[i]));
+        json_object_set_new(o, armo_objective_label(cfg, i, k, buf, sizeof buf), json_real(v[i]));
     return o;
 }
 
@@ -24,9 +25,9 @@ json_t *armo_result_to_json(const armo_config *cfg, const armo_result *r) {
     json_t *o = json_object();
     json_object_set_new(o, "score", json_real(r->score));
     if (cfg->arch == ARMO_ARCH_ARMORM) {
-        json_object_set_new(o, "rewards", named(r->rewards, r->n_objectives));
-        json_object_set_new(o, "gating", named(r->gating, r->n_objectives));
-        json_object_set_new(o, "coefficients", named(r->coefficients, r->n_objectives));
+        json_object_set_new(o, "rewards", named(cfg, r->rewards, r->n_objectives));
+        json_object_set_new(o, "gating", named(cfg, r->gating, r->n_objectives));
+        json_object_set_new(o, "coefficients", named(cfg, r->coefficients, r->n_objectives));
     } else if (r->n_labels > 1) {
         json_t *a = json_array();
         for (int i = 0; i < r->n_labels; i++) json_array_append_new(a, json_real(r->labels[i]));
@@ -50,7 +51,8 @@ static int by_key_desc(const void *a, const void *b) {
 /* The objectives whose coefficient-weighted reward difference moved the
  * margin most: margin = Σ_j (c_ch[j]·r_ch[j] − c_rej[j]·r_rej[j]) exactly, and
  * each term is listed with its sign, largest |term| first. */
-static json_t *explain_pair(const armo_result *ch, const armo_result *rej, int top) {
+static json_t *explain_pair(const armo_config *cfg, const armo_result *ch,
+                            const armo_result *rej, int top) {
     int k = ch->n_objectives;
     ranked terms[ARMO_MAX_OBJECTIVES];
     double contrib[ARMO_MAX_OBJECTIVES];
@@ -66,7 +68,7 @@ static json_t *explain_pair(const armo_result *ch, const armo_result *rej, int t
     for (int t = 0; t < top && t < k; t++) {
         int j = terms[t].idx;
         json_t *o = json_object();
-        json_object_set_new(o, "objective", json_string(armo_objective_label(j, k, buf, sizeof buf)));
+        json_object_set_new(o, "objective", json_string(armo_objective_label(cfg, j, k, buf, sizeof buf)));
         json_object_set_new(o, "contribution", json_real(contrib[j]));
         json_object_set_new(o, "chosen_reward", json_real(ch->rewards[j]));
         json_object_set_new(o, "rejected_reward", json_real(rej->rewards[j]));
@@ -90,7 +92,7 @@ int armo_result_nonfinite_message(const armo_config *cfg, const armo_result *r, 
     const int i = c.nonfinite_index;
     const char *v = value_kind(c.nonfinite_value);
     char buf[32];
-    const char *obj = armo_objective_label(i, c.n_objectives, buf, sizeof buf);
+    const char *obj = armo_objective_label(cfg, i, c.n_objectives, buf, sizeof buf);
     switch (c.nonfinite) {
     case ARMO_NF_HIDDEN_LAST:
     case ARMO_NF_HIDDEN_GATING:
@@ -167,7 +169,7 @@ json_t *armo_record_to_json(const armo_config *cfg, json_t *id, armo_out_kind ki
         json_object_set_new(o, "margin", json_real(margin));
         json_object_set_new(o, "preferred", json_string(margin >= 0 ? "chosen" : "rejected"));
         if (cfg->arch == ARMO_ARCH_ARMORM && explain > 0)
-            json_object_set_new(o, "explanation", explain_pair(&res[0], &res[1], explain));
+            json_object_set_new(o, "explanation", explain_pair(cfg, &res[0], &res[1], explain));
         return o;
     }
     json_t *arr = json_array();

@@ -19,9 +19,10 @@ typedef enum {
     ARMO_OUT_BEST_OF_N,          /* res[0..n) in response order */
 } armo_out_kind;
 
-/* Name of objective i of a model with k objectives: DESIGN §2's names when
- * k == 19, else "objective_<i>".  buf is used for the latter. */
-const char *armo_objective_label(int i, int k, char *buf, size_t len);
+/* Name of objective i of a model with k objectives: config.json's
+ * "objective_names" when it has them (cfg may be NULL), else DESIGN §2's
+ * names when k == 19, else "objective_<i>".  buf is used for the latter. */
+const char *armo_objective_label(const armo_config *cfg, int i, int k, char *buf, size_t len);
 
 /* {"score":…, "rewards":{…}, "gating":{…}, "coefficients":{…}, "tokens":N}
  * (single-head RMs: "score", "scores" when labels > 1, "tokens"). */

@@ -169,8 +169,8 @@ static void test_bundled(void) {
 
 static void test_broken(void) {
     char dir[1024];
-    broken_config("unknown architecture", "architectures", "[\"LlamaForCausalLM\"]",
-                  "LlamaForCausalLM", "not supported");
+    broken_config("unknown architecture", "architectures", "[\"MistralForCausalLM\"]",
+                  "MistralForCausalLM", "not supported");
     broken_config("missing tensor", "num_hidden_layers", "3",
                   "model.layers.2.input_layernorm.weight", "missing");
     broken_config("wrong shape", "intermediate_size", "96", "mlp.gate_proj.weight",
