@@ -126,6 +126,11 @@ armo_handle *armo_api_open(const char *model_dir, const char *device, int thread
     armo_scoring_opts so = {.explain = 3};
     if (armo_model_open(model_dir, &h->model, &e)) goto fail;
     model_open = 1;
+    if (h->model.cfg.arch == ARMO_ARCH_BACKBONE) {
+        armo_err_set(&e, "%s is a bare backbone (%s) with no reward head: nothing to score",
+                     model_dir, h->model.cfg.arch_name);
+        goto fail;
+    }
     if (check_weights(&h->model, h->threads, &e)) goto fail;
     if (armo_scoring_init(&h->scoring, &h->model, &so, &e)) goto fail;
     scoring_open = 1;
@@ -271,7 +276,7 @@ char *armo_api_info(armo_handle *h) {
     const int k = cfg->arch == ARMO_ARCH_ARMORM ? cfg->num_objectives : 0;
     for (int i = 0; names && i < k; i++) {
         char buf[32];
-        json_array_append_new(names, json_string(armo_objective_label(i, k, buf, sizeof buf)));
+        json_array_append_new(names, json_string(armo_objective_label(cfg, i, k, buf, sizeof buf)));
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o*, s:i, s:I, s:i, s:i}", "model", h->model.dir,
                           "arch", cfg->arch_name, "device", h->backend->name, "device_name",
