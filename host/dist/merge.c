@@ -293,7 +293,7 @@ int armo_merge(const armo_merge_opts *o, armo_merge_stats *st, armo_err *e) {
         rc = find_parts(&m, o->out, e);
     }
     for (int i = 0; rc == 0 && i < m.world; i++)
-        if (!strcmp(m.p[i].path, o->out))
+        if (m.p[i].path && !strcmp(m.p[i].path, o->out))
             rc = armo_err_set(e, "--output %s is one of the parts", o->out);
     if (rc == 0) rc = open_parts(&m, e);
     if (rc == 0 && o->input) {
