@@ -31,7 +31,8 @@ static void usage(FILE *f) {
         "missing rank's part, parts of two world sizes, a part still being written (its\n"
         "rank running), a torn or non-JSON line, a rank that stopped early (rerun that\n"
         "rank with --resume), lines whose \"id\" is not the input record's.\n"
-        "Exit status: 0 merged (records that failed keep their \"error\" lines), 2 not.\n");
+        "Exit status, as one armo score over the whole input: 0 merged, every record\n"
+        "scored; 1 merged, some records failed (their \"error\" lines); 2 not merged.\n");
 }
 
 int cmd_merge(int argc, char **argv) {
@@ -88,7 +89,7 @@ int cmd_merge(int argc, char **argv) {
                 rc = 2;
             }
         }
-        return rc;
+        if (rc) return rc;
     }
-    return 0;
+    return st.errors ? 1 : 0;
 }

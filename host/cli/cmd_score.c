@@ -135,7 +135,9 @@ static void usage(FILE *f) {
         "                          SLURM_ARRAY_TASK_*, mpirun's OMPI_COMM_WORLD_RANK /\n"
         "                          SIZE, PMI_RANK / PMI_SIZE); a world of 1 writes OUT\n"
         "                          itself.  Needs --input FILE and --output FILE;\n"
-        "                          --resume completes a rank's part\n"
+        "                          --resume completes a rank's part.  A rank exits 0\n"
+        "                          when records failed (mpirun ends every rank when one\n"
+        "                          exits non-zero): armo merge's exit status is the run's\n"
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
@@ -600,7 +602,10 @@ static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backe
     if (st.errors && !a->quiet)
         fprintf(stderr, "armo score: %lld of %lld records failed (see their \"error\" field)\n",
                 (long long)st.errors, (long long)st.records);
-    return st.errors ? 1 : 0;
+    /* one rank of several: records that failed do not fail the rank (mpirun
+     * ends every rank when one exits non-zero); armo merge's status is the
+     * run's */
+    return st.errors && a->dist.world == 1 ? 1 : 0;
 }
 
 /* NaN / Inf in the weights (weight_scan.h), before tokenizing or uploading:

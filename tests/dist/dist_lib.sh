@@ -26,8 +26,19 @@ check() { CHECKS=$((CHECKS + 1)); }
 # reference OUT [INPUT]: one armo score process over the input
 reference() {
   "$ARMO" score --model "$MODEL" --device cpu --quiet --input "${2:-$INPUT}" --output "$1"
+  REF_RC=$?
+  [ $REF_RC -le 1 ] || { echo "reference run failed (exit $REF_RC)" >&2; exit 1; }
+}
+
+# merge WHAT ARGS...: armo merge ARGS succeeds with the exit status of the
+# last reference run (1 when some records failed, as one armo score)
+merge() {
+  local what=$1
+  shift
+  check
+  "$ARMO" merge --quiet "$@"
   local rc=$?
-  [ $rc -le 1 ] || { echo "reference run failed (exit $rc)" >&2; exit 1; }
+  [ $rc -eq "$REF_RC" ] || fail "merge ($what): exit $rc, one armo score process exited $REF_RC"
 }
 
 # same A B WHAT: A and B byte for byte

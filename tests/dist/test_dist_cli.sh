@@ -19,6 +19,7 @@
 
 REF=$TMP/ref.jsonl
 reference "$REF"
+MIXED_RC=$REF_RC
 
 score() { "$ARMO" score --model "$MODEL" --device cpu --quiet --input "$INPUT" "$@"; }
 
@@ -27,19 +28,20 @@ for W in 1 2 3; do
   OUT=$TMP/w$W.jsonl
   for ((r = 0; r < W; r++)); do
     score --output "$OUT" --rank $r --world $W
-    [ $? -le 1 ] || fail "rank $r of $W failed"
+    rc=$?
+    check  # a rank of several exits 0 though records failed (mpirun would end the others)
+    [ $rc -eq 0 ] || [ $W -eq 1 ] || fail "rank $r of $W: exit $rc"
   done
   if [ $W -eq 1 ]; then
     same "$OUT" "$REF" "world 1 writes OUT itself"
     continue
   fi
-  "$ARMO" merge --quiet --output "$OUT" --input "$INPUT" || fail "merge of $W parts failed"
+  merge "$W parts" --output "$OUT" --input "$INPUT"
   same "$OUT" "$REF" "$W ranks by hand, merged (parts found beside OUT, --input checked)"
 done
 OUT=$TMP/named.jsonl
-"$ARMO" merge --quiet --output "$OUT" "$TMP"/w3.jsonl.part-00002-of-00003 \
-  "$TMP"/w3.jsonl.part-00000-of-00003 "$TMP"/w3.jsonl.part-00001-of-00003 ||
-  fail "merge of named parts failed"
+merge "named parts" --output "$OUT" "$TMP"/w3.jsonl.part-00002-of-00003 \
+  "$TMP"/w3.jsonl.part-00000-of-00003 "$TMP"/w3.jsonl.part-00001-of-00003
 same "$OUT" "$REF" "3 named parts in any order, no --input"
 head -n 2 "$INPUT" >"$TMP/two.jsonl"
 reference "$TMP/two-ref.jsonl" "$TMP/two.jsonl"
@@ -47,7 +49,8 @@ for r in 0 1 2 3; do
   "$ARMO" score --model "$MODEL" --device cpu --quiet --input "$TMP/two.jsonl" \
     --output "$TMP/two.jsonl.out" --rank $r --world 4
 done
-"$ARMO" merge --quiet --output "$TMP/two.jsonl.out" --input "$TMP/two.jsonl" || fail "merge (4 over 2)"
+merge "4 over 2" --output "$TMP/two.jsonl.out" --input "$TMP/two.jsonl"
+REF_RC=$MIXED_RC
 same "$TMP/two.jsonl.out" "$TMP/two-ref.jsonl" "4 ranks over 2 records (2 empty parts)"
 
 # ---- the rank from the launcher's environment ------------------------------------
@@ -56,7 +59,7 @@ env OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 "$ARMO" score --model "$MODEL"
   --quiet --input "$INPUT" --output "$OUT"
 env SLURM_STEP_ID=0 SLURM_PROCID=1 SLURM_STEP_NUM_TASKS=2 SLURM_NTASKS=2 "$ARMO" score \
   --model "$MODEL" --device cpu --quiet --input "$INPUT" --output "$OUT"
-"$ARMO" merge --quiet --output "$OUT" --input "$INPUT" --remove-parts || fail "merge (env) failed"
+merge "env" --output "$OUT" --input "$INPUT" --remove-parts
 same "$OUT" "$REF" "ranks from OMPI_COMM_WORLD_* and a Slurm step's variables"
 check
 ls "$OUT".part-* >/dev/null 2>&1 && fail "--remove-parts left parts"
@@ -66,7 +69,7 @@ for a in 3 5 7; do  # --array=3-7:2 -> ranks 0, 1, 2 of 3
     SLURM_ARRAY_TASK_STEP=2 SLURM_ARRAY_TASK_COUNT=3 "$ARMO" score --model "$MODEL" \
     --device cpu --quiet --input "$INPUT" --output "$OUT"
 done
-"$ARMO" merge --quiet --output "$OUT" --input "$INPUT" || fail "merge (array) failed"
+merge "array" --output "$OUT" --input "$INPUT"
 same "$OUT" "$REF" "ranks from a job array's variables (--array=3-7:2)"
 OUT=$TMP/batch.jsonl  # a batch script itself: SLURM_NTASKS of the allocation, no step
 env SLURM_PROCID=0 SLURM_NTASKS=4 SLURM_JOB_ID=9 "$ARMO" score --model "$MODEL" --device cpu \
@@ -101,15 +104,15 @@ kill_when_written() {
 kill_when_written 0 KILL
 kill_when_written 1 TERM
 "$ARMO" score --model "$MODEL" --device cpu --quiet "${slow[@]}" --rank 2
-expect_error 2 "rank 0 did not finish; rerun it with --resume" \
+expect_error 2 "did not finish; rerun it with --resume" \
   "$ARMO" merge --output "$OUT" --input "$BIG"
 check
 [ -e "$OUT" ] && fail "a refused merge wrote $OUT"
 for r in 0 1; do
   "$ARMO" score --model "$MODEL" --device cpu --quiet "${slow[@]}" --rank $r --resume
-  [ $? -le 1 ] || fail "rank $r --resume failed"
+  [ $? -eq 0 ] || fail "rank $r --resume failed"
 done
-"$ARMO" merge --quiet --output "$OUT" --input "$BIG" || fail "merge after --resume failed"
+merge "after --resume" --output "$OUT" --input "$BIG"
 same "$OUT" "$BIGREF" "ranks killed (SIGKILL, SIGTERM) mid-run, rerun with --resume, merged"
 
 # ---- bad launches ----------------------------------------------------------------
@@ -159,7 +162,7 @@ f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flus
 ' "$P".part-00001-of-00002 >"$TMP/lock.txt" &
 LOCKER=$!
 CLEANUPS+=("kill $LOCKER 2>/dev/null")
-for ((i = 0; i < 250; i++)); do grep -q locked "$TMP/lock.txt" && break; sleep 0.02; done
+for ((i = 0; i < 250; i++)); do grep -qs locked "$TMP/lock.txt" && break; sleep 0.02; done
 expect_error 2 "is being written by process $LOCKER (a rank still running)" \
   "$ARMO" merge --output "$P"
 kill $LOCKER
