@@ -204,8 +204,7 @@ static int parse_args(int argc, char **argv, score_args *a) {
             } else if (!strcmp(o, "--world")) {
                 if (armo_parse_long("score", o, v, 1, ARMO_DIST_MAX_WORLD, &a->world))
                     return -1;
-            }
-            else if (!strcmp(o, "--max-batch-tokens")) {
+            } else if (!strcmp(o, "--max-batch-tokens")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
             } else if (!strcmp(o, "--max-length")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &max_length)) return -1;

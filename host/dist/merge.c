@@ -150,6 +150,15 @@ static int open_out(merge_state *m, const char *out, const char *input, armo_err
         so.st_ino == si.st_ino)
         return armo_err_set(e, "--output %s is the input %s: refusing to replace the input",
                             out, input);
+    int fd = open(out, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) { /* an armo score writing OUT itself: its lock */
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+        int locked = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        close(fd);
+        if (locked)
+            return armo_err_set(e, "--output %s is being written by process %ld (an armo "
+                                   "score?): refusing to replace it", out, (long)fl.l_pid);
+    }
     size_t len = strlen(out) + 40;
     m->tmp = malloc(len);
     m->cap = (size_t)1 << 20;

@@ -13,7 +13,7 @@
 #    --rank alone, a world over standard output, a batch script's
 #    SLURM_NTASKS without a step (not split), a missing part, parts of two
 #    world sizes, a torn line, a rank that stopped early, parts of another
-#    input, a part still being written.
+#    input, a part still being written, an OUT another armo is writing.
 #   usage: test_dist_cli.sh ARMO_EXE MODELS_DIR SOURCE_DIR
 . "$(dirname "$0")/dist_lib.sh" "$@"
 
@@ -166,6 +166,16 @@ for ((i = 0; i < 250; i++)); do grep -qs locked "$TMP/lock.txt" && break; sleep 
 expect_error 2 "is being written by process $LOCKER (a rank still running)" \
   "$ARMO" merge --output "$P"
 kill $LOCKER
+wait $LOCKER 2>/dev/null
+mk
+"$ARMO" score --model "$MODEL" --device cpu --quiet --input "$BIG" --output "$P" --threads 1 \
+  --max-batch-tokens 256 --window 8 &
+SCORER=$!
+CLEANUPS+=("kill $SCORER 2>/dev/null")
+for ((i = 0; i < 500; i++)); do [ -s "$P" ] && break; sleep 0.02; done
+expect_error 2 "--output $P is being written by process $SCORER" "$ARMO" merge --output "$P"
+kill $SCORER
+wait $SCORER 2>/dev/null
 expect_error 2 "--output OUT is required" "$ARMO" merge "$P".part-00000-of-00002
 expect_error 2 "is not named as a part file" "$ARMO" merge --output "$P" "$INPUT"
 
