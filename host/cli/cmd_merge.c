@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: armo merge --output OUT [--input IN] [PART ...]\n\n"
+        "usage: armo merge --output OUT [--input IN] [--remove-parts] [--quiet] [PART ...]\n\n"
         "Joins the part files OUT.part-RRRRR-of-WWWWW that the W ranks of `armo score\n"
         "--output OUT` wrote (rank R scored input records R, R+W, R+2W, ...) into OUT, in\n"
         "input order: byte for byte what one `armo score --output OUT` writes.\n"
@@ -30,7 +30,8 @@ static void usage(FILE *f) {
         "Refused (exit 2, OUT untouched), naming the part, its line and the record: a\n"
         "missing rank's part, parts of two world sizes, a part still being written (its\n"
         "rank running), a torn or non-JSON line, a rank that stopped early (rerun that\n"
-        "rank with --resume), lines whose \"id\" is not the input record's.\n"
+        "rank with --resume), lines whose \"id\" is not the input record's, an OUT that\n"
+        "an armo score is writing (its lock).\n"
         "Exit status, as one armo score over the whole input: 0 merged, every record\n"
         "scored; 1 merged, some records failed (their \"error\" lines); 2 not merged.\n");
 }
