@@ -19,11 +19,11 @@ REF=$TMP/ref.jsonl
 reference "$REF"
 for np in 2 3; do
   OUT=$TMP/np$np.jsonl
-  start=$(date +%s.%N)
+  start=$(date +%s%N)
   "${MPIRUN[@]}" -np $np "$ARMO" score --model "$MODEL" --device cpu --quiet --threads 1 \
     --input "$INPUT" --output "$OUT"
   rc=$?
-  echo "mpirun -np $np: exit $rc in $(echo "$(date +%s.%N) - $start" | bc) s"
+  echo "mpirun -np $np: exit $rc in $((($(date +%s%N) - start) / 1000000)) ms"
   check
   [ $rc -eq 0 ] || fail "mpirun -np $np armo score failed (exit $rc)"
   merge "mpirun -np $np" --output "$OUT" --input "$INPUT"
