@@ -75,6 +75,10 @@ OUT=$TMP/batch.jsonl  # a batch script itself: SLURM_NTASKS of the allocation, n
 env SLURM_PROCID=0 SLURM_NTASKS=4 SLURM_JOB_ID=9 "$ARMO" score --model "$MODEL" --device cpu \
   --quiet --input "$INPUT" --output "$OUT"
 same "$OUT" "$REF" "a batch script's SLURM_NTASKS without a step is not a split"
+OUT=$TMP/own.jsonl  # an array task scoring a file of its own: --rank 0 --world 1
+env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=1 "$ARMO" score \
+  --model "$MODEL" --device cpu --quiet --input "$INPUT" --output "$OUT" --rank 0 --world 1
+same "$OUT" "$REF" "--rank 0 --world 1 in an array task scores the whole input into OUT"
 
 # ---- a rank killed mid-run, rerun with --resume ----------------------------------
 BIG=$TMP/big.jsonl
