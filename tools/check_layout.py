@@ -39,8 +39,9 @@ ROOMS = {
     "host/cuda": ["base", "weights", "kernels", "host/engine"],
     "host/scoring": ["base", "weights", "host/text", "host/engine"],
     "host/train": ["base", "weights", "host/text", "host/engine", "host/scoring"],
+    "host/dist": ["base", "weights", "host/engine", "host/scoring"],
     "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring",
-                 "host/train"],
+                 "host/train", "host/dist"],
     "host/api": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
 }
 # folders that hold rooms but are none themselves

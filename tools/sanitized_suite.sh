@@ -5,8 +5,10 @@
 # backend, the emulator or the fuzzers (they have their own sanitized runs),
 # then runs the cpu-labelled tests there.  Left out: test_bench_cli (10 min
 # under ASan for what the normal build covers) and test_output_safety (its
-# kill loop needs ~30 s per run under ASan; checked by hand: clean), and
-# python_package (a Python process cannot load an ASan-built libarmo.so
+# kill loop needs ~30 s per run under ASan; checked by hand: clean),
+# test_dist_mpirun and test_dist_slurm (daemons and launchers around the same
+# armo score / merge that test_dist_cli runs here), armo_mpi (ARMO_MPI=OFF)
+# and python_package (a Python process cannot load an ASan-built libarmo.so
 # without preloading the runtime; the code behind libarmo's API is
 # armo_core's and the scheduler's, run here by the CLI tests).
 set -euo pipefail
@@ -14,9 +16,9 @@ src=$1
 dir=$2
 jobs=${JOBS:-2}
 cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARMO_SANITIZE=ON \
-  -DARMO_CUDA=OFF -DARMO_EMULATOR=OFF -DARMO_FUZZ=OFF > "$dir.configure.log" 2>&1 ||
+  -DARMO_CUDA=OFF -DARMO_EMULATOR=OFF -DARMO_FUZZ=OFF -DARMO_MPI=OFF > "$dir.configure.log" 2>&1 ||
   { cat "$dir.configure.log"; exit 1; }
 cmake --build "$dir" -j"$jobs" > "$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; exit 1; }
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --test-dir "$dir" -L cpu -E 'test_bench_cli|test_output_safety|layout_rules|sanitized|python_package' \
+  ctest --test-dir "$dir" -L cpu -E 'test_bench_cli|test_output_safety|test_dist_mpirun|test_dist_slurm|layout_rules|sanitized|python_package' \
   -j"$jobs" --output-on-failure

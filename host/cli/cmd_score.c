@@ -16,6 +16,8 @@
 
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/dist/launch_env.h"
+#include "host/dist/shard.h"
 #include "host/engine/backend_open.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
@@ -125,6 +127,18 @@ static void usage(FILE *f) {
         "                          Inf (refused by default, exit 2, naming the tensor);\n"
         "                          a record reached by one is then an error naming what\n"
         "                          went non-finite (hidden state, reward, gating, ...)\n"
+        "  --rank R --world W      score only rank R's share of the records (record i\n"
+        "                          when i %% W == R) into OUT.part-RRRRR-of-WWWWW beside\n"
+        "                          --output OUT; `armo merge --output OUT` joins the\n"
+        "                          parts.  Default: from the launcher (srun's\n"
+        "                          SLURM_PROCID / SLURM_STEP_NUM_TASKS, a job array's\n"
+        "                          SLURM_ARRAY_TASK_*, mpirun's OMPI_COMM_WORLD_RANK /\n"
+        "                          SIZE, PMI_RANK / PMI_SIZE); a world of 1 writes OUT\n"
+        "                          itself (--rank 0 --world 1: the whole input, whatever\n"
+        "                          the launcher).  Needs --input FILE and --output FILE;\n"
+        "                          --resume completes a rank's part.  A rank exits 0\n"
+        "                          when records failed (mpirun ends every rank when one\n"
+        "                          exits non-zero): armo merge's exit status is the run's\n"
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
@@ -146,6 +160,9 @@ typedef struct {
     int quiet, share_prefix;
     int check_weights, allow_nonfinite; /* NaN / Inf weights: full scan; score anyway */
     int resume;                  /* --resume: keep and check what --output holds, append */
+    long rank, world;            /* --rank / --world (-1: not given) */
+    armo_dist_rank dist;         /* this process's share (host/dist/launch_env.h) */
+    char part_path[4096];        /* world > 1: the part file out_path then names */
 } score_args;
 
 /* Fills a; returns 0, 1 when --help was printed, -1 on a bad argument
@@ -182,7 +199,13 @@ static int parse_args(int argc, char **argv, score_args *a) {
             else if (!strcmp(o, "--input")) a->in_path = v;
             else if (!strcmp(o, "--output")) a->out_path = v;
             else if (!strcmp(o, "--device")) a->device = v;
-            else if (!strcmp(o, "--max-batch-tokens")) {
+            else if (!strcmp(o, "--rank")) {
+                if (armo_parse_long("score", o, v, 0, ARMO_DIST_MAX_WORLD - 1, &a->rank))
+                    return -1;
+            } else if (!strcmp(o, "--world")) {
+                if (armo_parse_long("score", o, v, 1, ARMO_DIST_MAX_WORLD, &a->world))
+                    return -1;
+            } else if (!strcmp(o, "--max-batch-tokens")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
             } else if (!strcmp(o, "--max-length")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &max_length)) return -1;
@@ -222,6 +245,38 @@ static int parse_args(int argc, char **argv, score_args *a) {
                         "wrote), not the standard output\n");
         return -1;
     }
+    return 0;
+}
+
+/* This process's share of the records (host/dist): --rank / --world or the
+ * launcher's environment.  More than one rank: --output OUT becomes this
+ * rank's part OUT.part-RRRRR-of-WWWWW (locked, --resume, as OUT would be),
+ * and the input reader keeps only the rank's records (open_input's caller
+ * calls armo_line_reader_shard). */
+static int setup_rank(score_args *a) {
+    armo_err e;
+    if (armo_dist_rank_resolve((int)a->rank, (int)a->world, armo_getenv, &a->dist, &e)) {
+        fprintf(stderr, "armo score: %s\n", e.msg);
+        return -1;
+    }
+    const armo_dist_rank *d = &a->dist;
+    if (d->world == 1) return 0;
+    if (!strcmp(a->out_path, "-") || !strcmp(a->in_path, "-")) {
+        fprintf(stderr, "armo score: rank %d of %d (%s) needs --input FILE (every rank reads "
+                        "it, keeping its share) and --output FILE (each rank writes its part "
+                        "beside it), not the standard %s\n", d->rank, d->world, d->source,
+                strcmp(a->in_path, "-") ? "output" : "input");
+        return -1;
+    }
+    if (armo_part_name(a->out_path, d->rank, d->world, a->part_path, sizeof a->part_path, &e)) {
+        fprintf(stderr, "armo score: %s\n", e.msg);
+        return -1;
+    }
+    if (!a->quiet)
+        fprintf(stderr, "armo: rank %d of %d (%s): the records i of %s with i %% %d == %d, "
+                        "into %s\n", d->rank, d->world, d->source, a->in_path, d->world,
+                d->rank, a->part_path);
+    a->out_path = a->part_path;
     return 0;
 }
 
@@ -547,7 +602,10 @@ static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backe
     if (st.errors && !a->quiet)
         fprintf(stderr, "armo score: %lld of %lld records failed (see their \"error\" field)\n",
                 (long long)st.errors, (long long)st.records);
-    return st.errors ? 1 : 0;
+    /* one rank of several: records that failed do not fail the rank (mpirun
+     * ends every rank when one exits non-zero); armo merge's status is the
+     * run's */
+    return st.errors && a->dist.world == 1 ? 1 : 0;
 }
 
 /* NaN / Inf in the weights (weight_scan.h), before tokenizing or uploading:
@@ -583,13 +641,16 @@ static int check_weights(const armo_model *m, const score_args *a) {
 
 int cmd_score(int argc, char **argv) {
     score_args a = {.in_path = "-", .out_path = "-", .device = "auto", .window = 2048,
-                    .share_prefix = 1, .scoring = {.explain = 3}};
+                    .share_prefix = 1, .scoring = {.explain = 3},
+                    .rank = -1, .world = -1};
     int pa = parse_args(argc, argv, &a);
     if (pa) return pa > 0 ? 0 : 2;
+    if (setup_rank(&a)) return 2;
 
     /* the files first: a locked output or the input as output fail at once */
     score_io io;
     if (open_input(&a, &io)) return 2;
+    if (a.dist.world > 1) armo_line_reader_shard(&io.reader, a.dist.rank, a.dist.world);
     if (open_output(&a, &io) || (a.resume && resume_check(&a, &io))) {
         io_close(&a, &io);
         return 2;

@@ -108,8 +108,15 @@ int armo_line_next_record(armo_line_reader *r, const char **line, size_t *len) {
         while (k < *len && ((*line)[k] == ' ' || (*line)[k] == '\t' || (*line)[k] == '\r' ||
                             (*line)[k] == '\n'))
             k++;
-        if (k < *len) return 1; /* else a blank line: not a record */
+        if (k == *len) continue; /* a blank line: not a record */
+        int64_t idx = r->records_seen++;
+        if (r->shard_world <= 1 || idx % r->shard_world == r->shard_rank) return 1;
     }
+}
+
+void armo_line_reader_shard(armo_line_reader *r, int64_t rank, int64_t world) {
+    r->shard_rank = rank;
+    r->shard_world = world;
 }
 
 /* ---- the reader thread: records queued up to a window ahead ------------------- */

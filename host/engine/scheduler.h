@@ -107,6 +107,10 @@ typedef struct {
     int64_t line_no;             /* 1-based number of the last line returned */
     int64_t bytes;               /* bytes of the lines returned */
     atomic_int *cancel;          /* when set, a read waiting for input gives up */
+    /* a rank's share (host/dist): record i (0-based, blank lines not
+     * counted) is returned only when i % shard_world == shard_rank;
+     * shard_world <= 1: every record.  Set with armo_line_reader_shard. */
+    int64_t shard_rank, shard_world, records_seen;
 } armo_line_reader;
 
 void armo_line_reader_init(armo_line_reader *r, int fd);
@@ -120,6 +124,10 @@ int armo_line_next(armo_line_reader *r, const char **line, size_t *len);
  * only); blank lines are skipped but counted in line_no and bytes.  Returns
  * as armo_line_next. */
 int armo_line_next_record(armo_line_reader *r, const char **line, size_t *len);
+/* From now on armo_line_next_record returns only the records of rank
+ * `rank` of `world` (round-robin by record index, see host/dist/shard.h),
+ * counting from the first record of the input. */
+void armo_line_reader_shard(armo_line_reader *r, int64_t rank, int64_t world);
 
 /* Runs the pipeline over the records `in` has not returned yet, until its
  * end (or o->stop), writing each record's line to the file descriptor
