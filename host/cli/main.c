@@ -16,6 +16,7 @@ static const struct {
     {"score", cmd_score, "score JSONL records: rewards, gating and coefficients per record"},
     {"inspect", cmd_inspect, "describe a checkpoint: architecture, config, tensors, memory"},
     {"tokenize", cmd_tokenize, "tokenize text or JSONL records (debugging)"},
+    {"report", cmd_report, "a self-contained HTML report (or summary) of armo score's output"},
     {"bench", cmd_bench, "throughput on synthetic workloads with a random ArmoRM-shaped model"},
 };
 
