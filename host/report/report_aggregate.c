@@ -372,6 +372,7 @@ static int read_all(pass1 *p, FILE *sf, FILE *inf, armo_err *e) {
             else rc = check_ids(p, o, in, in_line, e);
         }
         if (rc == 0) rc = take_line(p, o, in, e);
+        if (rc == 0 && in) r->recs[r->n_recs - 1].in_line = in_line;
         json_decref(in);
         json_decref(o);
     }

@@ -57,6 +57,7 @@ typedef struct {
 /* One record as the first pass keeps it (what later selections need). */
 typedef struct {
     int64_t line;     /* 1-based line of the scores file */
+    int64_t in_line;  /* 1-based line of its input record, or 0 */
     int kind;         /* ARMO_REPORT_KIND_* */
     float score;      /* single: its score; pair: chosen's; best-of-N: the best */
     float margin;     /* pair: chosen - rejected; best-of-N: spread (max - min) */

@@ -157,43 +157,44 @@ static json_t *gate_of(const armo_report *r, json_t *o) {
     return vec_of(r, x, "gating");
 }
 
-static int is_blank(const char *s) {
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
-    return !*s;
+/* The next line of f up to line number `want` (counted in *at); 1 when
+ * found, 0 at the end of the file. */
+static int line_at(FILE *f, int64_t want, int64_t *at, char **buf, size_t *cap, ssize_t *len) {
+    while (*at < want) {
+        if ((*len = getline(buf, cap, f)) < 0) return 0;
+        (*at)++;
+    }
+    return 1;
 }
 
-/* Reads the scores (and input) again; selected records become details. */
+/* Reads the selected lines of the scores (and input) again, by the line
+ * numbers the first pass kept; they become details. */
 static int read_selected(armo_report *r, const unsigned char *sel, const int *hm_row, FILE *sf,
                          FILE *inf, armo_err *e) {
     char *buf = NULL, *ibuf = NULL;
     size_t cap = 0, icap = 0;
-    ssize_t len, ilen = 0;
-    int64_t idx = 0;
+    ssize_t len = 0, ilen = 0;
+    int64_t at = 0, in_at = 0;
     int rc = 0;
-    while (rc == 0 && idx < r->n_recs && (len = getline(&buf, &cap, sf)) >= 0) {
-        if (is_blank(buf)) continue;
-        json_t *o = json_loadb(buf, (size_t)len, 0, NULL);
+    for (int64_t idx = 0; rc == 0 && idx < r->n_recs; idx++) {
+        if (!sel[idx]) continue;
+        const armo_report_rec *x = &r->recs[idx];
+        json_t *o = line_at(sf, x->line, &at, &buf, &cap, &len)
+                        ? json_loadb(buf, (size_t)len, 0, NULL) : NULL;
         if (!o) {
-            rc = armo_err_set(e, "%s changed while the report was made", r->scores_path);
+            rc = armo_err_set(e, "%s: line %lld changed while the report was made",
+                              r->scores_path, (long long)x->line);
             break;
         }
-        json_t *run = json_object_get(o, "run");
-        if (json_is_object(run) && !json_object_get(o, "score") && !json_object_get(o, "error")) {
-            json_decref(o);
-            continue;
-        }
-        if (inf)
-            while ((ilen = getline(&ibuf, &icap, inf)) >= 0 && is_blank(ibuf)) {}
-        if (sel[idx]) {
-            json_t *in = inf && ilen > 0 ? json_loadb(ibuf, (size_t)ilen, 0, NULL) : NULL;
-            json_t *d = detail_of(r, idx, o, in);
-            if (!d || json_array_append_new(r->details, d)) rc = armo_err_set(e, "out of memory");
-            if (hm_row[idx] >= 0 && r->n_obj)
-                json_array_set_new(r->heatmap_gates, (size_t)hm_row[idx], gate_of(r, o));
-            json_decref(in);
-        }
+        json_t *in = NULL;
+        if (inf && x->in_line && line_at(inf, x->in_line, &in_at, &ibuf, &icap, &ilen))
+            in = json_loadb(ibuf, (size_t)ilen, 0, NULL);
+        json_t *d = detail_of(r, idx, o, in);
+        if (!d || json_array_append_new(r->details, d)) rc = armo_err_set(e, "out of memory");
+        if (hm_row[idx] >= 0 && r->n_obj)
+            json_array_set_new(r->heatmap_gates, (size_t)hm_row[idx], gate_of(r, o));
+        json_decref(in);
         json_decref(o);
-        idx++;
     }
     free(buf);
     free(ibuf);
