@@ -19,6 +19,8 @@
 #include "host/engine/backend_open.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
+#include "host/report/report_data.h"
+#include "host/report/report_html.h"
 #include "host/scoring/score_job.h"
 #include "host/text/tokenizer.h"
 #include "weights/model.h"
@@ -125,6 +127,10 @@ static void usage(FILE *f) {
         "                          Inf (refused by default, exit 2, naming the tensor);\n"
         "                          a record reached by one is then an error naming what\n"
         "                          went non-finite (hidden state, reward, gating, ...)\n"
+        "  --report FILE           at the end of the run, write `armo report`'s HTML page\n"
+        "                          of the output (needs --output FILE; an --input file\n"
+        "                          adds the conversations); a page that cannot be written\n"
+        "                          is an error (exit 2)\n"
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
@@ -146,6 +152,7 @@ typedef struct {
     int quiet, share_prefix;
     int check_weights, allow_nonfinite; /* NaN / Inf weights: full scan; score anyway */
     int resume;                  /* --resume: keep and check what --output holds, append */
+    const char *report;          /* --report FILE: armo report's page of the output */
 } score_args;
 
 /* Fills a; returns 0, 1 when --help was printed, -1 on a bad argument
@@ -182,6 +189,7 @@ static int parse_args(int argc, char **argv, score_args *a) {
             else if (!strcmp(o, "--input")) a->in_path = v;
             else if (!strcmp(o, "--output")) a->out_path = v;
             else if (!strcmp(o, "--device")) a->device = v;
+            else if (!strcmp(o, "--report")) a->report = v;
             else if (!strcmp(o, "--max-batch-tokens")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
             } else if (!strcmp(o, "--max-length")) {
@@ -222,7 +230,31 @@ static int parse_args(int argc, char **argv, score_args *a) {
                         "wrote), not the standard output\n");
         return -1;
     }
+    if (a->report && !strcmp(a->out_path, "-")) {
+        fprintf(stderr, "armo score: --report needs --output FILE (the report reads it back)\n");
+        return -1;
+    }
     return 0;
+}
+
+/* --report FILE: the page of `armo report` over the finished output. */
+static int write_report(const score_args *a) {
+    armo_report_opts o;
+    armo_report_opts_default(&o);
+    o.scores_path = a->out_path;
+    o.input_path = strcmp(a->in_path, "-") ? a->in_path : NULL;
+    armo_report *r;
+    armo_err e;
+    if (armo_report_build(&o, &r, &e) == 0) {
+        int rc = armo_report_write_html(r, &o, a->report, &e);
+        armo_report_free(r);
+        if (rc == 0) {
+            if (!a->quiet) fprintf(stderr, "armo: report written to %s\n", a->report);
+            return 0;
+        }
+    }
+    fprintf(stderr, "armo score: --report %s: %s\n", a->report, e.msg);
+    return -1;
 }
 
 /* The GPU's free memory against what the run's budget needs, before any
@@ -627,6 +659,7 @@ int cmd_score(int argc, char **argv) {
     rc = run(&io, backend, &sc, &bo, budget, &a);
 done:
     if (io_close(&a, &io)) rc = 2;
+    if (a.report && (rc == 0 || rc == 1) && write_report(&a)) rc = 2;
     armo_backend_close(backend);
     if (scoring_open) armo_scoring_free(&sc);
     if (model_open) armo_model_close(&model);
