@@ -174,10 +174,12 @@ static void write_objectives(FILE *f, const armo_report *r) {
                "reward over all responses, as a fraction of Σ |that| over the objectives (the "
                "score of a response is Σ coefficient × reward).</p>\n",
             (long long)(r->reward_box[0].n));
+    fprintf(f, "<div class=\"row2\">\n");
     chart_div(f, "chart-boxes", "Reward distribution per objective: box = quartiles, line = "
                                 "median, whiskers = min and max, dot = mean (reward units).");
     chart_div(f, "chart-share", "Each objective's share of the total score (Σ coefficient × "
                                 "reward), percent; negative pulls scores down.");
+    fprintf(f, "</div>\n");
     fprintf(f, "<table class=\"t\" id=\"objective-table\"><thead><tr><th>objective</th>"
                "<th>mean reward</th><th>mean gate</th><th>mean coefficient</th>"
                "<th>Σ coef × reward</th><th>share</th><th>prompts it dominates</th>"
@@ -206,10 +208,12 @@ static void write_gating(FILE *f, const armo_report *r) {
                "their largest gating weight and then by that weight, so that prompts gated "
                "alike stand together. A pair's or best-of-N's responses share one gate. Click a "
                "row for the record.</p>\n", r->n_heatmap, (long long)r->gated_prompts);
+    fprintf(f, "<div class=\"row2\">\n");
     chart_div(f, "chart-heatmap", "Gating weight per prompt (rows) and objective (columns); "
                                   "darker = larger weight.");
     chart_div(f, "chart-dominant", "Prompts per dominant objective (the objective of the "
                                    "largest gating weight), over every prompt.");
+    fprintf(f, "</div>\n");
     fprintf(f, "</section>\n");
 }
 
@@ -300,10 +304,12 @@ static void write_bon(FILE *f, const armo_report *r) {
     card_num(f, "spread-mean", "mean score spread", "%.4f", r->spread_box.mean);
     card_num(f, "spread-median", "median score spread", "%.4f", r->spread_box.median);
     fprintf(f, "</div>\n");
+    fprintf(f, "<div class=\"row2\">\n");
     chart_div(f, "chart-spread", "Score spread per prompt: best − worst response's score.");
     if (r->n_obj && r->win_n)
         chart_div(f, "chart-profile", "Mean reward per objective of the winning response "
                                       "against the other responses of the same prompts.");
+    fprintf(f, "</div>\n");
     fprintf(f, "</section>\n");
 }
 
