@@ -224,6 +224,21 @@ int main(void) {
     } else {
         CHECK(0, "armo_report_build (capped): %s", e.msg);
     }
+    /* --group-by: a field the records lack groups nothing; "id" groups by id */
+    o.max_detail = 500;
+    o.group_by = "no-such-field";
+    if (armo_report_build(&o, &r, &e) == 0) {
+        CHECK(r->n_groups == 0 && !r->rb_present && r->pairs_preferred == 2,
+              "--group-by no-such-field: %d groups", r->n_groups);
+        armo_report_free(r);
+    }
+    o.group_by = "id";
+    if (armo_report_build(&o, &r, &e) == 0) {
+        CHECK(r->n_groups == 3 && !strcmp(r->groups[0].name, "p1") && r->groups[0].preferred == 1 &&
+                  !strcmp(r->groups[1].name, "p2") && r->groups[1].preferred == 0,
+              "--group-by id: %d groups", r->n_groups);
+        armo_report_free(r);
+    }
     check_refusals(scores, ARMO_BINARY_DIR);
     check_escaping();
     remove(scores);
