@@ -229,6 +229,18 @@ def case_examples(a, out):
     # armo score --report: the same page for the run it just made
     d2 = load_page(os.path.join(out, "score-report.html"))
     check_numbers(d2, ref, "score --report")
+    # dark mode (prefers-color-scheme: dark), for the eye
+    run_browser(["--hide-scrollbars", "--window-size=1280,1400", "--force-dark-mode",
+                 "--blink-settings=preferredColorScheme=0",
+                 f"--screenshot={os.path.join(out, 'examples-dark.png')}", "file://" + os.path.abspath(page)])
+    # a single-head reward model: scores without objectives
+    rm_scores = os.path.join(out, "examples-rm.scores.jsonl")
+    rm_page = os.path.join(out, "examples-rm.html")
+    p = armo(a, "score", "--model", os.path.join(a.models, "tiny-rm-llama3"), "--device", "cpu",
+             "--quiet", "--input", ex, "--output", rm_scores, "--report", rm_page)
+    check(p.returncode == 0, f"armo score --report (single-head model) failed: {p.stderr[-400:]}")
+    d3 = load_page(rm_page)
+    check_numbers(d3, report_reference.reference(rm_scores, ex), "single-head")
     # --summary json for scripts, against the reference
     p = armo(a, "report", scores, "--summary", "json")
     s = json.loads(p.stdout) if p.returncode == 0 else {}
