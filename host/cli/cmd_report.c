@@ -110,6 +110,12 @@ static int parse_args(int argc, char **argv, report_args *a) {
     }
     a->o.scores_path = argv[optind];
     if (!a->out_path && !a->summary) a->out_path = "report.html";
+    if (a->out_path && (!strcmp(a->out_path, a->o.scores_path) ||
+                        (a->o.input_path && !strcmp(a->out_path, a->o.input_path)))) {
+        fprintf(stderr, "armo report: -o %s would overwrite the scores or records it reads\n",
+                a->out_path);
+        return -1;
+    }
     return 0;
 }
 

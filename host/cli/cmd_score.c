@@ -234,6 +234,11 @@ static int parse_args(int argc, char **argv, score_args *a) {
         fprintf(stderr, "armo score: --report needs --output FILE (the report reads it back)\n");
         return -1;
     }
+    if (a->report && (!strcmp(a->report, a->out_path) || !strcmp(a->report, a->in_path))) {
+        fprintf(stderr, "armo score: --report %s would overwrite the %s\n", a->report,
+                !strcmp(a->report, a->out_path) ? "output" : "input");
+        return -1;
+    }
     return 0;
 }
 

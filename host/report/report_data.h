@@ -130,7 +130,8 @@ typedef struct armo_report {
 
     json_t *details; /* [{line, id, kind, ...}]: the embedded records */
     int64_t detail_cut; /* records whose detail was not embedded */
-    int64_t text_cut;   /* texts shortened in the embedded conversations */
+    int64_t text_cut;   /* texts shortened (or left out) in the embedded conversations */
+    size_t text_bytes;  /* bytes of text embedded */
 } armo_report;
 
 /* Reads o->scores_path (and o->input_path) and fills *out (allocated; free

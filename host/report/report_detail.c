@@ -10,11 +10,21 @@
 
 #include "host/report/report_data.h"
 
-#define TEXT_CAP 4000 /* bytes of one message or response shown */
+#define TEXT_CAP 4000              /* bytes of one message or response shown */
+#define TEXT_BUDGET (8u << 20)     /* bytes of text in the whole page */
 
-/* s cut to at most TEXT_CAP bytes on a UTF-8 boundary, with a note. */
+/* s cut to at most TEXT_CAP bytes on a UTF-8 boundary, with a note; once
+ * the page holds TEXT_BUDGET bytes of text, a note only. */
 static json_t *capped_text(armo_report *r, const char *s) {
     size_t n = strlen(s);
+    if (r->text_bytes >= TEXT_BUDGET) {
+        char note[96];
+        snprintf(note, sizeof note, "[%zu bytes not embedded: the page's 8 MB of text are used]",
+                 n);
+        r->text_cut++;
+        return json_string(note);
+    }
+    r->text_bytes += n < TEXT_CAP ? n : TEXT_CAP;
     if (n <= TEXT_CAP) return json_string(s);
     size_t k = TEXT_CAP;
     while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;

@@ -322,7 +322,11 @@ static void write_records(FILE *f, const armo_report *r) {
                    "page fast (the first %zu and every record listed here are kept; "
                    "--max-detail raises the cap)", (long long)r->detail_cut,
                 json_array_size(r->details));
-    fprintf(f, ")%s.</p>\n", r->text_cut ? "; texts longer than 4000 bytes are shortened" : "");
+    if (r->text_cut)
+        fprintf(f, "); <span data-k=\"text-cut\">%lld</span> texts were shortened to 4000 bytes "
+                   "or, past 8 MB of text in the page, left out.</p>\n", (long long)r->text_cut);
+    else
+        fprintf(f, ").</p>\n");
     fprintf(f, "<div class=\"search\"><label for=\"rec-search\">id</label> <input "
                "id=\"rec-search\" list=\"rec-ids\" autocomplete=\"off\"> <button "
                "id=\"rec-go\">show</button> <span id=\"rec-msg\"></span></div>"

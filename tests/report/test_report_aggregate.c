@@ -184,6 +184,44 @@ static void check_refusals(const char *scores, const char *dir) {
     remove(bad_json);
 }
 
+/* A text over the 4000-byte cap is cut on a UTF-8 boundary, with a note. */
+static void check_text_cap(const char *dir) {
+    char sp[512], ip[512];
+    snprintf(sp, sizeof sp, "%s/report_agg_long.jsonl", dir);
+    snprintf(ip, sizeof ip, "%s/report_agg_long_in.jsonl", dir);
+    const char *s[] = {"{\"id\":\"L\"," FIELDS(1.0, V3(1, 2, 3), V3(0.5, 0.25, 0.25),
+                                                V3(0.5, 0.25, 0), 10) "}"};
+    write_lines(sp, s, 1);
+    size_t n = 2501; /* "x" + 2501 x "é" (2 bytes): 5003 bytes; byte 4000 is inside an "é" */
+    char *line = malloc(64 + 2 * n);
+    if (!line) return;
+    char *q = line + sprintf(line, "{\"id\":\"L\",\"prompt\":\"p\",\"response\":\"x");
+    for (size_t i = 0; i < n; i++) q += sprintf(q, "\xC3\xA9");
+    strcpy(q, "\"}");
+    const char *in[] = {line};
+    write_lines(ip, in, 1);
+    free(line);
+    armo_report_opts o;
+    armo_report_opts_default(&o);
+    o.scores_path = sp;
+    o.input_path = ip;
+    armo_report *r = NULL;
+    armo_err e;
+    if (armo_report_build(&o, &r, &e)) {
+        CHECK(0, "long text: %s", e.msg);
+    } else {
+        const char *t = json_string_value(json_array_get(
+            json_object_get(json_array_get(r->details, 0), "texts"), 0));
+        CHECK(r->text_cut == 1 && t && strlen(t) > 3990 && strlen(t) < 4100 &&
+                  test_contains(t, "1004 more bytes not shown"),
+              "long text: cut %lld, %zu bytes: ...%s", (long long)r->text_cut, t ? strlen(t) : 0,
+              t && strlen(t) > 60 ? t + strlen(t) - 60 : "");
+        armo_report_free(r);
+    }
+    remove(sp);
+    remove(ip);
+}
+
 static void check_escaping(void) {
     char *h = armo_html_escape("<a href=\"x\">&'");
     CHECK(h && !strcmp(h, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"), "html escape: %s", h);
@@ -241,6 +279,7 @@ int main(void) {
     }
     check_refusals(scores, ARMO_BINARY_DIR);
     check_escaping();
+    check_text_cap(ARMO_BINARY_DIR);
     remove(scores);
     remove(input);
     return test_finish("test_report_aggregate");
