@@ -403,7 +403,8 @@ static int cmp_err_count(const void *a, const void *b) {
 
 static int reduce_errors(pass1 *p) {
     armo_report *r = p->r;
-    qsort(p->errs.v, (size_t)p->errs.n, sizeof *p->errs.v, cmp_keyed);
+    if (p->errs.v) /* qsort wants a valid pointer even for 0 */
+        qsort(p->errs.v, (size_t)p->errs.n, sizeof *p->errs.v, cmp_keyed);
     for (int64_t i = 0; i < p->errs.n; i++) {
         if (i == 0 || strcmp(p->errs.v[i].key, p->errs.v[i - 1].key)) {
             armo_report_error *v = realloc(r->errs, (size_t)(r->n_errs + 1) * sizeof *v);
@@ -414,13 +415,15 @@ static int reduce_errors(pass1 *p) {
         }
         r->errs[r->n_errs - 1].count++;
     }
-    qsort(r->errs, (size_t)r->n_errs, sizeof *r->errs, cmp_err_count);
+    if (r->errs) /* qsort wants a valid pointer even for 0 */
+        qsort(r->errs, (size_t)r->n_errs, sizeof *r->errs, cmp_err_count);
     return 0;
 }
 
 static int reduce_groups(pass1 *p) {
     armo_report *r = p->r;
-    qsort(p->groups.v, (size_t)p->groups.n, sizeof *p->groups.v, cmp_keyed);
+    if (p->groups.v) /* qsort wants a valid pointer even for 0 */
+        qsort(p->groups.v, (size_t)p->groups.n, sizeof *p->groups.v, cmp_keyed);
     for (int64_t i = 0; i < p->groups.n; i++) {
         if (i == 0 || strcmp(p->groups.v[i].key, p->groups.v[i - 1].key)) {
             armo_report_group *v = realloc(r->groups, (size_t)(r->n_groups + 1) * sizeof *v);

@@ -14,7 +14,8 @@ same JSONL, and that injected markup stayed text (no element, no handler
 ran).  Screenshots go to BUILD/report-test/*.png.  A chromium that hangs is
 killed by its process group after a timeout.
 
-usage: test_report_browser.py --armo EXE --models DIR --source SRC --out DIR"""
+usage: test_report_browser.py --armo EXE --models DIR --source SRC --out DIR [--records N]
+(N, default 100000 or $ARMO_REPORT_TEST_RECORDS: the synthetic records)"""
 import argparse
 import html.parser
 import json
@@ -337,7 +338,8 @@ def main():
     ap.add_argument("--models", required=True)
     ap.add_argument("--source", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--records", type=int, default=100000)
+    ap.add_argument("--records", type=int,
+                    default=int(os.environ.get("ARMO_REPORT_TEST_RECORDS", "100000")))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     case_examples(a, a.out)
