@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "host/report/report_data.h"
-#include "host/report/report_lines.h"
 #include "host/report/rewardbench.h"
 
 void armo_report_opts_default(armo_report_opts *o) {
@@ -331,59 +330,55 @@ static int take_line(pass1 *p, json_t *o, json_t *in, armo_err *e) {
     return 0;
 }
 
-/* One parsed line of the scores file: a run metadata line, or a record
- * (matched with its input record when there is an input). */
-static int take_parsed(pass1 *p, json_t *o, FILE *inf, char **ibuf, size_t *icap,
-                       int64_t *in_line, armo_err *e) {
-    armo_report *r = p->r;
-    json_t *run = json_object_get(o, "run");
-    if (json_is_object(run) && !json_object_get(o, "score") && !json_object_get(o, "error"))
-        return take_meta(r, run) ? armo_err_set(e, "out of memory") : 0;
-    json_t *in = NULL;
-    int rc = 0;
-    if (inf) {
-        int failed;
-        in = next_input(inf, ibuf, icap, in_line, e, r->input_path, &failed);
-        if (failed) rc = -1;
-        else if (!in)
-            rc = armo_err_set(e, "%s: line %lld has no record in %s (it ends at line %lld): "
-                                 "the input is not the records these scores were computed "
-                                 "from", r->scores_path, (long long)p->line, r->input_path,
-                              (long long)*in_line);
-        else rc = check_ids(p, o, in, *in_line, e);
-    }
-    if (rc == 0) rc = take_line(p, o, in, e);
-    if (rc == 0 && in) r->recs[r->n_recs - 1].in_line = *in_line;
-    json_decref(in);
-    return rc;
-}
-
-/* Reads the scores file (and the records) in batches of lines parsed on
- * threads (report_lines.h), taken in file order. */
+/* Reads the scores file (and the records) line by line. */
 static int read_all(pass1 *p, FILE *sf, FILE *inf, armo_err *e) {
     armo_report *r = p->r;
-    armo_json_lines lines;
-    if (armo_json_lines_init(&lines, sf, 512, 0)) return armo_err_set(e, "out of memory");
-    char *ibuf = NULL;
-    size_t icap = 0;
+    char *buf = NULL, *ibuf = NULL;
+    size_t cap = 0, icap = 0;
+    ssize_t len;
     int64_t in_line = 0;
-    int rc = 0, n;
-    while (rc == 0 && (n = armo_json_lines_next(&lines)) > 0) {
-        for (int i = 0; rc == 0 && i < n; i++) {
-            const armo_json_line *l = &lines.v[i];
-            p->line = l->line_no;
-            r->lines++;
-            if (l->blank) continue;
-            if (!json_is_object(l->json))
-                rc = armo_err_set(e, "%s: line %lld is not a JSON object%s%s", r->scores_path,
-                                  (long long)p->line, l->json ? "" : ": ", l->err);
-            else
-                rc = take_parsed(p, l->json, inf, &ibuf, &icap, &in_line, e);
+    int rc = 0;
+    while (rc == 0 && (len = getline(&buf, &cap, sf)) >= 0) {
+        p->line++;
+        r->lines++;
+        const char *s = buf;
+        while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+        if (!*s) continue;
+        json_error_t je;
+        json_t *o = json_loadb(buf, (size_t)len, 0, &je);
+        if (!json_is_object(o)) {
+            rc = armo_err_set(e, "%s: line %lld is not a JSON object%s%s", r->scores_path,
+                              (long long)p->line, o ? "" : ": ", o ? "" : je.text);
+            json_decref(o);
+            break;
         }
+        json_t *run = json_object_get(o, "run");
+        if (json_is_object(run) && !json_object_get(o, "score") &&
+            !json_object_get(o, "error")) {
+            if (take_meta(r, run)) rc = armo_err_set(e, "out of memory");
+            json_decref(o);
+            continue;
+        }
+        json_t *in = NULL;
+        if (inf) {
+            int failed;
+            in = next_input(inf, &ibuf, &icap, &in_line, e, r->input_path, &failed);
+            if (failed) rc = -1;
+            else if (!in)
+                rc = armo_err_set(e, "%s: line %lld has no record in %s (it ends at line %lld): "
+                                     "the input is not the records these scores were computed "
+                                     "from", r->scores_path, (long long)p->line, r->input_path,
+                                  (long long)in_line);
+            else rc = check_ids(p, o, in, in_line, e);
+        }
+        if (rc == 0) rc = take_line(p, o, in, e);
+        if (rc == 0 && in) r->recs[r->n_recs - 1].in_line = in_line;
+        json_decref(in);
+        json_decref(o);
     }
-    if (rc == 0 && n < 0)
+    if (rc == 0 && ferror(sf))
         rc = armo_err_set(e, "%s: read error: %s", r->scores_path, strerror(errno));
-    armo_json_lines_free(&lines);
+    free(buf);
     free(ibuf);
     return rc;
 }
