@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "host/report/report_data.h"
+#include "host/report/report_jscan.h"
 #include "host/report/rewardbench.h"
 
 void armo_report_opts_default(armo_report_opts *o) {
@@ -78,6 +79,7 @@ typedef struct {
     int64_t rec_cap;
     double gate_sum[ARMO_REPORT_MAX_OBJ], coef_sum[ARMO_REPORT_MAX_OBJ];
     int64_t obj_responses; /* responses that had objective rewards */
+    armo_jscan js;         /* the current line's tokens */
 } pass1;
 
 /* One scored response (a record, chosen / rejected, responses[i]). */
@@ -87,62 +89,76 @@ typedef struct {
     double reward[ARMO_REPORT_MAX_OBJ], gate[ARMO_REPORT_MAX_OBJ], coef[ARMO_REPORT_MAX_OBJ];
 } response;
 
-static int set_names(armo_report *r, json_t *rewards) {
-    const char *k;
-    json_t *v;
-    json_object_foreach(rewards, k, v) {
-        if (r->n_obj == ARMO_REPORT_MAX_OBJ) break;
-        if (!(r->obj_names[r->n_obj] = strdup(k))) return -1;
+/* The objectives' names: the keys of the first "rewards" object. */
+static int set_names(armo_report *r, const armo_jscan *j, int rewards) {
+    char name[256];
+    for (int k; r->n_obj < ARMO_REPORT_MAX_OBJ &&
+                (k = armo_jscan_child(j, rewards, r->n_obj)) >= 0;) {
+        armo_jscan_string(j, k, name, sizeof name);
+        if (!(r->obj_names[r->n_obj] = strdup(name))) return -1;
         r->n_obj++;
     }
     return 0;
 }
 
-static int read_vec(json_t *o, const char *field, armo_report *r, double *out, int64_t line,
-                    armo_err *e) {
-    json_t *obj = json_object_get(o, field);
-    if (!json_is_object(obj))
+/* The value of objective i in object tok: its i-th member when the key
+ * matches (armo writes them in order), else looked up by name. */
+static int member(const armo_report *r, const armo_jscan *j, int tok, int i) {
+    int k = armo_jscan_child(j, tok, i);
+    if (k >= 0) {
+        const armo_jtok *t = &j->t[k];
+        size_t n = strlen(r->obj_names[i]);
+        if ((size_t)(t->b - t->a) == n && !memcmp(j->text + t->a, r->obj_names[i], n)) return k + 1;
+    }
+    return armo_jscan_get(j, tok, r->obj_names[i]);
+}
+
+static int read_vec(const armo_jscan *j, int o, const char *field, armo_report *r, double *out,
+                    int64_t line, armo_err *e) {
+    int obj = armo_jscan_get(j, o, field);
+    if (obj < 0 || j->t[obj].type != ARMO_JS_OBJECT)
         return armo_err_set(e, "%s: line %lld: \"%s\" is missing or not an object",
                             r->scores_path, (long long)line, field);
-    for (int j = 0; j < r->n_obj; j++) {
-        json_t *v = json_object_get(obj, r->obj_names[j]);
-        if (!json_is_number(v))
+    for (int i = 0; i < r->n_obj; i++) {
+        int v = member(r, j, obj, i);
+        if (v < 0 || j->t[v].type != ARMO_JS_NUMBER)
             return armo_err_set(e, "%s: line %lld: \"%s\" has no number for objective '%s'",
-                                r->scores_path, (long long)line, field, r->obj_names[j]);
-        out[j] = json_number_value(v);
+                                r->scores_path, (long long)line, field, r->obj_names[i]);
+        out[i] = armo_jscan_number(j, v);
     }
     return 0;
 }
 
-/* Reads one response object and adds it to the aggregates. */
-static int take_response(pass1 *p, json_t *o, response *out, armo_err *e) {
+/* Reads response object o and adds it to the aggregates. */
+static int take_response(pass1 *p, int o, response *out, armo_err *e) {
     armo_report *r = p->r;
-    json_t *s = json_object_get(o, "score");
-    if (!json_is_number(s))
+    const armo_jscan *j = &p->js;
+    int s = armo_jscan_get(j, o, "score");
+    if (s < 0 || j->t[s].type != ARMO_JS_NUMBER)
         return armo_err_set(e, "%s: line %lld: a response without a numeric \"score\"",
                             r->scores_path, (long long)p->line);
-    out->score = json_number_value(s);
-    json_t *t = json_object_get(o, "tokens");
-    if (json_is_integer(t)) {
-        int64_t n = (int64_t)json_integer_value(t);
+    out->score = armo_jscan_number(j, s);
+    int t = armo_jscan_get(j, o, "tokens");
+    if (t >= 0 && j->t[t].type == ARMO_JS_NUMBER && j->t[t].is_int) {
+        int64_t n = armo_jscan_integer(j, t);
         r->tokens += n;
         if (n > r->tokens_max) r->tokens_max = n;
     }
     r->responses++;
     if (dvec_push(&p->scores, out->score)) return armo_err_set(e, "out of memory");
-    json_t *rw = json_object_get(o, "rewards");
-    out->has_obj = json_is_object(rw);
+    int rw = armo_jscan_get(j, o, "rewards");
+    out->has_obj = rw >= 0 && j->t[rw].type == ARMO_JS_OBJECT;
     if (!out->has_obj) return 0;
-    if (r->n_obj == 0 && set_names(r, rw)) return armo_err_set(e, "out of memory");
-    if (read_vec(o, "rewards", r, out->reward, p->line, e) ||
-        read_vec(o, "gating", r, out->gate, p->line, e) ||
-        read_vec(o, "coefficients", r, out->coef, p->line, e))
+    if (r->n_obj == 0 && set_names(r, j, rw)) return armo_err_set(e, "out of memory");
+    if (read_vec(j, o, "rewards", r, out->reward, p->line, e) ||
+        read_vec(j, o, "gating", r, out->gate, p->line, e) ||
+        read_vec(j, o, "coefficients", r, out->coef, p->line, e))
         return -1;
-    for (int j = 0; j < r->n_obj; j++) {
-        if (dvec_push(&p->rewards, out->reward[j])) return armo_err_set(e, "out of memory");
-        p->gate_sum[j] += out->gate[j];
-        p->coef_sum[j] += out->coef[j];
-        r->contrib_sum[j] += out->coef[j] * out->reward[j];
+    for (int k = 0; k < r->n_obj; k++) {
+        if (dvec_push(&p->rewards, out->reward[k])) return armo_err_set(e, "out of memory");
+        p->gate_sum[k] += out->gate[k];
+        p->coef_sum[k] += out->coef[k];
+        r->contrib_sum[k] += out->coef[k] * out->reward[k];
     }
     p->obj_responses++;
     return 0;
@@ -161,29 +177,46 @@ static void take_prompt(pass1 *p, const response *x, armo_report_rec *rec) {
     p->r->gated_prompts++;
 }
 
-/* The grouping value of an input record as text ("" when absent). */
-static void group_of(const armo_report *r, json_t *in, char *buf, size_t len) {
+/* The grouping value of the input record (or, without one, of the scores
+ * line) as text ("" when absent). */
+static void group_of(const pass1 *p, int o, json_t *in, char *buf, size_t len) {
+    const armo_report *r = p->r;
     buf[0] = 0;
-    if (!in) return;
-    json_t *g = r->group_field ? json_object_get(in, r->group_field) : NULL;
-    if (!r->group_field) {
-        g = json_object_get(in, "subset");
-        if (!g) g = json_object_get(in, "category");
+    if (in) {
+        json_t *g = r->group_field ? json_object_get(in, r->group_field) : NULL;
+        if (!r->group_field) {
+            g = json_object_get(in, "subset");
+            if (!g) g = json_object_get(in, "category");
+        }
+        if (json_is_string(g)) snprintf(buf, len, "%s", json_string_value(g));
+        else if (json_is_integer(g)) snprintf(buf, len, "%lld", (long long)json_integer_value(g));
+        else if (json_is_boolean(g)) snprintf(buf, len, "%s", json_is_true(g) ? "true" : "false");
+        return;
     }
-    if (json_is_string(g)) snprintf(buf, len, "%s", json_string_value(g));
-    else if (json_is_integer(g)) snprintf(buf, len, "%lld", (long long)json_integer_value(g));
-    else if (json_is_boolean(g)) snprintf(buf, len, "%s", json_is_true(g) ? "true" : "false");
+    const armo_jscan *j = &p->js;
+    int g = r->group_field ? armo_jscan_get(j, o, r->group_field) : -1;
+    if (!r->group_field && (g = armo_jscan_get(j, o, "subset")) < 0)
+        g = armo_jscan_get(j, o, "category");
+    if (g < 0) return;
+    int type = j->t[g].type;
+    if (type == ARMO_JS_STRING) armo_jscan_string(j, g, buf, len);
+    else if (type == ARMO_JS_NUMBER && j->t[g].is_int)
+        snprintf(buf, len, "%lld", armo_jscan_integer(j, g));
+    else if (type == ARMO_JS_TRUE || type == ARMO_JS_FALSE)
+        snprintf(buf, len, "%s", type == ARMO_JS_TRUE ? "true" : "false");
 }
 
-static int take_pair(pass1 *p, json_t *o, json_t *in, armo_report_rec *rec, armo_err *e) {
+static int take_pair(pass1 *p, int o, json_t *in, armo_report_rec *rec, armo_err *e) {
     response ch, rj;
-    json_t *c = json_object_get(o, "chosen"), *x = json_object_get(o, "rejected");
-    if (!json_is_object(c) || !json_is_object(x))
+    const armo_jscan *j = &p->js;
+    int c = armo_jscan_get(j, o, "chosen"), x = armo_jscan_get(j, o, "rejected");
+    if (c < 0 || x < 0 || j->t[c].type != ARMO_JS_OBJECT || j->t[x].type != ARMO_JS_OBJECT)
         return armo_err_set(e, "%s: line %lld: a pair needs \"chosen\" and \"rejected\" objects",
                             p->r->scores_path, (long long)p->line);
     if (take_response(p, c, &ch, e) || take_response(p, x, &rj, e)) return -1;
-    json_t *m = json_object_get(o, "margin");
-    double margin = json_is_number(m) ? json_number_value(m) : ch.score - rj.score;
+    int m = armo_jscan_get(j, o, "margin");
+    double margin = m >= 0 && j->t[m].type == ARMO_JS_NUMBER ? armo_jscan_number(j, m)
+                                                             : ch.score - rj.score;
     rec->kind = ARMO_REPORT_KIND_PAIR;
     rec->score = (float)ch.score;
     rec->margin = (float)margin;
@@ -192,50 +225,49 @@ static int take_pair(pass1 *p, json_t *o, json_t *in, armo_report_rec *rec, armo
     p->r->pairs_preferred += margin > 0;
     if (dvec_push(&p->margins, margin)) return armo_err_set(e, "out of memory");
     char g[256];
-    group_of(p->r, in ? in : o, g, sizeof g);
+    group_of(p, o, in, g, sizeof g);
     if (g[0] && kvec_push(&p->groups, g, p->line, margin > 0))
         return armo_err_set(e, "out of memory");
     return 0;
 }
 
-static int take_bon(pass1 *p, json_t *o, armo_report_rec *rec, armo_err *e) {
+static int take_bon(pass1 *p, int o, armo_report_rec *rec, armo_err *e) {
     response x[2]; /* [0]: the current response, [1]: the first (its gate) */
     armo_report *r = p->r;
-    json_t *arr = json_object_get(o, "responses");
-    size_t n = json_array_size(arr);
+    const armo_jscan *j = &p->js;
+    int arr = armo_jscan_get(j, o, "responses");
+    int n = arr >= 0 && j->t[arr].type == ARMO_JS_ARRAY ? armo_jscan_size(j, arr) : 0;
     if (n == 0)
-        return armo_err_set(e, "%s: line %lld: \"responses\" is empty", r->scores_path,
-                            (long long)p->line);
-    json_t *b = json_object_get(o, "best");
-    int64_t start = p->rewards.n;
+        return armo_err_set(e, "%s: line %lld: \"responses\" is empty or not an array",
+                            r->scores_path, (long long)p->line);
+    int b = armo_jscan_get(j, o, "best");
+    int has_best = b >= 0 && j->t[b].type == ARMO_JS_NUMBER && j->t[b].is_int;
+    int64_t start = p->rewards.n, best = has_best ? armo_jscan_integer(j, b) : -1;
     double lo = INFINITY, hi = -INFINITY;
-    int64_t best = json_is_integer(b) ? (int64_t)json_integer_value(b) : -1;
-    double best_score = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        if (take_response(p, json_array_get(arr, i), &x[0], e)) return -1;
+    for (int i = 0, c = arr + 1; i < n; i++, c = j->t[c].next) {
+        if (take_response(p, c, &x[0], e)) return -1;
         if (i == 0) x[1] = x[0];
         if (x[0].score < lo) lo = x[0].score;
+        if (!has_best && x[0].score > hi) best = i;
         if (x[0].score > hi) hi = x[0].score;
-        if (!json_is_integer(b) && x[0].score > best_score) best = (int64_t)i;
-        if (x[0].score > best_score) best_score = x[0].score;
     }
     rec->kind = ARMO_REPORT_KIND_BON;
     rec->score = (float)hi;
     rec->margin = (float)(hi - lo);
     take_prompt(p, &x[1], rec);
     r->bons++;
-    r->bon_responses += (int64_t)n;
+    r->bon_responses += n;
     if (dvec_push(&p->spreads, hi - lo)) return armo_err_set(e, "out of memory");
     int k = r->n_obj;
-    if (k && p->rewards.n - start == (int64_t)n * k && best >= 0 && best < (int64_t)n) {
-        for (size_t i = 0; i < n; i++)
-            for (int j = 0; j < k; j++) {
-                double v = p->rewards.v[start + (int64_t)i * k + j];
-                if ((int64_t)i == best) r->win_reward[j] += v;
-                else r->other_reward[j] += v;
+    if (k && p->rewards.n - start == (int64_t)n * k && best >= 0 && best < n) {
+        for (int i = 0; i < n; i++)
+            for (int q = 0; q < k; q++) {
+                double v = p->rewards.v[start + (int64_t)i * k + q];
+                if (i == best) r->win_reward[q] += v;
+                else r->other_reward[q] += v;
             }
         r->win_n++;
-        r->other_n += (int64_t)n - 1;
+        r->other_n += n - 1;
     }
     return 0;
 }
@@ -261,38 +293,53 @@ static json_t *next_input(FILE *in, char **buf, size_t *cap, int64_t *in_line, a
     return NULL;
 }
 
-/* Checks that input record `in` is the one scores line `o` answers. */
-static int check_ids(const pass1 *p, json_t *o, json_t *in, int64_t in_line, armo_err *e) {
-    json_t *a = json_object_get(o, "id"), *b = json_object_get(in, "id");
-    if (!a || !b || json_equal(a, b)) return 0;
-    char *sa = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT);
+/* Checks that input record `in` is the one scores line (its "id" token)
+ * answers: the ids compared as JSON values. */
+static int check_ids(const pass1 *p, int o, json_t *in, int64_t in_line, armo_err *e) {
+    const armo_jscan *j = &p->js;
+    int t = armo_jscan_get(j, o, "id");
+    json_t *b = json_object_get(in, "id");
+    if (t < 0 || !b) return 0;
+    const char *raw = j->text + j->t[t].a - (j->t[t].type == ARMO_JS_STRING);
+    size_t n = (size_t)(j->t[t].b - j->t[t].a) + 2 * (j->t[t].type == ARMO_JS_STRING);
+    json_t *a = json_loadb(raw, n, JSON_DECODE_ANY, NULL);
+    int same = a && json_equal(a, b);
+    json_decref(a);
+    if (same) return 0;
     char *sb = json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT);
-    armo_err_set(e, "%s: line %lld (id %.80s) does not answer %s: line %lld (id %.80s): the "
+    armo_err_set(e, "%s: line %lld (id %.*s) does not answer %s: line %lld (id %.80s): the "
                     "input is not the records these scores were computed from",
-                 p->r->scores_path, (long long)p->line, sa ? sa : "?", p->r->input_path,
-                 (long long)in_line, sb ? sb : "?");
-    free(sa);
+                 p->r->scores_path, (long long)p->line, n > 80 ? 80 : (int)n, raw,
+                 p->r->input_path, (long long)in_line, sb ? sb : "?");
     free(sb);
     return -1;
 }
 
-static int take_error(pass1 *p, json_t *o, armo_report_rec *rec, armo_err *e) {
-    const char *msg = json_string_value(json_object_get(o, "error"));
+static int take_error(pass1 *p, int o, armo_report_rec *rec, armo_err *e) {
+    char msg[2048];
+    if (armo_jscan_string(&p->js, armo_jscan_get(&p->js, o, "error"), msg, sizeof msg))
+        snprintf(msg, sizeof msg, "(error not a string)");
     rec->kind = ARMO_REPORT_KIND_ERROR;
     p->r->errors++;
-    if (kvec_push(&p->errs, armo_report_error_key(msg ? msg : "(error not a string)"), p->line, 0))
+    if (kvec_push(&p->errs, armo_report_error_key(msg), p->line, 0))
         return armo_err_set(e, "out of memory");
     return 0;
 }
 
-static int take_meta(armo_report *r, json_t *run) {
+/* A {"run": {...}} line: its members join the run's metadata. */
+static int take_meta(armo_report *r, const char *line, size_t len) {
     r->meta_lines++;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    json_t *run = json_object_get(o, "run");
     if (!r->run_meta) r->run_meta = json_object();
-    return r->run_meta ? json_object_update(r->run_meta, run) : -1;
+    int rc = r->run_meta && run ? json_object_update(r->run_meta, run) : -1;
+    json_decref(o);
+    return rc;
 }
 
-/* One line of the scores file, parsed, with its input record (or NULL). */
-static int take_line(pass1 *p, json_t *o, json_t *in, armo_err *e) {
+/* One record of the scores file (token 0 of p->js), with its input record
+ * (or NULL). */
+static int take_line(pass1 *p, json_t *in, armo_err *e) {
     armo_report *r = p->r;
     if (r->n_recs == p->rec_cap) {
         int64_t cap = p->rec_cap ? p->rec_cap * 2 : 1024;
@@ -305,16 +352,17 @@ static int take_line(pass1 *p, json_t *o, json_t *in, armo_err *e) {
     memset(rec, 0, sizeof *rec);
     rec->line = p->line;
     rec->dominant = -1;
+    const armo_jscan *j = &p->js;
     int rc;
-    if (json_object_get(o, "error")) {
-        rc = take_error(p, o, rec, e);
-    } else if (json_object_get(o, "chosen") || json_object_get(o, "rejected")) {
-        rc = take_pair(p, o, in, rec, e);
-    } else if (json_object_get(o, "responses")) {
-        rc = take_bon(p, o, rec, e);
-    } else if (json_object_get(o, "score")) {
+    if (armo_jscan_get(j, 0, "error") >= 0) {
+        rc = take_error(p, 0, rec, e);
+    } else if (armo_jscan_get(j, 0, "chosen") >= 0 || armo_jscan_get(j, 0, "rejected") >= 0) {
+        rc = take_pair(p, 0, in, rec, e);
+    } else if (armo_jscan_get(j, 0, "responses") >= 0) {
+        rc = take_bon(p, 0, rec, e);
+    } else if (armo_jscan_get(j, 0, "score") >= 0) {
         response x;
-        rc = take_response(p, o, &x, e);
+        rc = take_response(p, 0, &x, e);
         rec->kind = ARMO_REPORT_KIND_SINGLE;
         rec->score = (float)x.score;
         if (!rc) take_prompt(p, &x, rec);
@@ -328,6 +376,32 @@ static int take_line(pass1 *p, json_t *o, json_t *in, armo_err *e) {
     r->n_recs++;
     r->records++;
     return 0;
+}
+
+/* Tokenizes one line into p->js: 0, or -1 with the reason (jansson's words
+ * when it agrees the line is not JSON). */
+static int scan_line(pass1 *p, const char *buf, size_t len, armo_err *e) {
+    if (armo_jscan_parse(&p->js, buf, len) == 0 && p->js.t[0].type == ARMO_JS_OBJECT) return 0;
+    json_error_t je;
+    json_t *o = json_loadb(buf, len, 0, &je);
+    int obj = json_is_object(o);
+    json_decref(o);
+    return armo_err_set(e, "%s: line %lld is not a JSON object: %s", p->r->scores_path,
+                        (long long)p->line, obj ? p->js.err : o ? "another JSON value" : je.text);
+}
+
+/* The input record that answers the current scores line (when --input). */
+static int match_input(pass1 *p, FILE *inf, char **ibuf, size_t *icap, int64_t *in_line,
+                       json_t **in, armo_err *e) {
+    int failed;
+    *in = next_input(inf, ibuf, icap, in_line, e, p->r->input_path, &failed);
+    if (failed) return -1;
+    if (!*in)
+        return armo_err_set(e, "%s: line %lld has no record in %s (it ends at line %lld): the "
+                               "input is not the records these scores were computed from",
+                            p->r->scores_path, (long long)p->line, p->r->input_path,
+                            (long long)*in_line);
+    return check_ids(p, 0, *in, *in_line, e);
 }
 
 /* Reads the scores file (and the records) line by line. */
@@ -344,37 +418,18 @@ static int read_all(pass1 *p, FILE *sf, FILE *inf, armo_err *e) {
         const char *s = buf;
         while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
         if (!*s) continue;
-        json_error_t je;
-        json_t *o = json_loadb(buf, (size_t)len, 0, &je);
-        if (!json_is_object(o)) {
-            rc = armo_err_set(e, "%s: line %lld is not a JSON object%s%s", r->scores_path,
-                              (long long)p->line, o ? "" : ": ", o ? "" : je.text);
-            json_decref(o);
-            break;
-        }
-        json_t *run = json_object_get(o, "run");
-        if (json_is_object(run) && !json_object_get(o, "score") &&
-            !json_object_get(o, "error")) {
-            if (take_meta(r, run)) rc = armo_err_set(e, "out of memory");
-            json_decref(o);
+        if ((rc = scan_line(p, buf, (size_t)len, e))) break;
+        int run = armo_jscan_get(&p->js, 0, "run");
+        if (run >= 0 && p->js.t[run].type == ARMO_JS_OBJECT &&
+            armo_jscan_get(&p->js, 0, "score") < 0 && armo_jscan_get(&p->js, 0, "error") < 0) {
+            if (take_meta(r, buf, (size_t)len)) rc = armo_err_set(e, "out of memory");
             continue;
         }
         json_t *in = NULL;
-        if (inf) {
-            int failed;
-            in = next_input(inf, &ibuf, &icap, &in_line, e, r->input_path, &failed);
-            if (failed) rc = -1;
-            else if (!in)
-                rc = armo_err_set(e, "%s: line %lld has no record in %s (it ends at line %lld): "
-                                     "the input is not the records these scores were computed "
-                                     "from", r->scores_path, (long long)p->line, r->input_path,
-                                  (long long)in_line);
-            else rc = check_ids(p, o, in, in_line, e);
-        }
-        if (rc == 0) rc = take_line(p, o, in, e);
+        if (inf) rc = match_input(p, inf, &ibuf, &icap, &in_line, &in, e);
+        if (rc == 0) rc = take_line(p, in, e);
         if (rc == 0 && in) r->recs[r->n_recs - 1].in_line = in_line;
         json_decref(in);
-        json_decref(o);
     }
     if (rc == 0 && ferror(sf))
         rc = armo_err_set(e, "%s: read error: %s", r->scores_path, strerror(errno));
@@ -579,6 +634,7 @@ static void pass1_free(pass1 *p) {
     free(p->rewards.v);
     kvec_free(&p->errs);
     kvec_free(&p->groups);
+    armo_jscan_free(&p->js);
 }
 
 static int open_inputs(armo_report *r, FILE **sf, FILE **inf, armo_err *e) {

@@ -12,6 +12,7 @@
 
 #include "host/report/report_data.h"
 #include "host/report/report_html.h"
+#include "host/report/report_jscan.h"
 #include "tests/util/test_util.h"
 
 #define V3(a, b, c) "{\"a\":" #a ",\"b\":" #b ",\"c\":" #c "}"
@@ -222,6 +223,39 @@ static void check_text_cap(const char *dir) {
     remove(ip);
 }
 
+/* The token scanner of the first pass accepts exactly what jansson
+ * accepts, and decodes strings as jansson does. */
+static void check_jscan(void) {
+    static const char *cases[] = {
+        "{}", "[]", "{\"a\":1}", "{\"a\":1,}", "{\"a\" 1}", "[1,2", "01", "-", "1.", "1e",
+        "1e+5", "-0.5E-3", "[-0]", "\"\\x\"", "\"\\u12G4\"", "\"abc", "{\"a\":tru}",
+        "{\"a\":true} x", "  {\"a\":null}  \n", "[\"\\ud83d\\ude00\"]", "\"a\tb\"",
+        "{\"a\":[1,{\"b\":[]}],\"c\":\"d\"}", "[1 2]", "{,}", "[,1]", "{\"a\":1 \"b\":2}",
+        "nul", "true", "[true,false,null]", "{\"a\":-}", "+1", ".5", "[1.5e3,-2E-2]", "",
+    };
+    armo_jscan j = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v = json_loadb(cases[i], strlen(cases[i]), JSON_DECODE_ANY, NULL);
+        int ours = armo_jscan_parse(&j, cases[i], strlen(cases[i])) == 0;
+        CHECK(ours == (v != NULL), "scanner %s '%s', jansson %s it", ours ? "accepts" : "refuses",
+              cases[i], v ? "accepts" : "refuses");
+        json_decref(v);
+    }
+    const char *s = "{\"k\\u0041\":\"a\\u00e9\\ud83d\\ude00\\n\\\"/\",\"n\":[1,2.5,-3e2],\"k\":7,\"k\":8}";
+    json_t *v = json_loadb(s, strlen(s), 0, NULL);
+    char buf[64] = "";
+    CHECK(armo_jscan_parse(&j, s, strlen(s)) == 0 &&
+              armo_jscan_string(&j, armo_jscan_get(&j, 0, "kA"), buf, sizeof buf) == 0 &&
+              !strcmp(buf, json_string_value(json_object_get(v, "kA"))),
+          "decoded '%s'", buf);
+    int n = armo_jscan_get(&j, 0, "n");
+    CHECK(armo_jscan_size(&j, n) == 3 && armo_jscan_number(&j, armo_jscan_child(&j, n, 2)) == -300 &&
+              armo_jscan_integer(&j, armo_jscan_get(&j, 0, "k")) == 8,
+          "array or duplicate key (the last counts, as in jansson)");
+    json_decref(v);
+    armo_jscan_free(&j);
+}
+
 static void check_escaping(void) {
     char *h = armo_html_escape("<a href=\"x\">&'");
     CHECK(h && !strcmp(h, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"), "html escape: %s", h);
@@ -279,6 +313,7 @@ int main(void) {
     }
     check_refusals(scores, ARMO_BINARY_DIR);
     check_escaping();
+    check_jscan();
     check_text_cap(ARMO_BINARY_DIR);
     remove(scores);
     remove(input);
