@@ -44,25 +44,56 @@ def error_key(msg):
     return m.group(1) if m else msg
 
 
+class Objectives:
+    """Per-objective sums over the responses, streamed."""
+
+    def __init__(self):
+        self.names, self.n = None, 0
+        self.reward = self.gate = self.coef = self.contrib = None
+
+    def add(self, r):
+        if "rewards" not in r:
+            return
+        if self.names is None:
+            self.names = list(r["rewards"])
+            k = len(self.names)
+            self.reward, self.gate, self.coef, self.contrib = [0.0] * k, [0.0] * k, [0.0] * k, [0.0] * k
+        self.n += 1
+        for j, name in enumerate(self.names):
+            rw, g, c = r["rewards"][name], r["gating"][name], r["coefficients"][name]
+            self.reward[j] += rw
+            self.gate[j] += g
+            self.coef[j] += c
+            self.contrib[j] += c * rw
+
+
+def records(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
 def reference(scores_path, records_path=None, group_by=None):
-    lines = [l for l in open(scores_path, encoding="utf-8") if l.strip()]
-    outs = [json.loads(l) for l in lines]
-    outs = [o for o in outs if not ("run" in o and "score" not in o and "error" not in o)]
-    recs = None
-    if records_path:
-        recs = [json.loads(l) for l in open(records_path, encoding="utf-8") if l.strip()]
-    responses, errors, margins, spreads, groups = [], {}, [], [], {}
-    win, others = [], []
+    """One pass over the scores (and records), keeping sums and the few
+    lists medians need."""
+    recs = records(records_path) if records_path else None
+    scores, margins, spreads, groups, errors = [], [], [], {}, {}
     kinds = {"single": 0, "pair": 0, "bon": 0, "error": 0}
-    for i, o in enumerate(outs):
-        rec = recs[i] if recs else o
+    tokens, responses = 0, 0
+    obj, win = Objectives(), Objectives()
+    for o in records(scores_path):
+        if "run" in o and "score" not in o and "error" not in o:
+            continue
+        rec = next(recs) if recs else o
         if "error" in o:
             kinds["error"] += 1
             k = error_key(o["error"])
             errors[k] = errors.get(k, 0) + 1
-        elif "chosen" in o:
+            continue
+        if "chosen" in o:
             kinds["pair"] += 1
-            responses += [o["chosen"], o["rejected"]]
+            rs = [o["chosen"], o["rejected"]]
             m = o.get("margin", o["chosen"]["score"] - o["rejected"]["score"])
             margins.append(m)
             g = rec.get(group_by) if group_by else rec.get("subset", rec.get("category"))
@@ -73,19 +104,19 @@ def reference(scores_path, records_path=None, group_by=None):
         elif "responses" in o:
             kinds["bon"] += 1
             rs = o["responses"]
-            responses += rs
             sc = [r["score"] for r in rs]
             spreads.append(max(sc) - min(sc))
-            best = o.get("best", sc.index(max(sc)))
-            win.append(rs[best])
-            others += [r for j, r in enumerate(rs) if j != best]
+            win.add(rs[o.get("best", sc.index(max(sc)))])
         else:
             kinds["single"] += 1
-            responses.append(o)
-    scores = [r["score"] for r in responses]
-    objs = list(responses[0]["rewards"]) if responses and "rewards" in responses[0] else []
-    contrib = {n: sum(r["coefficients"][n] * r["rewards"][n] for r in responses) for n in objs}
-    tot = sum(abs(v) for v in contrib.values())
+            rs = [o]
+        for r in rs:
+            scores.append(r["score"])
+            tokens += r.get("tokens", 0)
+            responses += 1
+            obj.add(r)
+    objs = obj.names or []
+    tot = sum(abs(v) for v in obj.contrib) if objs else 0.0
     sections, score_sum, nsec = {}, 0.0, 0
     for sec, subs in RB.items():
         num = den = 0.0
@@ -98,24 +129,23 @@ def reference(scores_path, records_path=None, group_by=None):
             score_sum += sections[sec]
             nsec += 1
     pairs = kinds["pair"]
+    preferred = sum(1 for m in margins if m > 0)
     return {
-        "records": len(outs), "errors": kinds["error"], "singles": kinds["single"],
-        "pairs": pairs, "best_of_n": kinds["bon"], "responses": len(responses),
-        "tokens": sum(r.get("tokens", 0) for r in responses),
+        "records": sum(kinds.values()), "errors": kinds["error"], "singles": kinds["single"],
+        "pairs": pairs, "best_of_n": kinds["bon"], "responses": responses, "tokens": tokens,
         "score_mean": mean(scores), "score_median": median(scores),
         "errors_by_message": errors,
-        "preferred": sum(1 for m in margins if m > 0),
-        "pref_rate": 100 * sum(1 for m in margins if m > 0) / pairs if pairs else 0.0,
+        "preferred": preferred, "pref_rate": 100 * preferred / pairs if pairs else 0.0,
         "margin_mean": mean(margins), "margin_median": median(margins),
         "groups": {g: {"pairs": n, "preferred": k, "rate": 100 * k / n} for g, (n, k) in groups.items()},
         "rewardbench": {"sections": sections, "score": score_sum / nsec} if nsec else None,
         "spread_mean": mean(spreads), "spread_median": median(spreads),
         "objectives": objs,
-        "mean_reward": [mean([r["rewards"][n] for r in responses]) for n in objs],
-        "mean_gate": [mean([r["gating"][n] for r in responses]) for n in objs],
-        "mean_coef": [mean([r["coefficients"][n] for r in responses]) for n in objs],
-        "share": [100 * contrib[n] / tot if tot else 0.0 for n in objs],
-        "win_reward": [mean([r["rewards"][n] for r in win]) for n in objs],
+        "mean_reward": [v / obj.n for v in obj.reward] if objs else [],
+        "mean_gate": [v / obj.n for v in obj.gate] if objs else [],
+        "mean_coef": [v / obj.n for v in obj.coef] if objs else [],
+        "share": [100 * v / tot if tot else 0.0 for v in obj.contrib] if objs else [],
+        "win_reward": [v / win.n for v in win.reward] if win.n else [],
     }
 
 
