@@ -80,6 +80,9 @@ static const char *id_of(const armo_report *r, int64_t idx) {
     return s ? s : "(no id)";
 }
 
+/* v, but a value that rounds to zero at 2 decimals prints "0.00", not "-0.00" */
+static double no_neg_zero(double v) { return v > -0.005 && v < 0.005 ? 0.0 : v; }
+
 static double pct(int64_t k, int64_t n) { return n ? 100.0 * (double)k / (double)n : 0; }
 
 static void card(FILE *f, const char *key, const char *label, const char *value) {
@@ -193,7 +196,7 @@ static void write_objectives(FILE *f, const armo_report *r) {
                    "<td class=\"n\">%.4f</td><td class=\"n\" data-k=\"share-%d\">%.2f%%</td>"
                    "<td class=\"n\">%lld</td></tr>\n",
                 j, r->mean_reward[j], j, r->mean_gate[j], j, r->mean_coef[j], r->contrib_sum[j],
-                j, 100 * r->contrib_share[j], (long long)r->dominant_count[j]);
+                j, no_neg_zero(100 * r->contrib_share[j]), (long long)r->dominant_count[j]);
     }
     fprintf(f, "</tbody></table>\n</section>\n");
 }
