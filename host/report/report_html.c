@@ -245,6 +245,8 @@ static void write_groups(FILE *f, const armo_report *r) {
                 x->rb_section >= 0 ? armo_rb_section_name(x->rb_section) : "");
     }
     fprintf(f, "</tbody></table>\n");
+    chart_div(f, "chart-groups", "Chosen preferred (chosen scored strictly higher), percent of "
+                                 "each group's pairs; dashed: 50 %.");
     if (!r->rb_present) return;
     fprintf(f, "<h3>RewardBench sections</h3><table class=\"t\" id=\"rewardbench\"><thead><tr>"
                "<th>section</th><th>score</th><th>pairs</th></tr></thead><tbody>\n");

@@ -178,6 +178,19 @@ window.addEventListener("error", function (ev) {
     add(s, "text", {x: 684, y: s.viewBox.baseVal.height - 3}, "the others");
   }
 
+  function groupRates() {
+    const G = D.summary.preference.groups;
+    if (!G.length) return;
+    const s = rows("chart-groups", G.map(function (g) { return g.name; }), 0, 100,
+                   "chosen preferred, % of the group's pairs", function (s, X, y, rh, i) {
+      const b = add(s, "rect", {class: "bar", x: X(0), y: y + 3, width: Math.max(1, X(100 * G[i].rate) - X(0)), height: rh - 6});
+      add(b, "title", {}, G[i].name + ": " + (100 * G[i].rate).toFixed(2) + " % of " + G[i].pairs + " pairs");
+    });
+    if (!s) return;
+    const x50 = 250 + 0.5 * (780 - 250 - 24);
+    add(s, "line", {class: "conn", x1: x50, x2: x50, y1: 6, y2: s.viewBox.baseVal.height - 46});
+  }
+
   function heatmap() {
     const host = document.getElementById("chart-heatmap");
     if (!host || !D.heatmap.length) return;
@@ -332,6 +345,7 @@ window.addEventListener("error", function (ev) {
   signedBars("chart-dominant", OBJ, D.dominant, "prompts whose largest gating weight is this objective", " prompts");
   heatmap();
   if (S.pairs > 0) histogram("chart-margin", D.marginHist, "margin (score units)", "pairs", true);
+  groupRates();
   if (S.best_of_n > 0) histogram("chart-spread", D.spreadHist, "score spread (score units)", "prompts");
   profile();
   const wf = document.getElementById("chart-waterfall");
