@@ -690,7 +690,6 @@ void armo_report_free(armo_report *r) {
     free(r->scores_path);
     free(r->input_path);
     free(r->group_field);
-    free(r->title);
     json_decref(r->run_meta);
     for (int j = 0; j < r->n_obj; j++) free(r->obj_names[j]);
     for (int i = 0; i < r->n_errs; i++) free(r->errs[i].msg);

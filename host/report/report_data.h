@@ -73,7 +73,7 @@ enum {
 };
 
 typedef struct armo_report {
-    char *scores_path, *input_path, *group_field, *title;
+    char *scores_path, *input_path, *group_field;
     int64_t lines, records, singles, pairs, bons, errors, meta_lines;
     int64_t responses; /* scored responses: 1 per single, 2 per pair, N per best-of-N */
     int64_t tokens;    /* summed over the scored responses */
