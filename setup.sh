@@ -10,10 +10,12 @@ BUILD=${ARMO_BUILD_DIR:-build}
 need_pkgs=()
 # clang + libclang-rt-dev (libFuzzer and the sanitizer runtimes): the fuzz
 # harnesses of tests/fuzz, built by cmake/fuzz.cmake, and their smoke ctests;
-# OpenBLAS + LAPACKE: armo train's matrix products and solvers (host/train)
+# OpenBLAS + LAPACKE: armo train's matrix products and solvers (host/train);
+# chromium: the headless browser that opens `armo report`'s pages in the
+# ctest report_browser (tests/report/test_report_browser.py)
 for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils python3 \
          python3-venv \
-         clang libclang-rt-dev libopenblas-dev liblapacke-dev; do
+         clang libclang-rt-dev libopenblas-dev liblapacke-dev chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 # slurm-wlm munge openmpi-bin libopenmpi-dev: the split-run tests
@@ -62,7 +64,7 @@ echo
 echo "== armo score: examples/conversations.jsonl -> $BUILD/example-scores.jsonl =="
 echo "   (the bundled tiny ArmoRM has random weights: the numbers show the format, not quality)"
 "$BUILD/armo" score --model "$MODEL" --input examples/conversations.jsonl \
-  --output "$BUILD/example-scores.jsonl"
+  --output "$BUILD/example-scores.jsonl" --report "$BUILD/example-report.html"
 python3 - "$BUILD/example-scores.jsonl" <<'PY' 2>/dev/null || cat "$BUILD/example-scores.jsonl"
 import json, sys
 for line in open(sys.argv[1]):
@@ -78,3 +80,5 @@ for line in open(sys.argv[1]):
         top = max(r["gating"], key=r["gating"].get)
         print(f"{r['id']}: score {r['score']:+.4f} over {r['tokens']} tokens; largest gating weight: {top}")
 PY
+echo
+echo "== armo report: $BUILD/example-report.html (open it in a browser; armo report --help) =="

@@ -40,8 +40,9 @@ ROOMS = {
     "host/scoring": ["base", "weights", "host/text", "host/engine"],
     "host/train": ["base", "weights", "host/text", "host/engine", "host/scoring"],
     "host/dist": ["base", "weights", "host/engine", "host/scoring"],
+    "host/report": ["base"],
     "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring",
-                 "host/train", "host/dist"],
+                 "host/train", "host/dist", "host/report"],
     "host/api": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
 }
 # folders that hold rooms but are none themselves

@@ -21,6 +21,8 @@
 #include "host/engine/backend_open.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
+#include "host/report/report_data.h"
+#include "host/report/report_html.h"
 #include "host/scoring/score_job.h"
 #include "host/text/tokenizer.h"
 #include "weights/model.h"
@@ -139,6 +141,10 @@ static void usage(FILE *f) {
         "                          --resume completes a rank's part.  A rank exits 0\n"
         "                          when records failed (mpirun ends every rank when one\n"
         "                          exits non-zero): armo merge's exit status is the run's\n"
+        "  --report FILE           at the end of the run, write `armo report`'s HTML page\n"
+        "                          of the output (needs --output FILE; an --input file\n"
+        "                          adds the conversations); a page that cannot be written\n"
+        "                          is an error (exit 2)\n"
         "  --quiet                 no progress on stderr\n"
         "  -h, --help              this text\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
@@ -163,6 +169,7 @@ typedef struct {
     long rank, world;            /* --rank / --world (-1: not given) */
     armo_dist_rank dist;         /* this process's share (host/dist/launch_env.h) */
     char part_path[4096];        /* world > 1: the part file out_path then names */
+    const char *report;          /* --report FILE: armo report's page of the output */
 } score_args;
 
 /* Fills a; returns 0, 1 when --help was printed, -1 on a bad argument
@@ -205,6 +212,8 @@ static int parse_args(int argc, char **argv, score_args *a) {
             } else if (!strcmp(o, "--world")) {
                 if (armo_parse_long("score", o, v, 1, ARMO_DIST_MAX_WORLD, &a->world))
                     return -1;
+            } else if (!strcmp(o, "--report")) {
+                a->report = v;
             } else if (!strcmp(o, "--max-batch-tokens")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
             } else if (!strcmp(o, "--max-length")) {
@@ -245,6 +254,15 @@ static int parse_args(int argc, char **argv, score_args *a) {
                         "wrote), not the standard output\n");
         return -1;
     }
+    if (a->report && !strcmp(a->out_path, "-")) {
+        fprintf(stderr, "armo score: --report needs --output FILE (the report reads it back)\n");
+        return -1;
+    }
+    if (a->report && (!strcmp(a->report, a->out_path) || !strcmp(a->report, a->in_path))) {
+        fprintf(stderr, "armo score: --report %s would overwrite the %s\n", a->report,
+                !strcmp(a->report, a->out_path) ? "output" : "input");
+        return -1;
+    }
     return 0;
 }
 
@@ -261,6 +279,12 @@ static int setup_rank(score_args *a) {
     }
     const armo_dist_rank *d = &a->dist;
     if (d->world == 1) return 0;
+    if (a->report) {
+        fprintf(stderr, "armo score: --report is for a whole run: rank %d of %d (%s) writes a "
+                        "part; run `armo report` on the output of `armo merge`\n", d->rank,
+                d->world, d->source);
+        return -1;
+    }
     if (!strcmp(a->out_path, "-") || !strcmp(a->in_path, "-")) {
         fprintf(stderr, "armo score: rank %d of %d (%s) needs --input FILE (every rank reads "
                         "it, keeping its share) and --output FILE (each rank writes its part "
@@ -278,6 +302,26 @@ static int setup_rank(score_args *a) {
                 d->rank, a->part_path);
     a->out_path = a->part_path;
     return 0;
+}
+
+/* --report FILE: the page of `armo report` over the finished output. */
+static int write_report(const score_args *a) {
+    armo_report_opts o;
+    armo_report_opts_default(&o);
+    o.scores_path = a->out_path;
+    o.input_path = strcmp(a->in_path, "-") ? a->in_path : NULL;
+    armo_report *r;
+    armo_err e;
+    if (armo_report_build(&o, &r, &e) == 0) {
+        int rc = armo_report_write_html(r, &o, a->report, &e);
+        armo_report_free(r);
+        if (rc == 0) {
+            if (!a->quiet) fprintf(stderr, "armo: report written to %s\n", a->report);
+            return 0;
+        }
+    }
+    fprintf(stderr, "armo score: --report %s: %s\n", a->report, e.msg);
+    return -1;
 }
 
 /* The GPU's free memory against what the run's budget needs, before any
@@ -694,6 +738,7 @@ int cmd_score(int argc, char **argv) {
     rc = run(&io, backend, &sc, &bo, budget, &a);
 done:
     if (io_close(&a, &io)) rc = 2;
+    if (a.report && (rc == 0 || rc == 1) && write_report(&a)) rc = 2;
     armo_backend_close(backend);
     if (scoring_open) armo_scoring_free(&sc);
     if (model_open) armo_model_close(&model);

@@ -11,5 +11,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"inspect", cmd_inspect, "describe a checkpoint: architecture, config, tensors, memory"},
     {"tokenize", cmd_tokenize, "tokenize text or JSONL records (debugging)"},
     {"merge", cmd_merge, "join the part files of a run split over ranks (srun, mpirun, arrays)"},
+    {"report", cmd_report, "a self-contained HTML report (or summary) of armo score's output"},
     {"bench", cmd_bench, "throughput on synthetic workloads with a random ArmoRM-shaped model"},
     {"embed", cmd_embed, "the backbone's head input rows (h_last, h_prompt) of records, for training"},
     {"train", cmd_train, "train an ArmoRM head: regression, debias, gating, export"},
