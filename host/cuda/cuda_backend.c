@@ -720,6 +720,9 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
     snprintf(range, sizeof range, "armo.score %d seqs %d tokens", nseq, nseq > 0 ? cu[nseq] : 0);
     int level = nvtxRangePushA(range);
     int rc = cuda_score_batch(b, ids, cu, nseq, gpos, prefix_of, out, e);
+    /* a sticky failure: the scheduler moves this worker's batches elsewhere */
+    const engine *g = b->impl;
+    if (g->failed[0]) b->lost = g->failed;
     if (level < 0) /* no tool, or one that does not track levels */
         nvtxRangePop();
     else
@@ -772,7 +775,10 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     /* the head's sizes before any upload: a bad head fails in a second */
     if (c->arch == ARMO_ARCH_ARMORM && armo_model_head_params(m, &g->head, e)) return -1;
     const char *dev = getenv("ARMO_CUDA_DEVICE");
-    g->device = dev ? atoi(dev) : 0;
+    g->device = o && o->has_device ? o->device : dev ? atoi(dev) : 0;
+    if (o && o->tp > 1)
+        return armo_err_set(e, "--tp %d: tensor parallel on CUDA (over NCCL) is not built yet; "
+                               "--tp runs on the CPU backend only (--device cpu)", o->tp);
     ARMO_CUDA_TRY(e, cudaSetDevice(g->device));
     struct cudaDeviceProp prop;
     ARMO_CUDA_TRY(e, cudaGetDeviceProperties(&prop, g->device));

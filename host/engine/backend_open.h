@@ -37,6 +37,22 @@ const char *armo_backend_resolve(const char *device, armo_err *e);
 armo_backend *armo_backend_open(const armo_model *m, const char *device,
                                 const armo_backend_opts *o, armo_err *e);
 
+/* The backends of a data-parallel run (scheduler.h's armo_schedule_workers),
+ * one per worker, for a resolved kind ("cpu" / "cuda"):
+ * - cuda: one per device of `devices`, a comma-separated list of ordinals
+ *   among the visible devices (CUDA_VISIBLE_DEVICES honoured); NULL or
+ *   empty: every visible device.  A device that is not visible, or one
+ *   named twice, is an error naming it.  `workers` must be 0 (or equal
+ *   the device count).
+ * - cpu: `workers` (<= 0: 1) replicas, the CPU threads (o->threads, <= 0:
+ *   all cores) split between them (at least 1 each); `devices` must be NULL.
+ * o->tp is passed to each.  On success *out holds *nout backends (free
+ * with armo_backend_close_workers); on failure none is left open. */
+int armo_backend_open_workers(const armo_model *m, const char *kind, const char *devices,
+                              int workers, const armo_backend_opts *o, armo_backend ***out,
+                              int *nout, armo_err *e);
+void armo_backend_close_workers(armo_backend **b, int n);
+
 /* The bf16 GEMM ceiling of the device a resolved kind ("cpu" / "cuda") runs
  * on, measured now, for MFU: on CUDA the engine's cuBLASLt GEMM at
  * cuda_size^3 (0: 8192; a multiple of 8), on the CPU the CPU backend's matmul with a bf16 weight

@@ -131,6 +131,20 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e);
 
+/* The same with data parallel: nbackends workers, each owning one backend
+ * replica (one device, or a share of the CPU's threads), take the packed
+ * batches of a window from one shared queue as they finish
+ * (worker_pool.h); lines are still written strictly in input order, each
+ * as soon as every earlier record is done.  A worker whose backend is lost
+ * (backend.h's lost) is reported on stderr by name and its batch goes to
+ * the others; with none left, the records not scored become per-record
+ * errors.  The output equals a one-worker run's byte for byte when the
+ * backends compute the same bits (the CPU backend does at any thread
+ * count).  armo_schedule is this with one backend. */
+int armo_schedule_workers(armo_line_reader *in, int64_t in_size, int out_fd,
+                          armo_backend **backends, int nbackends, const armo_job_ops *ops,
+                          const armo_sched_opts *o, armo_sched_stats *stats, armo_err *e);
+
 /* The sequences of one record (or any group that may share a prompt
  * prefix). */
 typedef struct {
