@@ -42,6 +42,10 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
     return !strcmp(kind, "cuda") ? g_cuda->open(m, o, e) : armo_cpu_backend_open(m, o, e);
 }
 
+int armo_backend_device_count(const char *kind) {
+    return !strcmp(kind, "cuda") && g_cuda ? g_cuda->device_count() : 0;
+}
+
 /* "0,2,3" -> dev[0..*n), each < visible, none twice. */
 static int parse_devices(const char *list, int visible, int *dev, int cap, int *n, armo_err *e) {
     const char *vis = getenv("CUDA_VISIBLE_DEVICES");

@@ -37,6 +37,10 @@ const char *armo_backend_resolve(const char *device, armo_err *e);
 armo_backend *armo_backend_open(const armo_model *m, const char *device,
                                 const armo_backend_opts *o, armo_err *e);
 
+/* Devices a resolved kind has: the visible CUDA devices for "cuda"
+ * (CUDA_VISIBLE_DEVICES honoured), 0 for "cpu". */
+int armo_backend_device_count(const char *kind);
+
 /* The backends of a data-parallel run (scheduler.h's armo_schedule_workers),
  * one per worker, for a resolved kind ("cpu" / "cuda"):
  * - cuda: one per device of `devices`, a comma-separated list of ordinals

@@ -781,6 +781,36 @@ static int workers_start(workers *wk, armo_backend **b, int n, armo_err *e) {
     return wk->pool ? 0 : -1;
 }
 
+int armo_score_groups_workers(armo_backend **b, int nb, const armo_seq_group *groups,
+                              int ngroups, const armo_sched_opts *o, armo_sched_stats *st,
+                              armo_err *e) {
+    workers wk;
+    plan pl;
+    int rc = workers_start(&wk, b, nb, e);
+    if (rc == 0 && plan_build(&pl, b[0], groups, ngroups, o, e) == 0) {
+        round_ctx r = {&pl, wk.ws};
+        if (pl.nb > 0) rc = armo_pool_submit(wk.pool, pl.nb, run_batch, &r, NULL, e);
+        for (int k, s; rc == 0 && pl.nb > 0;) {
+            armo_err pe;
+            s = armo_pool_next(wk.pool, &k, &pe);
+            if (s == ARMO_POOL_END) break;
+            if (s == ARMO_POOL_FATAL) {
+                *e = pe;
+                rc = -1;
+            } else if (s == ARMO_POOL_ORPHAN) {
+                batch_orphan(&pl, k, pe.msg);
+            } else {
+                plan_count(&pl, k, st);
+            }
+        }
+        plan_free(&pl);
+    } else {
+        rc = -1;
+    }
+    workers_stop(&wk, st);
+    return rc;
+}
+
 /* ---- the pipeline --------------------------------------------------------------- */
 
 /* Takes the next window from the reader: `need` records at least (fewer at

@@ -160,6 +160,13 @@ typedef struct {
 int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
                       const armo_sched_opts *o, armo_sched_stats *st, armo_err *e);
 
+/* The same through the data-parallel workers (one per backend of b[0..nb),
+ * as armo_schedule_workers runs them): `armo bench`'s measure of their
+ * overhead and scaling. */
+int armo_score_groups_workers(armo_backend **b, int nb, const armo_seq_group *groups,
+                              int ngroups, const armo_sched_opts *o, armo_sched_stats *st,
+                              armo_err *e);
+
 /* Frees what a job owns (not the job itself). */
 void armo_job_clear(armo_job *job);
 
