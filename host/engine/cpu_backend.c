@@ -22,7 +22,7 @@
 #include "base/progress.h"
 #include "host/engine/batch_check.h"
 #include "host/engine/cpu_ops.h"
-#include "host/engine/cpu_tp.h"
+#include "host/engine/tp_split.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
 #include "weights/rope_table.h"

@@ -40,7 +40,7 @@ int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
                           const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                           armo_err *e);
 
-/* Tensor parallel (cpu_tp.h): tp >= 1 runs the sharded arithmetic the GPU
+/* Tensor parallel (tp_split.h): tp >= 1 runs the sharded arithmetic the GPU
  * split runs — attention by heads, the MLP by intermediate columns, the
  * partial sums after o_proj and down_proj added in rank order — on tp
  * shards one after the other (each with all the backend's threads); 1 is

@@ -1,5 +1,5 @@
 /* test_tensor_parallel.c — the CPU backend's tensor-parallel arithmetic
- * (armo_cpu_set_tp, cpu_tp.h: attention by heads, MLP by intermediate
+ * (armo_cpu_set_tp, tp_split.h: attention by heads, MLP by intermediate
  * columns, the o_proj and down_proj partial sums all-reduced in rank order)
  * against the independent reference, the unsharded CPU backend.
  *

@@ -1,6 +1,6 @@
-/* cpu_tp.h — the tensor-parallel split of a Llama layer's weights, for the
- * CPU backend's sharded arithmetic (cpu_backend.h, armo_cpu_set_tp) and as
- * the definition the GPU split follows.
+/* tp_split.h — the tensor-parallel split of a Llama layer's weights: the
+ * one definition the CPU backend's sharded arithmetic (cpu_backend.h,
+ * armo_cpu_set_tp) and the CUDA backend's TP ranks (over NCCL) both use.
  *
  * With tp ranks (tp divides the KV-head count, hence the query heads, and
  * the intermediate size), rank r holds:
@@ -20,9 +20,10 @@
  *
  * Row shards are contiguous in the checkpoint, so they are views; column
  * shards are not, so o_proj's and down_proj's are copied once (same dtype,
- * same bits) at set-up.  Internal to host/engine/. */
-#ifndef ARMO_CPU_TP_H
-#define ARMO_CPU_TP_H
+ * same bits) at set-up (the CPU) or one weight at a time while uploading
+ * (CUDA: armo_tp_column_shard into a staging copy). */
+#ifndef ARMO_TP_SPLIT_H
+#define ARMO_TP_SPLIT_H
 
 #include "base/errors.h"
 #include "weights/model.h"
@@ -38,6 +39,15 @@ typedef struct {
  * an error saying so) and copies the column shards. */
 int armo_tp_shards_init(armo_tp_shards *t, const armo_model *m, int tp, armo_err *e);
 void armo_tp_shards_free(armo_tp_shards *t);
+
+/* Checks tp against the model (divides its KV heads and its intermediate
+ * size), else an error saying so. */
+int armo_tp_check(const armo_config *c, int tp, armo_err *e);
+
+/* Columns [rank*cols/tp, (rank+1)*cols/tp) of w copied into dst (w->rows *
+ * w->cols / tp elements of w's dtype): the view it returns is that column
+ * shard, contiguous. */
+armo_weight armo_tp_column_shard(const armo_weight *w, int rank, int tp, void *dst);
 
 /* Rows [rank*rows/tp, (rank+1)*rows/tp) of w, as a view (a row shard). */
 armo_weight armo_tp_rows(const armo_weight *w, int rank, int tp);

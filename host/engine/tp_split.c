@@ -1,5 +1,5 @@
-/* cpu_tp.c — the tensor-parallel weight split (see cpu_tp.h). */
-#include "host/engine/cpu_tp.h"
+/* tp_split.c — the tensor-parallel weight split (see tp_split.h). */
+#include "host/engine/tp_split.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,8 +16,8 @@ armo_weight armo_tp_rows(const armo_weight *w, int rank, int tp) {
     return v;
 }
 
-/* Columns [rank*cols/tp, (rank+1)*cols/tp) of w into dst (same dtype). */
-static armo_weight column_shard(const armo_weight *w, int rank, int tp, char *dst) {
+armo_weight armo_tp_column_shard(const armo_weight *w, int rank, int tp, void *dstv) {
+    char *dst = dstv;
     const size_t es = armo_dtype_size(w->dtype);
     const int64_t cols = w->cols / tp;
     const char *src = (const char *)w->data;
@@ -30,9 +30,7 @@ static armo_weight column_shard(const armo_weight *w, int rank, int tp, char *ds
     return v;
 }
 
-int armo_tp_shards_init(armo_tp_shards *t, const armo_model *m, int tp, armo_err *e) {
-    memset(t, 0, sizeof *t);
-    const armo_config *c = &m->cfg;
+int armo_tp_check(const armo_config *c, int tp, armo_err *e) {
     if (tp < 1) return armo_err_set(e, "--tp %d: the shard count must be at least 1", tp);
     if (c->num_kv_heads % tp)
         return armo_err_set(e, "--tp %d does not divide the model's %d KV heads (use a divisor of "
@@ -40,6 +38,13 @@ int armo_tp_shards_init(armo_tp_shards *t, const armo_model *m, int tp, armo_err
     if (c->intermediate_size % tp)
         return armo_err_set(e, "--tp %d does not divide the model's intermediate size %d", tp,
                             c->intermediate_size);
+    return 0;
+}
+
+int armo_tp_shards_init(armo_tp_shards *t, const armo_model *m, int tp, armo_err *e) {
+    memset(t, 0, sizeof *t);
+    const armo_config *c = &m->cfg;
+    if (armo_tp_check(c, tp, e)) return -1;
     const int L = c->num_layers;
     if (L < 1) return armo_err_set(e, "--tp: the model has no layers");
     t->tp = tp;
@@ -65,9 +70,9 @@ int armo_tp_shards_init(armo_tp_shards *t, const armo_model *m, int tp, armo_err
     for (int l = 0; l < L; l++) {
         const armo_weight *wo = &m->layers[l].wo, *wd = &m->layers[l].wdown;
         for (int r = 0; r < tp; r++) {
-            t->wo[l * tp + r] = column_shard(wo, r, tp, p);
+            t->wo[l * tp + r] = armo_tp_column_shard(wo, r, tp, p);
             p += (size_t)(wo->rows * wo->cols / tp) * armo_dtype_size(wo->dtype);
-            t->wdown[l * tp + r] = column_shard(wd, r, tp, p);
+            t->wdown[l * tp + r] = armo_tp_column_shard(wd, r, tp, p);
             p += (size_t)(wd->rows * wd->cols / tp) * armo_dtype_size(wd->dtype);
         }
     }
