@@ -83,6 +83,7 @@ int armo_backend_open_workers(const armo_model *m, const char *kind, const char 
     enum { MAX_WORKERS = 256 };
     int dev[MAX_WORKERS], n = 0;
     const int cuda = !strcmp(kind, "cuda");
+    int tp = 1;
     *out = NULL;
     *nout = 0;
     if (cuda) {
@@ -93,9 +94,17 @@ int armo_backend_open_workers(const armo_model *m, const char *kind, const char 
         } else {
             for (n = 0; n < visible && n < MAX_WORKERS; n++) dev[n] = n;
         }
+        if (o->tp > 1 && n % o->tp)
+            return armo_err_set(e, "--tp %d does not divide the %d device%s used (--devices, or "
+                                   "every visible GPU): each data-parallel worker is a group of "
+                                   "%d devices", o->tp, n, n == 1 ? "" : "s", o->tp);
+        if (o->tp > 1 && !g_cuda->open_tp)
+            return armo_err_set(e, "--tp: this CUDA backend has no tensor parallel");
+        tp = o->tp > 1 ? o->tp : 1;
+        n /= tp; /* one worker per group of tp devices */
         if (workers > 0 && workers != n)
-            return armo_err_set(e, "--workers %d: on CUDA there is one worker per device (%d "
-                                   "devices); use --devices", workers, n);
+            return armo_err_set(e, "--workers %d: on CUDA there is one worker per device (or per "
+                                   "--tp group of devices): %d; use --devices", workers, n);
     } else {
         if (devices && *devices)
             return armo_err_set(e, "--devices names CUDA devices; the CPU backend takes "
@@ -112,7 +121,9 @@ int armo_backend_open_workers(const armo_model *m, const char *kind, const char 
     }
     for (int i = 0; i < n; i++) {
         armo_backend_opts oi = *o;
-        if (cuda) {
+        if (cuda && tp > 1) { /* worker i: a TP group on devices dev[i*tp .. (i+1)*tp) */
+            b[i] = g_cuda->open_tp(m, &oi, dev + i * tp, tp, e);
+        } else if (cuda) {
             oi.has_device = 1;
             oi.device = dev[i];
             b[i] = g_cuda->open(m, &oi, e);
@@ -123,7 +134,7 @@ int armo_backend_open_workers(const armo_model *m, const char *kind, const char 
             b[i] = armo_cpu_backend_open(m, &oi, e);
         }
         if (!b[i]) {
-            if (cuda) armo_err_prefix(e, "worker %d (CUDA device %d)", i, dev[i]);
+            if (cuda) armo_err_prefix(e, "worker %d (CUDA device %d)", i, dev[i * tp]);
             else if (n > 1) armo_err_prefix(e, "worker %d (cpu)", i);
             armo_backend_close_workers(b, i);
             return -1;

@@ -18,6 +18,10 @@
 typedef struct {
     const char *name;            /* "cuda" */
     armo_backend *(*open)(const armo_model *m, const armo_backend_opts *o, armo_err *e);
+    /* A tensor-parallel group of tp ranks on devices dev[0..tp) as one
+     * backend (NULL: none). */
+    armo_backend *(*open_tp)(const armo_model *m, const armo_backend_opts *o, const int *dev,
+                             int tp, armo_err *e);
     int (*device_count)(void);   /* devices visible (0: no driver or device) */
     /* The measured bf16 GEMM ceiling: Y[n, out] = X[n, in] · Wᵀ timed over
      * reps launches on random data, in TFLOP/s (the denominator of MFU). */
@@ -47,7 +51,9 @@ int armo_backend_device_count(const char *kind);
  *   among the visible devices (CUDA_VISIBLE_DEVICES honoured); NULL or
  *   empty: every visible device.  A device that is not visible, or one
  *   named twice, is an error naming it.  `workers` must be 0 (or equal
- *   the device count).
+ *   the worker count).  With o->tp > 1 each worker is a tensor-parallel
+ *   group of o->tp consecutive devices of the list (8 GPUs, --tp 2: 4
+ *   workers of 2); tp must divide the device count.
  * - cpu: `workers` (<= 0: 1) replicas, the CPU threads (o->threads, <= 0:
  *   all cores) split between them (at least 1 each); `devices` must be NULL.
  * o->tp is passed to each.  On success *out holds *nout backends (free
