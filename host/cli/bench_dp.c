@@ -4,8 +4,8 @@
  * ordering) as the ratio of a one-worker pool run to a direct run of the
  * same workload, and 2 workers (the threads split between them) against 1.
  * On CUDA: the workload on 1, 2, 4, ... devices (every visible one last),
- * each against N x the one-device throughput.  Tensor-parallel rows need
- * the CUDA TP path, which is not built yet: a note says so. */
+ * each against N x the one-device throughput, then TP 2 and 4 (where the
+ * devices and the KV heads allow) against one device. */
 #include "host/cli/bench_dp.h"
 
 #include <stdio.h>
@@ -103,7 +103,22 @@ json_t *bench_dp_report(const armo_model *m, const char *kind, armo_backend *b0,
         }
         json_array_append_new(rows, row(what, n, &more, tok_s(&more) / (n * tok_s(&one))));
     }
-    printf("    tensor-parallel rows (TP 1, 2, 4) need the CUDA TP path over NCCL, which is not "
-           "built yet\n");
+    /* tensor parallel: TP 2, 4 on devices 0.. against one device (TP 1) */
+    for (int tp = 2; tp <= 4 && tp <= visible; tp *= 2) {
+        if (m->cfg.num_kv_heads % tp) break;
+        armo_backend_opts bo = {.threads = threads, .max_batch_tokens = po->max_batch_tokens,
+                                .max_seqs = po->max_seqs, .quiet = 1, .tp = tp};
+        armo_backend *g = armo_backend_open(m, kind, &bo, &e);
+        char what[64];
+        snprintf(what, sizeof what, "TP %d on devices 0..%d (vs TP 1)", tp, tp - 1);
+        if (!g || bench_run_workload(g, w, po, 0, &more, &e)) {
+            fprintf(stderr, "armo bench: TP %d: %s\n", tp, e.msg);
+            armo_backend_close(g);
+            *failed = 1;
+            break;
+        }
+        json_array_append_new(rows, row(what, 1, &more, tok_s(&more) / tok_s(&direct)));
+        armo_backend_close(g);
+    }
     return rows;
 }

@@ -2,7 +2,8 @@
  * score's worker pool (scheduler.h, armo_score_groups_workers).
  * CPU: a direct run, the pool with 1 worker (its overhead as a ratio), and
  * 2 workers with the threads split (against 1).  CUDA: 1, 2, 4, ...,
- * `visible` devices, each against N x one device's throughput.  Prints the
+ * `visible` devices, each against N x one device's throughput, and TP 2, 4
+ * against one device.  Prints the
  * rows and returns them as a JSON array; a failed run sets *failed. */
 #ifndef ARMO_BENCH_DP_H
 #define ARMO_BENCH_DP_H

@@ -106,7 +106,8 @@ static void usage(FILE *f) {
         "                          data-parallel worker pool: on the CPU a direct run, 1\n"
         "                          worker (the pool's overhead as a ratio) and 2 workers\n"
         "                          sharing the threads; on CUDA 1, 2, 4, ... visible devices\n"
-        "                          (each against N x one device)\n"
+        "                          (each against N x one device), then --tp 2, 4 (against\n"
+        "                          one device)\n"
         "  --quiet                 no progress on stderr\n\n"
         "Exit status: 0 done, 1 a run failed or produced non-finite scores, 2 bad\n"
         "arguments.\n",
