@@ -2,9 +2,10 @@
  *
  *   read lines (a reader thread) -> prepare records on worker threads (parse,
  *   template, tokenize, find head positions) -> pack the window's sequences
- *   in input order under a token budget -> backend -> write results strictly
- *   in input order, each line as soon as its record and every earlier one
- *   are done.
+ *   in input order under a token budget -> the scoring workers (one backend
+ *   replica each: data parallel, worker_pool.h; one worker by default) take
+ *   the batches from one queue -> write results strictly in input order,
+ *   each line as soon as its record and every earlier one are done.
  *
  * Records are taken in windows of at most `window`, so memory stays
  * constant on a file of any length; while the backend scores one window,

@@ -9,7 +9,6 @@
  * 100 ms timeout, so that a stop flag set by a signal handler is seen). */
 #include "host/engine/worker_pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
