@@ -15,6 +15,9 @@
  * - when the only worker fails, every record still gets exactly one line, in
  *   order: the ones scored before equal the reference, the rest are
  *   per-record errors naming the worker (exit status 1);
+ * - 2 workers stopped by SIGTERM mid-run, then --resume (2 workers): the
+ *   file equals the one-worker run's byte for byte (wherever the signal
+ *   lands, even after the end);
  * - --devices without a usable CUDA device is a clear error (exit 2). */
 #include <stdint.h>
 #include <stdio.h>
@@ -185,6 +188,48 @@ static void all_workers_fail(const char *ref, size_t nref, int nrec) {
     free(out);
 }
 
+/* SIGTERM to a 2-worker run after a second, then --resume: equal to a
+ * one-worker run of the same input (in5.jsonl). */
+static void stop_and_resume(void) {
+    char cmd[4096];
+    const char *common = "--device cpu --quiet --max-batch-tokens 96 --workers 2 --threads 2";
+    snprintf(cmd, sizeof cmd,
+             "%s score --model %s/tiny-armorm --device cpu --quiet --max-batch-tokens 96 "
+             "--threads 1 --input %s/in5.jsonl --output %s/out_ref5 2> /dev/null",
+             ARMO_EXE, ARMO_MODELS_DIR, g_tmp, g_tmp);
+    int ref_st = system(cmd);
+    size_t nref;
+    char *ref = output("ref5", &nref);
+    CHECK(WIFEXITED(ref_st) && WEXITSTATUS(ref_st) == 1 && ref && nref > 0,
+          "one-worker run of in5.jsonl failed");
+    if (!ref) return;
+    snprintf(cmd, sizeof cmd,
+             "(rm -f %s/out_resume; %s score --model %s/tiny-armorm %s --input %s/in5.jsonl "
+             "--output %s/out_resume 2> %s/err_resume & pid=$!; sleep 1; kill -TERM $pid; "
+             "wait $pid; echo $? > %s/rc_resume) 2> /dev/null",
+             g_tmp, ARMO_EXE, ARMO_MODELS_DIR, common, g_tmp, g_tmp, g_tmp, g_tmp);
+    int st = system(cmd);
+    char rc1[64], path[1024];
+    snprintf(path, sizeof path, "%s/rc_resume", g_tmp);
+    test_read_file(path, rc1, sizeof rc1);
+    CHECK(st == 0 && (atoi(rc1) == 143 || atoi(rc1) == 1),
+          "stopped run: exit status %s (expected 143, or 1 when it ended first)", rc1);
+    snprintf(cmd, sizeof cmd,
+             "%s score --model %s/tiny-armorm %s --input %s/in5.jsonl --output %s/out_resume "
+             "--resume 2>> %s/err_resume",
+             ARMO_EXE, ARMO_MODELS_DIR, common, g_tmp, g_tmp, g_tmp);
+    st = system(cmd);
+    size_t n;
+    char *out = output("resume", &n);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "--resume: exit status %d",
+          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    CHECK(out && n == nref && !memcmp(out, ref, n),
+          "stopped + resumed (2 workers): output differs from the reference (%zu vs %zu bytes)", n,
+          nref);
+    free(out);
+    free(ref);
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "%s/test_data_parallel.tmp", ARMO_BINARY_DIR);
     mkdir(g_tmp, 0755);
@@ -217,6 +262,17 @@ int main(void) {
     same_as_ref("w2_fail0", "ARMO_TEST_FAIL_WORKER=0:0", "--workers 2 --threads 2", ref, nref,
                 ref_rc, "its batch goes back to the queue (1 worker left)");
     all_workers_fail(ref, nref, NREC);
+
+    /* the input 5 times over, for a run long enough to stop mid-way */
+    char path5[1024];
+    snprintf(path5, sizeof path5, "%s/in5.jsonl", g_tmp);
+    size_t nin;
+    char *in = slurp(path, &nin);
+    f = fopen(path5, "wb");
+    for (int k = 0; in && f && k < 5; k++) fwrite(in, 1, nin, f);
+    if (f) fclose(f);
+    free(in);
+    stop_and_resume();
 
     /* --devices names GPUs: none here (or no CUDA in this build) -> exit 2 */
     char cmd[2048];
