@@ -17,6 +17,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
 #include "host/engine/backend_open.h"
+#include "host/engine/tp_split.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
 #include "host/scoring/score_job.h"
@@ -250,8 +251,16 @@ static int parse_args(int argc, char **argv, score_args *a) {
 static int check_fit(const armo_model *m, const score_args *a, int64_t *budget, armo_err *e) {
     size_t free_b = 0, total_b = 0;
     if (armo_backend_mem_info("cuda", &free_b, &total_b, e)) return -1;
+    /* --tp: what one rank holds (its shards, embedding and head whole) */
+    armo_config rank = m->cfg;
+    armo_err ignored;
+    if (a->tp > 1 && armo_tp_check(&m->cfg, (int)a->tp, &ignored) == 0) {
+        rank.num_heads /= (int)a->tp;
+        rank.num_kv_heads /= (int)a->tp;
+        rank.intermediate_size /= (int)a->tp;
+    }
     armo_fit f;
-    armo_dev_fit(&m->cfg, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
+    armo_dev_fit(&rank, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
     if (f.kind == ARMO_FIT_OK) return 0;
     char msg[ARMO_ERR_LEN - 128];
     armo_dev_fit_message(&f, msg, sizeof msg);
