@@ -40,7 +40,27 @@ if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
 fi
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# NCCL (tensor parallel on CUDA, --tp) comes with the CUDA installation
+# here; where nvcc is found but nccl.h is not, try the PyPI wheel
+# nvidia-nccl-cu13 and point CMake at it (best effort: without NCCL the CUDA
+# backend is built without tensor parallel, and CMake says so)
+nccl_args=()
+if command -v nvcc >/dev/null 2>&1; then
+  cuda_root=$(dirname "$(dirname "$(command -v nvcc)")")
+  if [ ! -f "$cuda_root/include/nccl.h" ]; then
+    echo "setup: no nccl.h under $cuda_root: trying the PyPI wheel nvidia-nccl-cu13"
+    python3 -m pip install -q nvidia-nccl-cu13 >/dev/null 2>&1 ||
+      python3 -m pip install -q --break-system-packages nvidia-nccl-cu13 >/dev/null 2>&1 || true
+    nccl_dir=$(python3 -c 'import importlib.util as u; s = u.find_spec("nvidia.nccl"); print(list(s.submodule_search_locations)[0])' 2>/dev/null || true)
+    if [ -n "$nccl_dir" ] && [ -f "$nccl_dir/include/nccl.h" ] && [ -f "$nccl_dir/lib/libnccl.so.2" ]; then
+      nccl_args=(-DARMO_NCCL_INCLUDE_DIR="$nccl_dir/include" -DARMO_NCCL_LIBRARY="$nccl_dir/lib/libnccl.so.2")
+    else
+      echo "setup: NCCL not available: the CUDA backend is built without tensor parallel"
+    fi
+  fi
+fi
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${nccl_args[@]+"${nccl_args[@]}"} >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 
 # The Python package's tests (ctest python_package): pytest and numpy in a

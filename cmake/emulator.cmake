@@ -100,6 +100,12 @@ file(MAKE_DIRECTORY ${ARMO_EMU_RUN_DIR})
 file(GLOB ARMO_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/kernels/test_*.c
      ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
 file(GLOB ARMO_CUDA_HOST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/cuda/*.c)
+# the host code's NCCL calls meet the fake NCCL (nccl_fake.cpp) where nccl.h
+# is there to compile them
+set(ARMO_EMU_NCCL_DEFS)
+if(ARMO_NCCL_INCLUDE_DIR)
+  set(ARMO_EMU_NCCL_DEFS ARMO_HAVE_NCCL=1)
+endif()
 foreach(src ${ARMO_EMU_TESTS})
   get_filename_component(name ${src} NAME_WE)
   get_filename_component(dir ${src} DIRECTORY)
@@ -111,7 +117,7 @@ foreach(src ${ARMO_EMU_TESTS})
   endif()
   add_executable(${target} ${src} ${PROJECT_SOURCE_DIR}/tests/util/gpu_test_util.c ${extra})
   target_compile_options(${target} PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
-  target_compile_definitions(${target} PRIVATE ARMO_EMULATED=1 ARMO_HAVE_CUDA=1
+  target_compile_definitions(${target} PRIVATE ARMO_EMULATED=1 ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS}
                              ARMO_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                              ARMO_BINARY_DIR="${ARMO_EMU_RUN_DIR}"
                              ARMO_MODELS_DIR="${ARMO_MODELS_DIR}" ARMO_EXE="/nonexistent")
@@ -137,7 +143,7 @@ endif()
 # cudaMalloc of the backend's creation failing in turn)
 add_executable(emu_engine_faults ${ARMO_EMU_DIR}/test_engine_faults.c ${ARMO_CUDA_HOST_SOURCES})
 target_compile_options(emu_engine_faults PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
-target_compile_definitions(emu_engine_faults PRIVATE ARMO_HAVE_CUDA=1
+target_compile_definitions(emu_engine_faults PRIVATE ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS}
                            ARMO_MODELS_DIR="${ARMO_MODELS_DIR}")
 target_link_libraries(emu_engine_faults PRIVATE armo_cuda_emu armo_core)
 set_target_properties(emu_engine_faults PROPERTIES LINKER_LANGUAGE CXX)
@@ -164,7 +170,7 @@ set_tests_properties(emu_gemm_cache PROPERTIES LABELS "cpu;emu" TIMEOUT 600)
 file(GLOB ARMO_CLI_SOURCES_FOR_EMU CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/cli/*.c)
 add_executable(armo_emu ${ARMO_CLI_SOURCES_FOR_EMU} ${ARMO_CUDA_HOST_SOURCES})
 target_compile_options(armo_emu PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
-target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1)
+target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS})
 target_link_libraries(armo_emu PRIVATE armo_cuda_emu armo_core)
 set_target_properties(armo_emu PROPERTIES LINKER_LANGUAGE CXX)
 if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)

@@ -17,7 +17,7 @@
  * (armo_score_groups: units in input order under the token budget, a group's
  * common prompt prefix computed once when share), in windows of po->window
  * groups, as `armo score` does.  seqs[] borrow the workload's ids. */
-static int score_range(armo_backend *b, const bench_workload *w, armo_seq *seqs,
+static int score_range(armo_backend **b, int nb, const bench_workload *w, armo_seq *seqs,
                        armo_seq_group *groups, int g0, int g1, const bench_pack_opts *po, int share,
                        armo_sched_stats *st, armo_err *e) {
     armo_sched_opts so = {.max_batch_tokens = po->max_batch_tokens,
@@ -30,7 +30,10 @@ static int score_range(armo_backend *b, const bench_workload *w, armo_seq *seqs,
             free(seqs[i].error);
             seqs[i].error = NULL;
         }
-        if (armo_score_groups(b, groups + g, ge - g, &so, st, e)) return -1;
+        /* nb > 0: through the data-parallel workers; else directly */
+        if (nb > 0 ? armo_score_groups_workers(b, nb, groups + g, ge - g, &so, st, e)
+                   : armo_score_groups(b[0], groups + g, ge - g, &so, st, e))
+            return -1;
         for (int i = g * per; i < ge * per; i++)
             if (seqs[i].error)
                 return armo_err_set(e, "sequence %d: %s", i, seqs[i].error);
@@ -38,8 +41,9 @@ static int score_range(armo_backend *b, const bench_workload *w, armo_seq *seqs,
     return 0;
 }
 
-int bench_run_workload(armo_backend *b, const bench_workload *w, const bench_pack_opts *o,
-                       int share, bench_run_result *r, armo_err *e) {
+static int run_workload(armo_backend **bs, int nb, const bench_workload *w,
+                        const bench_pack_opts *o, int share, bench_run_result *r, armo_err *e) {
+    armo_backend *b = bs[0];
     memset(r, 0, sizeof *r);
     int per = w->n / w->groups;
     armo_seq *seqs = calloc((size_t)w->n, sizeof *seqs);
@@ -58,14 +62,15 @@ int bench_run_workload(armo_backend *b, const bench_workload *w, const bench_pac
     armo_sched_stats st = {0};
     if (!rc && o->warmup > 0) {
         int gw = 4 * o->warmup < w->groups ? 4 * o->warmup : w->groups;
-        rc = score_range(b, w, seqs, groups, 0, gw, o, share, &st, e);
+        rc = score_range(bs, nb, w, seqs, groups, 0, gw, o, share, &st, e);
     }
-    int timing = b->set_timing != NULL; /* per-phase GPU time, where the backend has it */
+    /* per-phase GPU time, where the backend has it (not through the workers) */
+    int timing = nb == 0 && b->set_timing != NULL;
     if (!rc && timing) rc = b->set_timing(b, 1, e);
     if (!rc) {
         memset(&st, 0, sizeof st);
         double t0 = armo_now();
-        rc = score_range(b, w, seqs, groups, 0, w->groups, o, share, &st, e);
+        rc = score_range(bs, nb, w, seqs, groups, 0, w->groups, o, share, &st, e);
         r->seconds = armo_now() - t0;
         r->tokens_scored = st.tokens;
         r->tokens_computed = st.tokens_computed;
@@ -86,6 +91,17 @@ int bench_run_workload(armo_backend *b, const bench_workload *w, const bench_pac
     free(ptrs);
     free(groups);
     return rc;
+}
+
+int bench_run_workload(armo_backend *b, const bench_workload *w, const bench_pack_opts *o,
+                       int share, bench_run_result *r, armo_err *e) {
+    return run_workload(&b, 0, w, o, share, r, e);
+}
+
+int bench_run_workload_workers(armo_backend **b, int nb, const bench_workload *w,
+                               const bench_pack_opts *o, int share, bench_run_result *r,
+                               armo_err *e) {
+    return run_workload(b, nb, w, o, share, r, e);
 }
 
 /* ---- the tokenizer on synthetic text of the same lengths ---- */

@@ -39,6 +39,12 @@ typedef struct {
 int bench_run_workload(armo_backend *b, const bench_workload *w, const bench_pack_opts *o,
                        int share, bench_run_result *r, armo_err *e);
 
+/* The same through the data-parallel workers of armo score (nb backends,
+ * one worker each; scheduler.h's armo_score_groups_workers). */
+int bench_run_workload_workers(armo_backend **b, int nb, const bench_workload *w,
+                               const bench_pack_opts *o, int share, bench_run_result *r,
+                               armo_err *e);
+
 /* The tokenizer timing of workload a. */
 typedef struct {
     int ran, passes;

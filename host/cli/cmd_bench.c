@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "base/progress.h"
+#include "host/cli/bench_dp.h"
 #include "host/cli/bench_run.h"
 #include "host/cli/bench_workload.h"
 #include "host/cli/cli_args.h"
@@ -101,6 +102,12 @@ static void usage(FILE *f) {
         "  --no-share-prefix       run b and c only without prompt-prefix sharing (by\n"
         "                          default they run with it, row \"b+s\" / \"c+s\", and\n"
         "                          again without, and the speed-up is printed)\n"
+        "  --data-parallel         also time the first workload through armo score's\n"
+        "                          data-parallel worker pool: on the CPU a direct run, 1\n"
+        "                          worker (the pool's overhead as a ratio) and 2 workers\n"
+        "                          sharing the threads; on CUDA 1, 2, 4, ... visible devices\n"
+        "                          (each against N x one device), then --tp 2, 4 (against\n"
+        "                          one device)\n"
         "  --quiet                 no progress on stderr\n\n"
         "Exit status: 0 done, 1 a run failed or produced non-finite scores, 2 bad\n"
         "arguments.\n",
@@ -120,7 +127,7 @@ typedef struct {
     long sequences, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     long max_batch, max_seqs, window, warmup, threads, seed, ceiling;
     const char *device, *workloads, *model_dir, *tokenizer, *workdir, *json_path, *wl_out;
-    int keep, quiet, no_share;
+    int keep, quiet, no_share, data_parallel;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
@@ -140,6 +147,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         }
         if (!strcmp(o, "--no-share-prefix")) {
             a->no_share = 1;
+            continue;
+        }
+        if (!strcmp(o, "--data-parallel")) {
+            a->data_parallel = 1;
             continue;
         }
         if (!v) {
@@ -549,9 +560,18 @@ static int run_all(bench_session *r) {
         json_decref(jw);
         return 1;
     }
+    json_t *jdp = json_null();
+    if (r->a.data_parallel && r->nwl > 0) {
+        bench_pack_opts po = {.max_batch_tokens = r->a.max_batch, .max_seqs = (int)r->a.max_seqs,
+                              .window = (int)r->a.window, .warmup = (int)r->a.warmup};
+        json_decref(jdp);
+        jdp = bench_dp_report(&r->model, r->device, r->b, (int)r->threads,
+                              armo_backend_device_count(r->device), &r->wl[0], &po, &failed);
+    }
     json_t *jmem = memory_report(r);
     printf("model written in %.2f s, loaded in %.2f s\n", r->t_write, r->t_load);
     json_t *out = summary_json(r, P, jw, jmem);
+    json_object_set_new(out, "data_parallel", jdp);
     int bad = r->a.json_path && write_json_line(r->a.json_path, out);
     json_decref(out);
     return bad ? 1 : failed ? 1 : 0;

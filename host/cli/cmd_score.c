@@ -19,6 +19,7 @@
 #include "host/dist/launch_env.h"
 #include "host/dist/shard.h"
 #include "host/engine/backend_open.h"
+#include "host/engine/tp_split.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/scheduler.h"
 #include "host/report/report_data.h"
@@ -88,6 +89,16 @@ static void usage(FILE *f) {
         "                          the rest and append (needs --output F; a missing F\n"
         "                          starts from scratch)\n"
         "  --device auto|cuda|cpu  backend (default auto: CUDA when a GPU is visible)\n"
+        "  --devices 0,1,...       CUDA: data parallel over these devices (numbers among\n"
+        "                          the visible ones; default: every visible GPU), one\n"
+        "                          model replica and worker per device pulling batches\n"
+        "                          from one queue; output stays in input order\n"
+        "  --workers N             CPU: data parallel over N workers, --threads split\n"
+        "                          between them (default 1)\n"
+        "  --tp N                  tensor parallel over N shards (attention by heads, MLP\n"
+        "                          by columns); N must divide the KV-head count.  CUDA:\n"
+        "                          each worker is a group of N devices (NCCL); CPU: the\n"
+        "                          same arithmetic, shard by shard (a check, not faster)\n"
         "  --max-batch-tokens N    token budget of one packed batch (default 16384 on\n"
         "                          CUDA, 2048 on the CPU); a longer sequence (up to\n"
         "                          --max-length) is scored alone.  A cap, not an\n"
@@ -162,6 +173,8 @@ static void usage(FILE *f) {
 typedef struct {
     const char *model_dir, *in_path, *out_path, *device;
     long max_batch, threads, window;
+    const char *devices;         /* --devices: CUDA data parallel (NULL: every visible GPU) */
+    long workers, tp;            /* --workers (CPU data parallel), --tp (tensor parallel) */
     armo_scoring_opts scoring;
     int quiet, share_prefix;
     int check_weights, allow_nonfinite; /* NaN / Inf weights: full scan; score anyway */
@@ -214,6 +227,12 @@ static int parse_args(int argc, char **argv, score_args *a) {
                     return -1;
             } else if (!strcmp(o, "--report")) {
                 a->report = v;
+            } else if (!strcmp(o, "--devices")) {
+                a->devices = v;
+            } else if (!strcmp(o, "--workers")) {
+                if (armo_parse_long("score", o, v, 1, 256, &a->workers)) return -1;
+            } else if (!strcmp(o, "--tp")) {
+                if (armo_parse_long("score", o, v, 1, 64, &a->tp)) return -1;
             } else if (!strcmp(o, "--max-batch-tokens")) {
                 if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
             } else if (!strcmp(o, "--max-length")) {
@@ -332,8 +351,16 @@ static int write_report(const score_args *a) {
 static int check_fit(const armo_model *m, const score_args *a, int64_t *budget, armo_err *e) {
     size_t free_b = 0, total_b = 0;
     if (armo_backend_mem_info("cuda", &free_b, &total_b, e)) return -1;
+    /* --tp: what one rank holds (its shards, embedding and head whole) */
+    armo_config rank = m->cfg;
+    armo_err ignored;
+    if (a->tp > 1 && armo_tp_check(&m->cfg, (int)a->tp, &ignored) == 0) {
+        rank.num_heads /= (int)a->tp;
+        rank.num_kv_heads /= (int)a->tp;
+        rank.intermediate_size /= (int)a->tp;
+    }
     armo_fit f;
-    armo_dev_fit(&m->cfg, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
+    armo_dev_fit(&rank, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
     if (f.kind == ARMO_FIT_OK) return 0;
     char msg[ARMO_ERR_LEN - 128];
     armo_dev_fit_message(&f, msg, sizeof msg);
@@ -354,9 +381,12 @@ static int check_fit(const armo_model *m, const score_args *a, int64_t *budget, 
  * longer than it (up to --max-length) is sent alone, so the backend's
  * ceiling is max(budget, max_length) — a ceiling, not an allocation: the
  * CUDA backend allocates for the batches it is sent. */
-static armo_backend *open_backend(const armo_model *m, const score_args *a, int max_length,
-                                  armo_backend_opts *bo, int64_t *budget, armo_err *e) {
-    const char *kind = armo_backend_resolve(a->device, e);
+static armo_backend **open_backend(const armo_model *m, const score_args *a, int max_length,
+                                   armo_backend_opts *bo, int64_t *budget, int *nb, armo_err *e) {
+    /* --devices names GPUs: without --device, it asks for CUDA */
+    const char *kind = armo_backend_resolve(a->devices && !strcmp(a->device, "auto") ? "cuda"
+                                                                                    : a->device,
+                                            e);
     if (!kind) return NULL;
     const int cuda = !strcmp(kind, "cuda");
     *budget = a->max_batch > 0 ? a->max_batch
@@ -364,9 +394,12 @@ static armo_backend *open_backend(const armo_model *m, const score_args *a, int 
                                : ARMO_DEFAULT_BATCH_TOKENS_CPU;
     if (cuda && check_fit(m, a, budget, e)) return NULL;
     *bo = (armo_backend_opts){.threads = (int)a->threads, .quiet = a->quiet,
-                              .max_seqs = ARMO_DEFAULT_MAX_SEQS};
+                              .max_seqs = ARMO_DEFAULT_MAX_SEQS, .tp = (int)a->tp};
     bo->max_batch_tokens = *budget > max_length ? *budget : max_length;
-    return armo_backend_open(m, kind, bo, e);
+    armo_backend **b = NULL;
+    if (armo_backend_open_workers(m, kind, a->devices, (int)a->workers, bo, &b, nb, e))
+        return NULL;
+    return b;
 }
 
 /* ---- the input and output files: lock, same file, --resume, signals ----------- */
@@ -616,8 +649,8 @@ static int interrupted(const score_args *a, const score_io *io, const armo_sched
 }
 
 /* Scores io's input -> output through the scheduler; the exit status. */
-static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backend_opts *bo,
-               int64_t budget, const score_args *a) {
+static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
+               const armo_backend_opts *bo, int64_t budget, const score_args *a) {
     armo_job_ops ops = armo_scoring_job_ops(sc);
     armo_sched_opts so = {.max_batch_tokens = budget,
                           .max_batch_seqs = bo->max_seqs,
@@ -632,7 +665,8 @@ static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backe
     armo_sched_stats st;
     armo_err e;
     catch_stop_signals(1);
-    int failed = armo_schedule(&io->reader, io->in_size, io->out_fd, b, &ops, &so, &st, &e);
+    int failed =
+        armo_schedule_workers(&io->reader, io->in_size, io->out_fd, b, nb, &ops, &so, &st, &e);
     if (failed) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         return 2;
@@ -704,7 +738,8 @@ int cmd_score(int argc, char **argv) {
     armo_err e;
     armo_model model;
     armo_scoring sc;
-    armo_backend *backend = NULL;
+    armo_backend **backend = NULL;
+    int nbackend = 0;
     int model_open = 0, scoring_open = 0;
     if (armo_model_open(a.model_dir, &model, &e)) {
         fprintf(stderr, "armo score: %s\n", e.msg);
@@ -725,21 +760,25 @@ int cmd_score(int argc, char **argv) {
     scoring_open = 1;
     armo_backend_opts bo;
     int64_t budget = 0;
-    backend = open_backend(&model, &a, sc.max_length, &bo, &budget, &e);
+    backend = open_backend(&model, &a, sc.max_length, &bo, &budget, &nbackend, &e);
     if (!backend) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
     }
     if (!a.quiet)
         fprintf(stderr, "armo: %s on %s, %s, batches of up to %lld tokens (a longer sequence "
-                        "alone, up to %d)\n", a.model_dir, backend->device, model.cfg.arch_name,
+                        "alone, up to %d)\n", a.model_dir, backend[0]->device, model.cfg.arch_name,
                 (long long)budget, sc.max_length);
+    for (int i = 1; i < nbackend && !a.quiet; i++)
+        fprintf(stderr, "armo: worker %d on %s\n", i, backend[i]->device);
+    if (!a.quiet && a.tp > 1)
+        fprintf(stderr, "armo: tensor parallel over %ld shards per worker\n", a.tp);
     if (output_start(&a, &io)) goto done;
-    rc = run(&io, backend, &sc, &bo, budget, &a);
+    rc = run(&io, backend, nbackend, &sc, &bo, budget, &a);
 done:
     if (io_close(&a, &io)) rc = 2;
     if (a.report && (rc == 0 || rc == 1) && write_report(&a)) rc = 2;
-    armo_backend_close(backend);
+    armo_backend_close_workers(backend, nbackend);
     if (scoring_open) armo_scoring_free(&sc);
     if (model_open) armo_model_close(&model);
     return rc;

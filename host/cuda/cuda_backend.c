@@ -39,9 +39,11 @@
 
 #include "base/progress.h"
 #include "host/cuda/gemm_ceiling.h"
+#include "host/cuda/nccl_comm.h"
 #include "host/engine/batch_check.h"
 #include "host/engine/device_memory.h"
 #include "host/engine/prefix_share.h"
+#include "host/engine/tp_split.h"
 #include "kernels/armo_kernels.h"
 #include "kernels/cuda_check.h"
 #include "weights/rope_table.h"
@@ -51,8 +53,12 @@ typedef struct {
 } dev_layer;
 
 typedef struct {
-    armo_config cfg;
+    armo_config cfg;             /* a TP rank's: its heads and intermediate columns */
     int device;
+    /* tensor parallel (tp > 1): this engine is rank `rank` of a group whose
+     * partial o_proj / down_proj sums are all-reduced over nccl */
+    int tp, rank;
+    armo_nccl_group *nccl;
     cudaStream_t stream;
     armo_gemm *gemm;
     uint16_t *embed, *final_norm;
@@ -125,6 +131,19 @@ static int sync_check(engine *g, const char *what, armo_err *e) {
         if (armo_gemm_bf16((g)->gemm, (y), (x), (w), (n), (in), (out), (g)->stream, (e)))   \
             return -1;                                                                      \
         if ((g)->sync_each && sync_check((g), "armo_gemm_bf16 (" what ")", (e))) return -1; \
+    } while (0)
+
+/* Tensor parallel: the rank's partial sum in buf ([rows, hidden] bf16)
+ * all-reduced over the group, on the rank's stream. */
+#define ALLREDUCE(g, e, what, buf, rows)                                                    \
+    do {                                                                                    \
+        if ((g)->tp > 1 &&                                                                  \
+            armo_nccl_allreduce_bf16((g)->nccl, (g)->rank, (buf),                           \
+                                     (size_t)(rows) * (size_t)(g)->cfg.hidden_size,          \
+                                     (g)->stream, (e)))                                     \
+            return armo_err_prefix((e), "TP rank %d, all-reduce after %s", (g)->rank, what); \
+        if ((g)->sync_each && (g)->tp > 1 && sync_check((g), "ncclAllReduce (" what ")", (e))) \
+            return -1;                                                                      \
     } while (0)
 
 /* bench/profiling hook: records phase mark i when timing is on */
@@ -267,6 +286,42 @@ static double weight_bytes(const armo_model *m) {
     return b; /* bf16 estimate for the progress line (the head goes as f32) */
 }
 
+/* Rank g->rank's column shard of w (tp_split.h), through a host copy. */
+static int upload_columns(engine *g, stager *s, uint16_t **dst, const armo_weight *w,
+                          armo_err *e) {
+    const size_t bytes = (size_t)(w->rows * w->cols / g->tp) * armo_dtype_size(w->dtype);
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host) return armo_err_set(e, "out of host memory for a shard of %s", w->name);
+    const armo_weight shard = armo_tp_column_shard(w, g->rank, g->tp, host);
+    const armo_weight *one[1] = {&shard};
+    /* stage() copies into its pinned buffers before it returns */
+    int rc = upload_cat(g, s, dst, one, 1, e);
+    free(host);
+    return rc;
+}
+
+/* One decoder layer's weights: whole, or (tp > 1) rank g->rank's shards:
+ * q/k/v and gate/up rows, o_proj and down_proj columns (tp_split.h). */
+static int upload_layer(engine *g, stager *s, const armo_layer_weights *L, dev_layer *D,
+                        armo_err *e) {
+    const int tp = g->tp > 1 ? g->tp : 1, r = g->tp > 1 ? g->rank : 0;
+    const armo_weight wq = armo_tp_rows(&L->wq, r, tp), wk = armo_tp_rows(&L->wk, r, tp),
+                      wv = armo_tp_rows(&L->wv, r, tp), wg = armo_tp_rows(&L->wgate, r, tp),
+                      wu = armo_tp_rows(&L->wup, r, tp);
+    const armo_weight *qkv[3] = {&wq, &wk, &wv}, *gu[2] = {&wg, &wu};
+    const armo_weight *an[1] = {&L->attn_norm}, *mn[1] = {&L->mlp_norm};
+    const armo_weight *wo[1] = {&L->wo}, *wd[1] = {&L->wdown};
+    if (upload_cat(g, s, &D->attn_norm, an, 1, e) || upload_cat(g, s, &D->wqkv, qkv, 3, e) ||
+        upload_cat(g, s, &D->mlp_norm, mn, 1, e) || upload_cat(g, s, &D->wgu, gu, 2, e))
+        return -1;
+    if (tp == 1)
+        return upload_cat(g, s, &D->wo, wo, 1, e) || upload_cat(g, s, &D->wdown, wd, 1, e) ? -1
+                                                                                           : 0;
+    return upload_columns(g, s, &D->wo, &L->wo, e) || upload_columns(g, s, &D->wdown, &L->wdown, e)
+               ? -1
+               : 0;
+}
+
 static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e) {
     const armo_config *c = &m->cfg;
     stager s;
@@ -280,15 +335,8 @@ static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e
     rc = UP1(&g->embed, &m->embed);
     g->layers = calloc((size_t)c->num_layers, sizeof *g->layers);
     if (!g->layers) rc = armo_err_set(e, "out of host memory");
-    for (int i = 0; !rc && i < c->num_layers; i++) {
-        const armo_layer_weights *L = &m->layers[i];
-        dev_layer *D = &g->layers[i];
-        const armo_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-        const armo_weight *gu[2] = {&L->wgate, &L->wup};
-        rc = UP1(&D->attn_norm, &L->attn_norm) || upload_cat(g, &s, &D->wqkv, qkv, 3, e) ||
-             UP1(&D->wo, &L->wo) || UP1(&D->mlp_norm, &L->mlp_norm) ||
-             upload_cat(g, &s, &D->wgu, gu, 2, e) || UP1(&D->wdown, &L->wdown);
-    }
+    for (int i = 0; !rc && i < c->num_layers; i++)
+        rc = upload_layer(g, &s, &m->layers[i], &g->layers[i], e);
     if (!rc) rc = UP1(&g->final_norm, &m->final_norm);
 #undef UP1
     if (!rc && c->arch == ARMO_ARCH_ARMORM) {
@@ -534,10 +582,12 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
             rows = m;
         }
         GEMM(g, e, "o", g->o, g->attn, D->wo, rows, qd, H);
+        ALLREDUCE(g, e, "o_proj", g->o, rows);
         KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
         GEMM(g, e, "gate|up", g->gu, g->xn, D->wgu, rows, H, 2 * I);
         KERNEL(g, e, armo_swiglu_bf16, (g->act_swiglu, g->gu, rows, I, st));
         GEMM(g, e, "down", g->o, g->act_swiglu, D->wdown, rows, I, H);
+        ALLREDUCE(g, e, "down_proj", g->o, rows);
         const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
         KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, next_norm, rows, H, eps, st));
         nvtxRangePop();
@@ -732,6 +782,9 @@ static int cuda_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
     snprintf(range, sizeof range, "armo.score %d seqs %d tokens", nseq, nseq > 0 ? cu[nseq] : 0);
     int level = nvtxRangePushA(range);
     int rc = cuda_score_batch(b, ids, cu, nseq, gpos, prefix_of, out, e);
+    /* a sticky failure: the scheduler moves this worker's batches elsewhere */
+    const engine *g = b->impl;
+    if (g->failed[0]) b->lost = g->failed;
     if (level < 0) /* no tool, or one that does not track levels */
         nvtxRangePop();
     else
@@ -773,6 +826,7 @@ int armo_cuda_device_count(void) {
 static int create(armo_backend *b, engine *g, const armo_model *m, const armo_backend_opts *o,
                   armo_err *e) {
     const armo_config *c = &m->cfg;
+    if (g->tp > 1 && armo_tp_check(c, g->tp, e)) return -1;
     if (c->head_dim != 64 && c->head_dim != 128)
         return armo_err_set(e, "the CUDA backend supports head_dim 64 and 128 (this model: %d); "
                                "use --device cpu",
@@ -781,15 +835,29 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
         return armo_err_set(e, "the CUDA backend needs hidden and intermediate sizes that are "
                                "multiples of 8");
     g->cfg = *c;
+    if (g->tp > 1) { /* the rank's share: its heads and intermediate columns */
+        g->cfg.num_heads /= g->tp;
+        g->cfg.num_kv_heads /= g->tp;
+        g->cfg.intermediate_size /= g->tp;
+        if (g->cfg.intermediate_size % 8)
+            return armo_err_set(e, "--tp %d: the CUDA backend needs a per-rank intermediate "
+                                   "size that is a multiple of 8 (%d)",
+                                g->tp, g->cfg.intermediate_size);
+    }
     /* the head's sizes before any upload: a bad head fails in a second */
     if (c->arch == ARMO_ARCH_ARMORM && armo_model_head_params(m, &g->head, e)) return -1;
     const char *dev = getenv("ARMO_CUDA_DEVICE");
-    g->device = dev ? atoi(dev) : 0;
+    g->device = o && o->has_device ? o->device : dev ? atoi(dev) : 0;
     ARMO_CUDA_TRY(e, cudaSetDevice(g->device));
     struct cudaDeviceProp prop;
     ARMO_CUDA_TRY(e, cudaGetDeviceProperties(&prop, g->device));
-    snprintf(b->device, sizeof b->device, "%.96s (device %d, %.0f GiB)", prop.name, g->device,
-             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    if (g->tp > 1)
+        snprintf(b->device, sizeof b->device, "%.80s (device %d, %.0f GiB, TP rank %d of %d)",
+                 prop.name, g->device, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+                 g->rank, g->tp);
+    else
+        snprintf(b->device, sizeof b->device, "%.96s (device %d, %.0f GiB)", prop.name, g->device,
+                 (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     ARMO_CUDA_TRY(e, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     const char *sync = getenv("ARMO_CUDA_SYNC");
     g->sync_each = sync && *sync && strcmp(sync, "0") != 0;
@@ -838,8 +906,9 @@ static void get_memory(const armo_backend *b, armo_backend_memory *out) {
                                  .grows = g->grows};
 }
 
-armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
-                                       armo_err *e) {
+armo_backend *armo_cuda_backend_create_rank(const armo_model *m, const armo_backend_opts *o,
+                                            int tp, int rank, armo_nccl_group *nccl,
+                                            armo_err *e) {
     armo_backend *b = calloc(1, sizeof *b);
     engine *g = calloc(1, sizeof *g);
     if (!b || !g) {
@@ -849,6 +918,9 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
         return NULL;
     }
     b->impl = g;
+    g->tp = tp > 1 ? tp : 1;
+    g->rank = tp > 1 ? rank : 0;
+    g->nccl = nccl;
     b->name = "cuda";
     b->score = cuda_score;
     b->destroy = cuda_destroy;
@@ -863,9 +935,25 @@ armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_o
     return b;
 }
 
+armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
+                                       armo_err *e) {
+    if (o && o->tp > 1) { /* a TP group on devices base, base+1, ... */
+        const int base = o->has_device ? o->device : 0;
+        int dev[ARMO_MAX_TP];
+        if (o->tp > ARMO_MAX_TP) {
+            armo_err_set(e, "--tp %d: at most %d", o->tp, ARMO_MAX_TP);
+            return NULL;
+        }
+        for (int r = 0; r < o->tp; r++) dev[r] = base + r;
+        return armo_cuda_tp_group_open(m, o, dev, o->tp, e);
+    }
+    return armo_cuda_backend_create_rank(m, o, 1, 0, NULL, e);
+}
+
 const armo_accel armo_cuda_accel = {
     .name = "cuda",
     .open = armo_cuda_backend_create,
+    .open_tp = armo_cuda_tp_group_open,
     .device_count = armo_cuda_device_count,
     .gemm_ceiling = armo_cuda_gemm_ceiling,
     .mem_info = armo_cuda_mem_info,

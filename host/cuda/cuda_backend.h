@@ -21,6 +21,23 @@ extern const armo_accel armo_cuda_accel;
 
 armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
                                        armo_err *e);
+
+/* Tensor parallel: rank `rank` of `tp` (tp_split.h's shards of the
+ * weights), its partial o_proj / down_proj sums all-reduced over nccl
+ * (nccl_comm.h); o->device (has_device) is its device.  tp <= 1: the whole
+ * model (armo_cuda_backend_create). */
+struct armo_nccl_group;
+armo_backend *armo_cuda_backend_create_rank(const armo_model *m, const armo_backend_opts *o,
+                                            int tp, int rank, struct armo_nccl_group *nccl,
+                                            armo_err *e);
+
+/* A tensor-parallel group as one backend (tp_group.c): tp ranks on devices
+ * dev[0..tp), one host thread per rank, NCCL communicators from
+ * ncclCommInitAll.  Each score call runs the batch on every rank; the
+ * results are rank 0's.  o->tp is ignored (tp is the count). */
+#define ARMO_MAX_TP 64
+armo_backend *armo_cuda_tp_group_open(const armo_model *m, const armo_backend_opts *o,
+                                      const int *dev, int tp, armo_err *e);
 int armo_cuda_device_count(void);
 
 #endif

@@ -98,6 +98,14 @@ typedef struct {
                                   * (CUDA allocates for the batches actually sent) */
     int max_seqs;                /* most sequences in one batch */
     int quiet;                   /* no load progress on stderr */
+    /* CUDA: has_device = 1 opens device `device` (an ordinal among the
+     * visible devices, CUDA_VISIBLE_DEVICES honoured); 0: ARMO_CUDA_DEVICE
+     * or device 0.  Several backends on several devices make the workers of
+     * data parallel (scheduler.h). */
+    int has_device, device;
+    /* Tensor parallel: tp ranks (<= 1: none).  The CPU backend runs the
+     * sharded arithmetic itself (cpu_backend.h, armo_cpu_set_tp). */
+    int tp;
 } armo_backend_opts;
 
 /* Time spent in each phase of a backend's score calls, summed over the calls
@@ -128,6 +136,10 @@ struct armo_backend {
     int64_t max_expanded_rows;   /* most rows of a batch's expanded attention layout under
                                   * prefix sharing (prefix_share.h); 0: no limit */
     void *impl;
+    /* Set (to why) when the backend can take no more work: a sticky device
+     * failure.  The scheduler then hands its batch to another worker and
+     * gives it no more; NULL while it is healthy. */
+    const char *lost;
     /* Scores nseq packed segments (ids[cu_seqlens[s] .. cu_seqlens[s+1])).
      * prefix_of (NULL: none) enables prompt-prefix sharing: prefix_of[s] = p
      * makes segment s the continuation of segment p (see prefix_share.h);

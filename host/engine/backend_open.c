@@ -2,7 +2,10 @@
  * backend_open.h). */
 #include "host/engine/backend_open.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/engine/cpu_backend.h"
 
@@ -42,6 +45,109 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
         return NULL;
     }
     return !strcmp(kind, "cuda") ? g_cuda->open(m, o, e) : armo_cpu_backend_open(m, o, e);
+}
+
+int armo_backend_device_count(const char *kind) {
+    return !strcmp(kind, "cuda") && g_cuda ? g_cuda->device_count() : 0;
+}
+
+/* "0,2,3" -> dev[0..*n), each < visible, none twice. */
+static int parse_devices(const char *list, int visible, int *dev, int cap, int *n, armo_err *e) {
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    char note[160];
+    snprintf(note, sizeof note, "%d visible%s%.100s", visible,
+             vis ? " with CUDA_VISIBLE_DEVICES=" : "", vis ? vis : "");
+    *n = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        long d = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ','))
+            return armo_err_set(e, "--devices expects a comma-separated list of device numbers "
+                                   "(0,1,...), got '%s'", list);
+        if (d < 0 || d >= visible)
+            return armo_err_set(e, "--devices: device %ld is not visible (%s: devices 0..%d)", d,
+                                note, visible - 1);
+        for (int i = 0; i < *n; i++)
+            if (dev[i] == d) return armo_err_set(e, "--devices: device %ld is named twice", d);
+        if (*n == cap) return armo_err_set(e, "--devices: more than %d devices", cap);
+        dev[(*n)++] = (int)d;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) return armo_err_set(e, "--devices: no device named");
+    return 0;
+}
+
+void armo_backend_close_workers(armo_backend **b, int n) {
+    for (int i = 0; b && i < n; i++) armo_backend_close(b[i]);
+    free(b);
+}
+
+int armo_backend_open_workers(const armo_model *m, const char *kind, const char *devices,
+                              int workers, const armo_backend_opts *o, armo_backend ***out,
+                              int *nout, armo_err *e) {
+    enum { MAX_WORKERS = 256 };
+    int dev[MAX_WORKERS], n = 0;
+    const int cuda = !strcmp(kind, "cuda");
+    int tp = 1;
+    *out = NULL;
+    *nout = 0;
+    if (cuda) {
+        if (!g_cuda) return armo_err_set(e, "no CUDA backend in this armo");
+        const int visible = g_cuda->device_count();
+        if (devices && *devices) {
+            if (parse_devices(devices, visible, dev, MAX_WORKERS, &n, e)) return -1;
+        } else {
+            for (n = 0; n < visible && n < MAX_WORKERS; n++) dev[n] = n;
+        }
+        if (o->tp > 1 && n % o->tp)
+            return armo_err_set(e, "--tp %d does not divide the %d device%s used (--devices, or "
+                                   "every visible GPU): each data-parallel worker is a group of "
+                                   "%d devices", o->tp, n, n == 1 ? "" : "s", o->tp);
+        if (o->tp > 1 && !g_cuda->open_tp)
+            return armo_err_set(e, "--tp: this CUDA backend has no tensor parallel");
+        tp = o->tp > 1 ? o->tp : 1;
+        n /= tp; /* one worker per group of tp devices */
+        if (workers > 0 && workers != n)
+            return armo_err_set(e, "--workers %d: on CUDA there is one worker per device (or per "
+                                   "--tp group of devices): %d; use --devices", workers, n);
+    } else {
+        if (devices && *devices)
+            return armo_err_set(e, "--devices names CUDA devices; the CPU backend takes "
+                                   "--workers N");
+        n = workers > 0 ? workers : 1;
+        if (n > MAX_WORKERS) return armo_err_set(e, "--workers: at most %d", MAX_WORKERS);
+    }
+    armo_backend **b = calloc((size_t)n, sizeof *b);
+    if (!b) return armo_err_set(e, "out of memory");
+    int threads = o->threads;
+    if (threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = ncpu > 0 ? (int)ncpu : 1;
+    }
+    for (int i = 0; i < n; i++) {
+        armo_backend_opts oi = *o;
+        if (cuda && tp > 1) { /* worker i: a TP group on devices dev[i*tp .. (i+1)*tp) */
+            b[i] = g_cuda->open_tp(m, &oi, dev + i * tp, tp, e);
+        } else if (cuda) {
+            oi.has_device = 1;
+            oi.device = dev[i];
+            b[i] = g_cuda->open(m, &oi, e);
+        } else {
+            /* worker i gets its share of the threads (the first ones one more) */
+            oi.threads = threads / n + (i < threads % n);
+            if (oi.threads < 1) oi.threads = 1;
+            b[i] = armo_cpu_backend_open(m, &oi, e);
+        }
+        if (!b[i]) {
+            if (cuda) armo_err_prefix(e, "worker %d (CUDA device %d)", i, dev[i * tp]);
+            else if (n > 1) armo_err_prefix(e, "worker %d (cpu)", i);
+            armo_backend_close_workers(b, i);
+            return -1;
+        }
+    }
+    *out = b;
+    *nout = n;
+    return 0;
 }
 
 int armo_backend_gemm_ceiling(const char *kind, int threads, int cuda_size, armo_gemm_ceiling *c,

@@ -18,6 +18,10 @@
 typedef struct {
     const char *name;            /* "cuda" */
     armo_backend *(*open)(const armo_model *m, const armo_backend_opts *o, armo_err *e);
+    /* A tensor-parallel group of tp ranks on devices dev[0..tp) as one
+     * backend (NULL: none). */
+    armo_backend *(*open_tp)(const armo_model *m, const armo_backend_opts *o, const int *dev,
+                             int tp, armo_err *e);
     int (*device_count)(void);   /* devices visible (0: no driver or device) */
     /* The measured bf16 GEMM ceiling: Y[n, out] = X[n, in] · Wᵀ timed over
      * reps launches on random data, in TFLOP/s (the denominator of MFU). */
@@ -36,6 +40,28 @@ const char *armo_backend_resolve(const char *device, armo_err *e);
 /* Opens the backend armo_backend_resolve(device) names for model m. */
 armo_backend *armo_backend_open(const armo_model *m, const char *device,
                                 const armo_backend_opts *o, armo_err *e);
+
+/* Devices a resolved kind has: the visible CUDA devices for "cuda"
+ * (CUDA_VISIBLE_DEVICES honoured), 0 for "cpu". */
+int armo_backend_device_count(const char *kind);
+
+/* The backends of a data-parallel run (scheduler.h's armo_schedule_workers),
+ * one per worker, for a resolved kind ("cpu" / "cuda"):
+ * - cuda: one per device of `devices`, a comma-separated list of ordinals
+ *   among the visible devices (CUDA_VISIBLE_DEVICES honoured); NULL or
+ *   empty: every visible device.  A device that is not visible, or one
+ *   named twice, is an error naming it.  `workers` must be 0 (or equal
+ *   the worker count).  With o->tp > 1 each worker is a tensor-parallel
+ *   group of o->tp consecutive devices of the list (8 GPUs, --tp 2: 4
+ *   workers of 2); tp must divide the device count.
+ * - cpu: `workers` (<= 0: 1) replicas, the CPU threads (o->threads, <= 0:
+ *   all cores) split between them (at least 1 each); `devices` must be NULL.
+ * o->tp is passed to each.  On success *out holds *nout backends (free
+ * with armo_backend_close_workers); on failure none is left open. */
+int armo_backend_open_workers(const armo_model *m, const char *kind, const char *devices,
+                              int workers, const armo_backend_opts *o, armo_backend ***out,
+                              int *nout, armo_err *e);
+void armo_backend_close_workers(armo_backend **b, int n);
 
 /* The bf16 GEMM ceiling of the device a resolved kind ("cpu" / "cuda") runs
  * on, measured now, for MFU: on CUDA the engine's cuBLASLt GEMM at

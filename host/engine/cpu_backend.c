@@ -22,6 +22,7 @@
 #include "base/progress.h"
 #include "host/engine/batch_check.h"
 #include "host/engine/cpu_ops.h"
+#include "host/engine/tp_split.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
 #include "weights/rope_table.h"
@@ -38,6 +39,8 @@ struct armo_cpu {
     float *head_storage;
     /* seqcls head */
     float *score_w;              /* [num_labels, H] */
+    /* tensor parallel (armo_cpu_set_tp): tp.tp > 0 runs the sharded arithmetic */
+    armo_tp_shards tp;
 };
 
 /* Converts a weight of rows*cols elements into dst, checking its dtype. */
@@ -194,6 +197,7 @@ fail:
 
 void armo_cpu_destroy(armo_cpu *c) {
     if (!c) return;
+    armo_tp_shards_free(&c->tp);
     free(c->score_w);
     free(c->head_storage);
     free(c->inv_freq);
@@ -201,6 +205,12 @@ void armo_cpu_destroy(armo_cpu *c) {
     free(c->attn_norm);
     free(c->norms);
     free(c);
+}
+
+int armo_cpu_set_tp(armo_cpu *c, int tp, armo_err *e) {
+    armo_tp_shards_free(&c->tp);
+    if (tp == 0) return 0;
+    return armo_tp_shards_init(&c->tp, c->m, tp, e);
 }
 
 const armo_head_params *armo_cpu_head(const armo_cpu *c) {
@@ -318,6 +328,71 @@ static int attention_layer(float *att, const float *q, const float *k, const flo
     return rc;
 }
 
+/* The activations of one batch, all proportional to its token count. */
+typedef struct {
+    int n, nseq;
+    const int32_t *cu_seqlens;
+    const armo_expansion *xp;
+    float *x, *xn, *delta;       /* residual stream, normed block input, o/down output */
+    float *q, *k, *v, *att;      /* [n, heads * hd] (a rank's heads under tensor parallel) */
+    float *gate, *up;            /* [n, I] */
+    float *part;                 /* tensor parallel: a rank's partial o/down sum [n, H] */
+    int32_t *row_ids;
+} acts;
+
+/* The all-reduce of tensor parallel: acc += part, called for ranks 1, 2,
+ * ... in order after rank 0 wrote acc, so the sum is ((p0 + p1) + p2) + ... */
+static void tp_reduce_add(float *acc, const float *part, size_t count) {
+    for (size_t i = 0; i < count; i++) acc[i] += part[i];
+}
+
+/* delta = o_proj(attention(rope(q), rope(k), v)) of layer l on a->xn: whole,
+ * or (c->tp) rank by rank on each rank's heads, the partials all-reduced. */
+static int attention_block(armo_cpu *c, int l, acts *a) {
+    const armo_config *cfg = &c->m->cfg;
+    const armo_layer_weights *lw = &c->m->layers[l];
+    const int n = a->n, hd = cfg->head_dim, nt = c->nthreads;
+    const int32_t *pos = a->xp->pos;
+    const int tp = c->tp.tp > 0 ? c->tp.tp : 1;
+    for (int r = 0; r < tp; r++) {
+        const int nh = c->tp.tp > 0 ? c->tp.nh : cfg->num_heads;
+        const int nkv = c->tp.tp > 0 ? c->tp.nkv : cfg->num_kv_heads;
+        armo_weight wq = armo_tp_rows(&lw->wq, r, tp), wk = armo_tp_rows(&lw->wk, r, tp),
+                    wv = armo_tp_rows(&lw->wv, r, tp);
+        const armo_weight *wo = c->tp.tp > 0 ? &c->tp.wo[l * tp + r] : &lw->wo;
+        cpu_matmul(a->q, a->xn, &wq, n, nt);
+        cpu_matmul(a->k, a->xn, &wk, n, nt);
+        cpu_matmul(a->v, a->xn, &wv, n, nt);
+        cpu_rope_apply(a->q, n, nh, hd, pos, c->inv_freq);
+        cpu_rope_apply(a->k, n, nkv, hd, pos, c->inv_freq);
+        if (attention_layer(a->att, a->q, a->k, a->v, a->cu_seqlens, a->nseq, a->xp, a->row_ids,
+                            nh, nkv, hd, nt))
+            return -1;
+        cpu_matmul(r == 0 ? a->delta : a->part, a->att, wo, n, nt);
+        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * cfg->hidden_size);
+    }
+    return 0;
+}
+
+/* delta = down_proj(silu(gate_proj(xn)) * up_proj(xn)) of layer l: whole, or
+ * (c->tp) rank by rank on each rank's intermediate columns, all-reduced. */
+static void mlp_block(armo_cpu *c, int l, acts *a) {
+    const armo_config *cfg = &c->m->cfg;
+    const armo_layer_weights *lw = &c->m->layers[l];
+    const int n = a->n, nt = c->nthreads;
+    const int tp = c->tp.tp > 0 ? c->tp.tp : 1;
+    const int inter = c->tp.tp > 0 ? c->tp.inter : cfg->intermediate_size;
+    for (int r = 0; r < tp; r++) {
+        armo_weight wg = armo_tp_rows(&lw->wgate, r, tp), wu = armo_tp_rows(&lw->wup, r, tp);
+        const armo_weight *wd = c->tp.tp > 0 ? &c->tp.wdown[l * tp + r] : &lw->wdown;
+        cpu_matmul(a->gate, a->xn, &wg, n, nt);
+        cpu_matmul(a->up, a->xn, &wu, n, nt);
+        cpu_swiglu(a->gate, a->gate, a->up, (int64_t)n * inter);
+        cpu_matmul(r == 0 ? a->delta : a->part, a->gate, wd, n, nt);
+        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * cfg->hidden_size);
+    }
+}
+
 static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
                       const int32_t *gating_pos, const int32_t *prefix_of,
                       float *const *hidden_out, armo_result *out, armo_err *e);
@@ -347,7 +422,6 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     const int nh = cfg->num_heads, nkv = cfg->num_kv_heads, hd = cfg->head_dim;
     const float eps = (float)cfg->rms_norm_eps;
     const size_t qdim = (size_t)nh * hd, kvdim = (size_t)nkv * hd;
-    const int nt = c->nthreads;
 
     /* activations, all proportional to the batch's token count */
     float *x = malloc(sizeof(float) * (size_t)n * H);       /* residual stream */
@@ -359,7 +433,7 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     float *att = malloc(sizeof(float) * (size_t)n * qdim);
     float *gate = malloc(sizeof(float) * (size_t)n * I);
     float *up = malloc(sizeof(float) * (size_t)n * I);
-    const int32_t *pos = xp.pos;
+    float *part = c->tp.tp > 1 ? malloc(sizeof(float) * (size_t)n * H) : NULL;
     int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)n);
     float *hlast = malloc(sizeof(float) * (size_t)nseq * H);
     float *hprompt = malloc(sizeof(float) * (size_t)nseq * H);
@@ -373,7 +447,7 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     float *r_score = malloc(sizeof(float) * (size_t)nseq);
     int rc = 0;
     if (!x || !xn || !delta || !q || !k || !v || !att || !gate || !up || !row_ids ||
-        !hlast || !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
+        (c->tp.tp > 1 && !part) || !hlast || !hprompt || !r_rew || !r_gate || !r_coef || !r_score) {
         rc = armo_err_set(e, "CPU backend: out of memory for a batch of %d tokens in %d "
                              "sequences; score fewer tokens at a time",
                           n, nseq);
@@ -381,28 +455,17 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     }
     for (int i = 0; i < n; i++) row_ids[i] = i;
 
+    acts a = {n, nseq, cu_seqlens, &xp, x, xn, delta, q, k, v, att, gate, up, part, row_ids};
     cpu_embed(x, &m->embed, ids, n);
     cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
     for (int l = 0; l < L; l++) {
-        const armo_layer_weights *lw = &m->layers[l];
-        /* attention block */
-        cpu_matmul(q, xn, &lw->wq, n, nt);
-        cpu_matmul(k, xn, &lw->wk, n, nt);
-        cpu_matmul(v, xn, &lw->wv, n, nt);
-        cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
-        cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
-        if (attention_layer(att, q, k, v, cu_seqlens, nseq, &xp, row_ids, nh, nkv, hd, nt)) {
+        if (attention_block(c, l, &a)) {
             rc = armo_err_set(e, "CPU backend: out of memory for the shared-prefix attention of "
                                  "%d rows", xp.n_exp);
             goto done;
         }
-        cpu_matmul(delta, att, &lw->wo, n, nt);
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
-        /* MLP block */
-        cpu_matmul(gate, xn, &lw->wgate, n, nt);
-        cpu_matmul(up, xn, &lw->wup, n, nt);
-        cpu_swiglu(gate, gate, up, (int64_t)n * I);
-        cpu_matmul(delta, gate, &lw->wdown, n, nt);
+        mlp_block(c, l, &a);
         /* residual, then the next block's norm (the final norm after the last layer) */
         const float *next_norm = l + 1 < L ? c->attn_norm[l + 1] : c->final_norm;
         cpu_add_rmsnorm(x, delta, xn, next_norm, n, H, eps);
@@ -467,6 +530,7 @@ done:
     free(hlast);
     free(row_ids);
     armo_expansion_free(&xp);
+    free(part);
     free(up);
     free(gate);
     free(att);
@@ -505,10 +569,20 @@ armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts
         free(b);
         return NULL;
     }
+    if (o && o->tp > 1 && armo_cpu_set_tp(c, o->tp, e)) {
+        armo_cpu_destroy(c);
+        free(b);
+        return NULL;
+    }
     const int threads = c->nthreads;
     b->impl = c;
     b->name = "cpu";
-    snprintf(b->device, sizeof b->device, "CPU (%d thread%s)", threads, threads == 1 ? "" : "s");
+    if (c->tp.tp > 1)
+        snprintf(b->device, sizeof b->device, "CPU (%d thread%s, tensor parallel %d)", threads,
+                 threads == 1 ? "" : "s", c->tp.tp);
+    else
+        snprintf(b->device, sizeof b->device, "CPU (%d thread%s)", threads,
+                 threads == 1 ? "" : "s");
     b->score = cpu_score;
     b->destroy = cpu_destroy;
     b->returns_hidden = 1;

@@ -40,6 +40,16 @@ int armo_cpu_score_shared(armo_cpu *c, const int32_t *ids, const int32_t *cu_seq
                           const int32_t *gating_pos, const int32_t *prefix_of, armo_result *out,
                           armo_err *e);
 
+/* Tensor parallel (tp_split.h): tp >= 1 runs the sharded arithmetic the GPU
+ * split runs — attention by heads, the MLP by intermediate columns, the
+ * partial sums after o_proj and down_proj added in rank order — on tp
+ * shards one after the other (each with all the backend's threads); 1 is
+ * one shard through that path (bit-identical to unsharded), 0 the unsharded
+ * path.  tp must divide the KV-head count, else an error saying so.
+ * Results equal unsharded scoring within fp32 rounding (the o_proj and
+ * down_proj sums are split) and are bit-identical run to run. */
+int armo_cpu_set_tp(armo_cpu *c, int tp, armo_err *e);
+
 /* The fp32 head weights the backend converted at create time (for tests). */
 const armo_head_params *armo_cpu_head(const armo_cpu *c);
 

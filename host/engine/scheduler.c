@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/engine/worker_pool.h"
+
 void armo_job_clear(armo_job *job) {
     free(job->line);
     free(job->error);
@@ -380,7 +382,10 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
 
 /* Scores units u[0..n) as one packed batch.  On a backend error the units
  * are retried one by one, and a shared unit that still fails is retried as
- * unshared sequences, so that one bad sequence cannot fail its neighbours. */
+ * unshared sequences, so that one bad sequence cannot fail its neighbours.
+ * Returns 0, -1 (fatal, e set), or ARMO_POOL_LOST when the backend is lost
+ * (b->lost): then the batch's results are incomplete and it is run again
+ * elsewhere (batch_reset). */
 static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e) {
     int64_t tokens = 0;
@@ -407,6 +412,7 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
         }
     }
     armo_err be;
+    if (b->lost) return ARMO_POOL_LOST;
     st->batches++;
     /* armo embed: where each segment's head input rows go (backend.h) */
     int want_hidden = 0;
@@ -423,9 +429,12 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
         st->tokens_computed += tokens;
         return 0;
     }
+    if (b->lost) return ARMO_POOL_LOST;
     if (n > 1) {
-        for (int i = 0; i < n; i++)
-            if (score_units(b, p, &u[i], 1, st, e)) return -1;
+        for (int i = 0; i < n; i++) {
+            int r = score_units(b, p, &u[i], 1, st, e);
+            if (r) return r;
+        }
         return 0;
     }
     if (u[0].prefix_len > 0) { /* the shared unit alone failed: score its sequences unshared */
@@ -433,7 +442,8 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
             unit one = {.seqs = &u[0].seqs[j], .n = 1, .prefix_len = 0,
                         .tokens = u[0].seqs[j]->len, .expanded = u[0].seqs[j]->len,
                         .group = u[0].group};
-            if (score_units(b, p, &one, 1, st, e)) return -1;
+            int r = score_units(b, p, &one, 1, st, e);
+            if (r) return r;
         }
         return 0;
     }
@@ -544,16 +554,42 @@ static int plan_build(plan *pl, const armo_backend *b, const armo_seq_group *gro
     return 0;
 }
 
+/* Counts batch k's sequences and tokens as scored. */
+static void plan_count(const plan *pl, int k, armo_sched_stats *st) {
+    for (int u = pl->start[k]; u < pl->start[k + 1]; u++) {
+        st->sequences += pl->units[u].n;
+        st->tokens += pl->units[u].expanded;
+    }
+}
+
 /* Scores batch k of the plan; its sequences get their results (or errors). */
 static int plan_score(plan *pl, int k, armo_backend *b, pack_buf *p, armo_sched_stats *st,
                       armo_err *e) {
     int i = pl->start[k], j = pl->start[k + 1];
     int rc = score_units(b, p, pl->units + i, j - i, st, e);
-    for (int u = i; u < j; u++) {
-        st->sequences += pl->units[u].n;
-        st->tokens += pl->units[u].expanded;
-    }
+    if (rc == ARMO_POOL_LOST)
+        rc = armo_err_set(e, "the %s backend (%s) failed: %s", b->name, b->device, b->lost);
+    plan_count(pl, k, st);
     return rc;
+}
+
+/* Batch k's sequences back to "not scored" (a lost worker may have left
+ * some results or errors in them), so that another worker runs it anew. */
+static void batch_reset(plan *pl, int k) {
+    for (int u = pl->start[k]; u < pl->start[k + 1]; u++)
+        for (int j = 0; j < pl->units[u].n; j++) {
+            armo_seq *q = pl->units[u].seqs[j];
+            free(q->error);
+            q->error = NULL;
+            memset(&q->result, 0, sizeof q->result);
+        }
+}
+
+/* Batch k could not be run (no worker left): each sequence gets `why`. */
+static void batch_orphan(plan *pl, int k, const char *why) {
+    batch_reset(pl, k);
+    for (int u = pl->start[k]; u < pl->start[k + 1]; u++)
+        for (int j = 0; j < pl->units[u].n; j++) pl->units[u].seqs[j]->error = strdup(why);
 }
 
 static void pack_free(pack_buf *p) {
@@ -657,12 +693,44 @@ static int window_flush(window *w, const int *remaining, sink *s, armo_err *e) {
     return 0;
 }
 
-/* Scores window w (prepared) batch by batch, writing after each batch the
- * lines of the records it completed (every earlier record is done: the
- * batches follow input order); with o->stop set, stops after the batch in
- * flight (the records not written stay in w). */
-static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, sink *s,
-                        armo_err *e) {
+/* ---- the workers: data parallel over the window's batches ------------------- */
+
+/* What each worker keeps between batches: its packing buffers and counts. */
+typedef struct {
+    pack_buf p;
+    armo_sched_stats st;         /* batches, tokens_computed, seconds_backend */
+} worker_state;
+
+typedef struct {
+    armo_backend **b;            /* one backend replica per worker */
+    int n;
+    armo_pool *pool;
+    worker_state *ws;
+} workers;
+
+typedef struct {
+    plan *pl;
+    worker_state *ws;
+} round_ctx;
+
+/* armo_pool_fn: batch k of the round's plan on worker w. */
+static int run_batch(void *ctx, int k, int w, armo_backend *b, armo_err *e) {
+    round_ctx *r = ctx;
+    worker_state *ws = &r->ws[w];
+    batch_reset(r->pl, k);
+    double t0 = armo_now();
+    int rc = score_units(b, &ws->p, r->pl->units + r->pl->start[k],
+                         r->pl->start[k + 1] - r->pl->start[k], &ws->st, e);
+    ws->st.seconds_backend += armo_now() - t0;
+    return rc;
+}
+
+/* Scores window w (prepared): its batches go to the workers, which take
+ * them in order as they finish; each batch that comes back completes
+ * records, whose lines are written as soon as every earlier record is done.
+ * With o->stop set, no new batch starts; those in flight finish and their
+ * records are written (the records not written stay in w). */
+static int score_window(window *w, workers *wk, const armo_sched_opts *o, sink *s, armo_err *e) {
     const int n = w->n;
     armo_seq_group *groups = calloc((size_t)(n ? n : 1), sizeof *groups);
     armo_seq **ptrs = NULL;
@@ -686,19 +754,29 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, si
         for (int q = 0; q < job->nseq; q++) ptrs[np++] = &job->seqs[q];
     }
     plan pl;
-    pack_buf p = {0};
-    if (plan_build(&pl, b, groups, n, o, e) == 0) {
+    if (plan_build(&pl, wk->b[0], groups, n, o, e) == 0) {
         for (int u = 0; u < pl.nu; u++) remaining[pl.units[u].group] += pl.units[u].n;
         rc = window_flush(w, remaining, s, e); /* records with nothing to score */
-        for (int k = 0; rc == 0 && k < pl.nb && !is_set(o->stop); k++) {
-            double tb = armo_now();
-            rc = plan_score(&pl, k, b, &p, s->st, e);
-            s->st->seconds_backend += armo_now() - tb;
+        round_ctx r = {&pl, wk->ws};
+        if (rc == 0 && pl.nb > 0 && !is_set(o->stop))
+            rc = armo_pool_submit(wk->pool, pl.nb, run_batch, &r, o->stop, e);
+        for (int k, st; rc == 0 && pl.nb > 0;) {
+            armo_err pe;
+            st = armo_pool_next(wk->pool, &k, &pe);
+            if (st == ARMO_POOL_END) break;
+            if (st == ARMO_POOL_FATAL) {
+                *e = pe;
+                rc = -1;
+                break;
+            }
+            if (st == ARMO_POOL_ORPHAN) batch_orphan(&pl, k, pe.msg);
+            else plan_count(&pl, k, s->st);
             for (int u = pl.start[k]; u < pl.start[k + 1]; u++)
                 remaining[pl.units[u].group] -= pl.units[u].n;
-            if (rc == 0) rc = window_flush(w, remaining, s, e);
+            rc = window_flush(w, remaining, s, e);
         }
-        pack_free(&p);
+        /* an error: the batches in flight still use the plan */
+        if (rc) armo_pool_drain(wk->pool);
         plan_free(&pl);
     } else {
         rc = -1;
@@ -706,6 +784,58 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, si
     free(groups);
     free(ptrs);
     free(remaining);
+    return rc;
+}
+
+static void workers_stop(workers *wk, armo_sched_stats *st) {
+    armo_pool_destroy(wk->pool);
+    for (int i = 0; wk->ws && i < wk->n; i++) {
+        st->batches += wk->ws[i].st.batches;
+        st->tokens_computed += wk->ws[i].st.tokens_computed;
+        st->seconds_backend += wk->ws[i].st.seconds_backend;
+        pack_free(&wk->ws[i].p);
+    }
+    free(wk->ws);
+    memset(wk, 0, sizeof *wk);
+}
+
+static int workers_start(workers *wk, armo_backend **b, int n, armo_err *e) {
+    memset(wk, 0, sizeof *wk);
+    wk->b = b;
+    wk->n = n;
+    wk->ws = calloc((size_t)n, sizeof *wk->ws);
+    if (!wk->ws) return armo_err_set(e, "out of memory");
+    wk->pool = armo_pool_create(b, n, e);
+    return wk->pool ? 0 : -1;
+}
+
+int armo_score_groups_workers(armo_backend **b, int nb, const armo_seq_group *groups,
+                              int ngroups, const armo_sched_opts *o, armo_sched_stats *st,
+                              armo_err *e) {
+    workers wk;
+    plan pl;
+    int rc = workers_start(&wk, b, nb, e);
+    if (rc == 0 && plan_build(&pl, b[0], groups, ngroups, o, e) == 0) {
+        round_ctx r = {&pl, wk.ws};
+        if (pl.nb > 0) rc = armo_pool_submit(wk.pool, pl.nb, run_batch, &r, NULL, e);
+        for (int k, s; rc == 0 && pl.nb > 0;) {
+            armo_err pe;
+            s = armo_pool_next(wk.pool, &k, &pe);
+            if (s == ARMO_POOL_END) break;
+            if (s == ARMO_POOL_FATAL) {
+                *e = pe;
+                rc = -1;
+            } else if (s == ARMO_POOL_ORPHAN) {
+                batch_orphan(&pl, k, pe.msg);
+            } else {
+                plan_count(&pl, k, st);
+            }
+        }
+        plan_free(&pl);
+    } else {
+        rc = -1;
+    }
+    workers_stop(&wk, st);
     return rc;
 }
 
@@ -734,6 +864,12 @@ static int take_window(window *w, feeder *f, int need, int nthreads, const armo_
 int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backend *backend,
                   const armo_job_ops *ops, const armo_sched_opts *o, armo_sched_stats *stats,
                   armo_err *e) {
+    return armo_schedule_workers(in, in_size, out_fd, &backend, 1, ops, o, stats, e);
+}
+
+int armo_schedule_workers(armo_line_reader *in, int64_t in_size, int out_fd,
+                          armo_backend **backends, int nbackends, const armo_job_ops *ops,
+                          const armo_sched_opts *o, armo_sched_stats *stats, armo_err *e) {
     memset(stats, 0, sizeof *stats);
     const int wsize = o->window > 0 ? o->window : 1024;
     /* a regular file: full windows (reading ahead costs nothing); else the
@@ -743,7 +879,8 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
     window win[2];
     memset(win, 0, sizeof win);
     feeder f = {0};
-    int rc = 0;
+    workers wk = {0};
+    int rc = workers_start(&wk, backends, nbackends, e);
     for (int k = 0; k < 2; k++) {
         win[k].jobs = calloc((size_t)wsize, sizeof(armo_job));
         win[k].cap = wsize;
@@ -766,7 +903,7 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
         int nxt = cur ^ 1;
         /* overlap: prepare the next window while this one is scored */
         if (!is_set(o->stop)) rc = take_window(&win[nxt], &f, whole ? wsize : 0, o->threads, o, e);
-        if (!rc) rc = score_window(&win[cur], backend, o, &s, e);
+        if (!rc) rc = score_window(&win[cur], &wk, o, &s, e);
         if (rc || win[cur].written < win[cur].n) break; /* error, or stopped */
         win[cur].n = win[cur].written = 0;
         cur = nxt;
@@ -777,6 +914,7 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
      * workers joined, the records not written freed */
     int left = win[0].n - win[0].written + win[1].n - win[1].written;
     left += feeder_stop(&f, ops);
+    workers_stop(&wk, stats);
     for (int k = 0; k < 2; k++) {
         if (win[k].jobs) window_clear(&win[k]);
         free(win[k].jobs);

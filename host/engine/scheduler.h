@@ -2,9 +2,10 @@
  *
  *   read lines (a reader thread) -> prepare records on worker threads (parse,
  *   template, tokenize, find head positions) -> pack the window's sequences
- *   in input order under a token budget -> backend -> write results strictly
- *   in input order, each line as soon as its record and every earlier one
- *   are done.
+ *   in input order under a token budget -> the scoring workers (one backend
+ *   replica each: data parallel, worker_pool.h; one worker by default) take
+ *   the batches from one queue -> write results strictly in input order,
+ *   each line as soon as its record and every earlier one are done.
  *
  * Records are taken in windows of at most `window`, so memory stays
  * constant on a file of any length; while the backend scores one window,
@@ -160,6 +161,19 @@ typedef int (*armo_line_emit)(void *ctx, const char *line, size_t len, int64_t l
 int armo_score_jobs(armo_job *jobs, int n, armo_backend *backend, const armo_job_ops *ops,
                     const armo_sched_opts *o, armo_line_emit emit, void *emit_ctx,
                     armo_sched_stats *stats, armo_err *e);
+/* The same with data parallel: nbackends workers, each owning one backend
+ * replica (one device, or a share of the CPU's threads), take the packed
+ * batches of a window from one shared queue as they finish
+ * (worker_pool.h); lines are still written strictly in input order, each
+ * as soon as every earlier record is done.  A worker whose backend is lost
+ * (backend.h's lost) is reported on stderr by name and its batch goes to
+ * the others; with none left, the records not scored become per-record
+ * errors.  The output equals a one-worker run's byte for byte when the
+ * backends compute the same bits (the CPU backend does at any thread
+ * count).  armo_schedule is this with one backend. */
+int armo_schedule_workers(armo_line_reader *in, int64_t in_size, int out_fd,
+                          armo_backend **backends, int nbackends, const armo_job_ops *ops,
+                          const armo_sched_opts *o, armo_sched_stats *stats, armo_err *e);
 
 /* The sequences of one record (or any group that may share a prompt
  * prefix). */
@@ -175,6 +189,13 @@ typedef struct {
  * result (or its error).  Counts go into st (not reset). */
 int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups,
                       const armo_sched_opts *o, armo_sched_stats *st, armo_err *e);
+
+/* The same through the data-parallel workers (one per backend of b[0..nb),
+ * as armo_schedule_workers runs them): `armo bench`'s measure of their
+ * overhead and scaling. */
+int armo_score_groups_workers(armo_backend **b, int nb, const armo_seq_group *groups,
+                              int ngroups, const armo_sched_opts *o, armo_sched_stats *st,
+                              armo_err *e);
 
 /* Frees what a job owns (not the job itself). */
 void armo_job_clear(armo_job *job);

@@ -281,11 +281,39 @@ static void test_arguments(void) {
     CHECK(run("--frobnicate 1 2> /dev/null") == 2, "unknown option");
 }
 
+/* --data-parallel: a direct row, the pool with 1 worker, 2 workers sharing
+ * the threads, each with its throughput and ratio. */
+static void test_data_parallel_rows(void) {
+    char json_path[1024], args[4096];
+    snprintf(json_path, sizeof json_path, "%s/bench_dp.json", g_tmp);
+    snprintf(args, sizeof args,
+             "--device cpu --hidden 64 --heads 1 --kv-heads 1 --head-dim 64 --intermediate 128 "
+             "--layers 1 --sequences 8 --threads 2 --data-parallel --json %s --workdir %s "
+             "--quiet > /dev/null",
+             json_path, g_tmp);
+    int rc = run(args);
+    CHECK(rc == 0, "armo bench --data-parallel exited %d", rc);
+    json_error_t je;
+    json_t *j = json_load_file(json_path, 0, &je);
+    CHECK(j != NULL, "%s: %s", json_path, je.text);
+    json_t *dp = json_object_get(j, "data_parallel");
+    CHECK(json_array_size(dp) == 3, "data_parallel rows: %zu, expected 3", json_array_size(dp));
+    for (size_t i = 0; i < json_array_size(dp); i++) {
+        json_t *o = json_array_get(dp, i);
+        CHECK(json_integer_value(json_object_get(o, "workers")) == (json_int_t)i,
+              "data_parallel row %zu: workers", i);
+        CHECK(get_num(o, "tokens_per_s") > 0 && get_num(o, "ratio") > 0,
+              "data_parallel row %zu: tokens/s and ratio", i);
+    }
+    json_decref(j);
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "%s/tmp_bench_cli", ARMO_BINARY_DIR);
     mkdir(g_tmp, 0755);
     test_arguments();
     test_default_run();
     test_all_workloads();
+    test_data_parallel_rows();
     return test_finish("test_bench_cli");
 }

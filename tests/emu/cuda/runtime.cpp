@@ -29,6 +29,8 @@
 //     context).  ARMO_EMU_FAIL_ALLOC=K makes the K-th cudaMalloc fail with
 //     cudaErrorMemoryAllocation (not sticky, as on a GPU).
 //     cudaMemGetInfo reports 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES.
+//   - devices: ARMO_EMU_DEVICES=N (default 1) for data and tensor parallel;
+//     all share the one emulated memory (NCCL: nccl_fake.cpp).
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,12 +347,19 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     *total_bytes = *free_bytes > ((size_t)80 << 30) ? *free_bytes : (size_t)80 << 30;
     return cudaSuccess;
 }
+// ARMO_EMU_DEVICES=N (default 1) devices, for data and tensor parallel:
+// they share the one emulated memory (a pointer is valid on every device)
+static int emu_devices(void) {
+    const char *v = getenv("ARMO_EMU_DEVICES");
+    const int n = v && *v ? atoi(v) : 1;
+    return n >= 1 && n <= 64 ? n : 1;
+}
 cudaError_t cudaGetDeviceCount(int *n) {
-    *n = 1;
+    *n = emu_devices();
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int d) {
-    if (d != 0) return cudaErrorInvalidDevice;
+    if (d < 0 || d >= emu_devices()) return cudaErrorInvalidDevice;
     g_device = d;
     return cudaSuccess;
 }
@@ -359,7 +368,7 @@ cudaError_t cudaGetDevice(int *d) {
     return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int d) {
-    if (d != 0) return cudaErrorInvalidDevice;
+    if (d < 0 || d >= emu_devices()) return cudaErrorInvalidDevice;
     memset(prop, 0, sizeof *prop);
     snprintf(prop->name, sizeof prop->name, "armo CPU emulator");
     prop->totalGlobalMem = (size_t)80 << 30;

@@ -22,6 +22,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <mutex>
+
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
@@ -443,8 +445,14 @@ cudaError_t peek_launch_error(void) { return S().launch_error; }
 void run_grid(sched &s, dim3 grid, bool reverse_blocks);
 void run_grid_checked(sched &s, dim3 grid);
 
+// __shared__ is static storage in the shim (one image per kernel), so the
+// grids of launches from different host threads (the ranks of a tensor-
+// parallel group, data-parallel workers) run one at a time
+std::mutex g_launch_lock;
+
 void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
                 size_t dynamic_smem, cudaStream_t stream, kernel_body_fn body, void *ctx) {
+    std::lock_guard<std::mutex> one_grid_at_a_time(g_launch_lock);
     sched &s = S();
     if (s.current >= 0) fail("a kernel launch from inside a kernel (dynamic parallelism)");
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;

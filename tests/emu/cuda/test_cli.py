@@ -29,7 +29,12 @@ several batches and windows:
     ranking consistent with the CPU scores up to tolerance, best equal unless
     the CPU's top two are within tolerance (skipped, counted);
   - the emulated outputs with sharing on against sharing off (same bounds,
-    scales from the CPU), and the CPU's own on/off (1e-4 of the scales).
+    scales from the CPU), and the CPU's own on/off (1e-4 of the scales);
+  - data x tensor parallel (tiny-armorm, small budget): armo_emu on 4
+    emulated devices (ARMO_EMU_DEVICES=4) as --devices 0,1,2,3 --tp 2 (2
+    workers, each a TP group of 2 over the fake NCCL) against the CPU with
+    --workers 2 --tp 2 (same bounds), and that CPU run against the plain
+    one-worker unsharded CPU run (1e-4).
 One line per comparison with the worst errors; on failure the record line,
 id, field and values, and the exact command lines.  Small records (a few
 dozen in all): armo_emu runs under AddressSanitizer, ~100x slower than the
@@ -144,9 +149,10 @@ def raw_id(line):
 
 
 class Run:
-    def __init__(self, exe, model, inp, out, extra, dev, threads=1):
+    def __init__(self, exe, model, inp, out, extra, dev, threads=1, env=None):
         self.cmd = [exe, "score", "--model", model, "--device", dev, "--input", inp,
                     "--output", out, "--threads", str(threads)] + extra
+        self.env = dict(os.environ, **env) if env else None
         self.out = out
         self.rc = None
         self.stderr = ""
@@ -161,7 +167,7 @@ class Run:
         t = time.time()
         try:
             p = subprocess.run(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=600)
+                               timeout=600, env=self.env)
             self.rc, self.stderr = p.returncode, p.stderr.decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
             self.rc, self.stderr = "timeout", "timed out after 600 s"
@@ -428,9 +434,9 @@ def main():
     models = [("tiny-armorm", "armorm"), ("tiny-armorm-sharded", "armorm"), ("tiny-rm-llama3", "single")]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
 
-    def mk(exe, dev, model, iname, ipath, setting, extra):
+    def mk(exe, dev, model, iname, ipath, setting, extra, threads=1, env=None):
         out = os.path.join(args.work, "%s.%s.%s.%s.jsonl" % (model, iname, setting, dev == "cuda" and "emu" or "cpu"))
-        return Run(exe, os.path.join(args.models, model), ipath, out, extra, dev)
+        return Run(exe, os.path.join(args.models, model), ipath, out, extra, dev, threads, env)
 
     # pass 1: the CPU with its defaults, for the longest sequence of each input
     probes = {}
@@ -463,6 +469,14 @@ def main():
                     extra.append("--no-share-prefix")
                 runs[(model, iname, s, "emu")] = mk(args.armo_emu, "cuda", model, iname, ipath, s, extra)
                 runs[(model, iname, s, "cpu")] = mk(args.armo, "cpu", model, iname, ipath, s, extra)
+            if model == "tiny-armorm":  # data x tensor parallel: 2 workers x TP 2
+                small = ["--max-batch-tokens", B, "--max-length", B, "--window", "4", "--tp", "2"]
+                runs[(model, iname, "dp-tp", "emu")] = mk(
+                    args.armo_emu, "cuda", model, iname, ipath, "dp-tp",
+                    small + ["--devices", "0,1,2,3"], env={"ARMO_EMU_DEVICES": "4"})
+                runs[(model, iname, "dp-tp", "cpu")] = mk(
+                    args.armo, "cpu", model, iname, ipath, "dp-tp", small + ["--workers", "2"],
+                    threads=2)
     order = sorted(runs, key=lambda k: k[3] != "emu")
     list(pool.map(Run.go, [runs[k] for k in order]))
     pool.shutdown()
@@ -546,6 +560,20 @@ def main():
                 check("%s %s %s: cpu share on vs off" % (model, iname, small + "budget" if small else "default"),
                       runs[(model, iname, on, "cpu")], runs[(model, iname, off, "cpu")],
                       runs[(model, iname, on, "cpu")], SELF_TOL, arch)
+
+    for iname, _ in inputs:  # data x tensor parallel
+        emu, cpu = runs[("tiny-armorm", iname, "dp-tp", "emu")], runs[("tiny-armorm", iname, "dp-tp", "cpu")]
+
+        def workers(emu=emu, cpu=cpu):
+            for r, want in ((emu, "worker 1 on TP group of 2"), (cpu, "worker 1 on CPU")):
+                if want not in r.stderr:
+                    raise Fail("%s: stderr lacks %r:\n%s" % (r.cmdline(), want, r.stderr[-2000:]))
+
+        check("tiny-armorm %s dp-tp: emu 4 devices as 2 workers x TP 2 vs cpu" % iname,
+              emu, cpu, cpu, TOL, "armorm", workers)
+        plain = runs[("tiny-armorm", iname, "small-share", "cpu")]
+        check("tiny-armorm %s dp-tp: cpu 2 workers x TP 2 vs cpu plain" % iname,
+              cpu, plain, plain, SELF_TOL, "armorm")
 
     emu_s = sum(r.seconds for k, r in runs.items() if k[3] == "emu")
     print("%d runs (%.0f s of armo_emu), %.0f s wall" % (len(runs) + len(probes), emu_s, time.time() - t0))

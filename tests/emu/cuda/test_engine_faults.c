@@ -6,7 +6,8 @@
  *   - a kernel that fails while running (an illegal address in the 2nd RoPE
  *     launch: layer 1 of the first batch): the batch fails saying so, and
  *     pointing at ARMO_CUDA_SYNC=1; the next batch is refused at once, naming
- *     the earlier failure (the context is poisoned);
+ *     the earlier failure (the context is poisoned), and the backend is
+ *     marked lost (backend.h) so that data parallel moves its batches;
  *   - the same with ARMO_CUDA_SYNC=1: the message names armo_rope_bf16 and
  *     layer 1; and a failure in the 2nd flash attention launch names
  *     armo_attention_bf16 and layer 1;
@@ -32,7 +33,8 @@
 /* what a child reports back through its pipe */
 typedef struct {
     int open_ok, score1_ok, score2_ok;
-    char open_msg[1100], msg1[1100], msg2[1100];
+    int lost1;                   /* backend.h's lost set after batch 1 */
+    char open_msg[1100], msg1[1100], msg2[1100], lost_msg[300];
     float scores[NSEQ];
 } outcome;
 
@@ -71,6 +73,8 @@ static void child_run(outcome *o) {
     armo_result r[NSEQ];
     o->score1_ok = b->score(b, ids, cu, NSEQ, gpos, NULL, r, &e) == 0;
     snprintf(o->msg1, sizeof o->msg1, "%s", o->score1_ok ? "" : e.msg);
+    o->lost1 = b->lost != NULL; /* the scheduler moves a lost worker's batches elsewhere */
+    snprintf(o->lost_msg, sizeof o->lost_msg, "%s", b->lost ? b->lost : "");
     if (o->score1_ok)
         for (int s = 0; s < NSEQ; s++) o->scores[s] = r[s].score;
     o->score2_ok = b->score(b, ids, cu, NSEQ, gpos, NULL, r, &e) == 0;
@@ -124,6 +128,7 @@ int main(void) {
     CHECK(run_child(none, &plain, err, sizeof err) == 0, "plain run: child failed: %s", err);
     CHECK(plain.open_ok && plain.score1_ok && plain.score2_ok, "plain run: %s%s%s", plain.open_msg,
           plain.msg1, plain.msg2);
+    CHECK(!plain.lost1, "plain run: the backend says it is lost: %s", plain.lost_msg);
     printf("plain run: scores %.6f %.6f %.6f\n", plain.scores[0], plain.scores[1], plain.scores[2]);
 
     const char *sync[] = {"ARMO_CUDA_SYNC=1", NULL};
@@ -142,6 +147,9 @@ int main(void) {
     CHECK(!o.score2_ok && test_contains(o.msg2, "failed on an earlier batch") &&
               test_contains(o.msg2, "illegal memory access"),
           "the batch after a fault: %s", o.msg2);
+    /* a sticky failure marks the backend lost (backend.h), naming it */
+    CHECK(o.lost1 && test_contains(o.lost_msg, "illegal memory access"),
+          "a faulted backend must be lost: %d '%s'", o.lost1, o.lost_msg);
 
     const char *fault_sync[] = {"ARMO_EMU_FAULT=rope_kernel:2", "ARMO_CUDA_SYNC=1", NULL};
     CHECK(run_child(fault_sync, &o, err, sizeof err) == 0, "fault+sync run: child failed: %s", err);

@@ -1,0 +1,93 @@
+/* nccl_comm.c — a tensor-parallel group's NCCL communicators (see
+ * nccl_comm.h). */
+#include "host/cuda/nccl_comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef ARMO_HAVE_NCCL
+#include <nccl.h>
+
+#include "kernels/cuda_check.h"
+
+struct armo_nccl_group {
+    int n;
+    ncclComm_t *comm;            /* [n] */
+};
+
+armo_nccl_group *armo_nccl_group_create(const int *dev, int n, armo_err *e) {
+    armo_nccl_group *g = calloc(1, sizeof *g);
+    if (g) g->comm = calloc((size_t)(n > 0 ? n : 1), sizeof *g->comm);
+    if (!g || !g->comm) {
+        if (g) free(g);
+        armo_err_set(e, "out of host memory for %d NCCL communicators", n);
+        return NULL;
+    }
+    g->n = n;
+    ARMO_NCCL_TRY_GOTO(e, fail, ncclCommInitAll(g->comm, n, dev));
+    return g;
+fail:
+    free(g->comm);
+    free(g);
+    return NULL;
+}
+
+void armo_nccl_group_destroy(armo_nccl_group *g, int abort) {
+    if (!g) return;
+    for (int r = 0; r < g->n; r++) {
+        if (!g->comm[r]) continue;
+        ncclResult_t st = abort ? ncclCommAbort(g->comm[r]) : ncclCommDestroy(g->comm[r]);
+        if (st != ncclSuccess)
+            fprintf(stderr, "armo: %s of TP rank %d failed: %s\n",
+                    abort ? "ncclCommAbort" : "ncclCommDestroy", r, ncclGetErrorString(st));
+    }
+    free(g->comm);
+    free(g);
+}
+
+int armo_nccl_allreduce_bf16(armo_nccl_group *g, int rank, void *buf, size_t count,
+                             cudaStream_t stream, armo_err *e) {
+    if (!g || rank < 0 || rank >= g->n)
+        return armo_err_set(e, "NCCL all-reduce: rank %d outside the group", rank);
+    ARMO_NCCL_TRY(e, ncclAllReduce(buf, buf, count, ncclBfloat16, ncclSum, g->comm[rank], stream));
+    return 0;
+}
+
+const char *armo_nccl_version(char *buf, size_t len) {
+    int v = 0;
+    if (ncclGetVersion(&v) != ncclSuccess) snprintf(buf, len, "NCCL (version unknown)");
+    else snprintf(buf, len, "NCCL %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    return buf;
+}
+
+#else /* built without NCCL */
+
+static const char k_no_nccl[] =
+    "this armo was built without NCCL (nccl.h / libnccl were not found under the CUDA "
+    "installation): no tensor parallel on CUDA; install NCCL (e.g. the PyPI wheel "
+    "nvidia-nccl-cu13) and rebuild, or use --device cpu";
+
+armo_nccl_group *armo_nccl_group_create(const int *dev, int n, armo_err *e) {
+    (void)dev;
+    (void)n;
+    armo_err_set(e, "%s", k_no_nccl);
+    return NULL;
+}
+
+void armo_nccl_group_destroy(armo_nccl_group *g, int abort) {
+    (void)g;
+    (void)abort;
+}
+
+int armo_nccl_allreduce_bf16(armo_nccl_group *g, int rank, void *buf, size_t count,
+                             cudaStream_t stream, armo_err *e) {
+    (void)g, (void)rank, (void)buf, (void)count, (void)stream;
+    return armo_err_set(e, "%s", k_no_nccl);
+}
+
+const char *armo_nccl_version(char *buf, size_t len) {
+    snprintf(buf, len, "no NCCL");
+    return buf;
+}
+
+#endif
