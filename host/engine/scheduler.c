@@ -935,7 +935,10 @@ int armo_score_jobs(armo_job *jobs, int n, armo_backend *backend, const armo_job
     window_start(&w, o->threads);
     window_wait(&w);
     stats->seconds_prepare = w.t_end - w.t_start;
-    int rc = score_window(&w, backend, o, &s, e);
+    workers wk;
+    int rc = workers_start(&wk, &backend, 1, e);
+    if (rc == 0) rc = score_window(&w, &wk, o, &s, e);
+    workers_stop(&wk, stats);
     window_clear(&w); /* the records not written (an error, a stop) */
     stats->interrupted = !rc && w.written < n && is_set(o->stop);
     stats->seconds = armo_now() - t0;
