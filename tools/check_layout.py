@@ -38,7 +38,9 @@ ROOMS = {
     "host/engine": ["base", "weights"],
     "host/cuda": ["base", "weights", "kernels", "host/engine"],
     "host/scoring": ["base", "weights", "host/text", "host/engine"],
-    "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
+    "host/serve": ["base", "weights", "host/text", "host/engine", "host/scoring"],
+    "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring",
+                 "host/serve"],
 }
 # folders that hold rooms but are none themselves
 CONTAINERS = {"host"}

@@ -8,5 +8,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* built with libmicrohttpd only (ARMO_HAVE_SERVE) */
 
 #endif

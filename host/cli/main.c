@@ -17,6 +17,9 @@ static const struct {
     {"inspect", cmd_inspect, "describe a checkpoint: architecture, config, tensors, memory"},
     {"tokenize", cmd_tokenize, "tokenize text or JSONL records (debugging)"},
     {"bench", cmd_bench, "throughput on synthetic workloads with a random ArmoRM-shaped model"},
+#ifdef ARMO_HAVE_SERVE
+    {"serve", cmd_serve, "serve the model over HTTP: OpenRLHF, vLLM/SGLang /classify, /score"},
+#endif
 };
 
 static void usage(FILE *f) {
