@@ -409,7 +409,7 @@ int armo_api_respond(armo_serve_api *api, armo_api_call *call, char **resp) {
     if (st) return st;
     json_t *o = call->ep == ARMO_EP_GET_REWARD ? respond_get_reward(api, call)
                                                : respond_classify(api, call);
-    *resp = o ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    *resp = o ? armo_json_line(o) : NULL; /* armo score's number format (9 digits) */
     json_decref(o);
     return *resp ? 200 : 500;
 }
