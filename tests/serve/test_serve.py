@@ -16,6 +16,7 @@ line) with the bundled tiny models and checks:
     requests with too many tokens (413), unknown routes (404), wrong methods
     (405), --api-key (401), a full queue (503 + Retry-After), a request past
     --request-timeout (504);
+  * a warning when bound beyond loopback; a single-head RM;
   * a slow client and a client that disconnects mid-request: the server keeps
     serving; SIGTERM while a request is queued: it is answered, exit 0.
 Servers are stopped by their PID.  No timing is asserted: waits poll the
@@ -65,7 +66,7 @@ class Server:
             if not line:
                 raise RuntimeError("armo serve exited: " + "".join(self.log))
             self.log.append(line)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            m = re.search(r"listening on http://\S+:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
             if time.time() > deadline:
@@ -402,7 +403,9 @@ def test_sigterm_drain():
 
 
 def test_single_head():
-    s = Server(SEQCLS)
+    # also: bound to every address (not loopback only), it warns
+    s = Server(SEQCLS, "--host", "0.0.0.0")
+    check(any("warning: listening on 0.0.0.0" in l for l in s.log), "non-loopback bind warns")
     try:
         texts = [template(conv(p, r)) for p, r in OTHER]
         want = offline(SEQCLS, [{"prompt": p, "response": r} for p, r in OTHER])
