@@ -191,18 +191,24 @@ def main():
     nrec = sum(len(r[2]) for r in reqs)
     ntok = sum(want[i]["tokens"] for r in reqs for i in r[2])
     offline_rps = None
-    if args.offline:
-        recs = [pool[i] for r in reqs for i in r[2]]
+    recs = [pool[i] for r in reqs for i in r[2]]
+
+    def offline_run():
+        """armo score on the same records, right before a server run (a shared
+        machine's load drifts: each ratio is to the adjacent measurement)."""
         _, t_all = offline_scores(args.armo, args.model, recs, args.threads)
         _, t_one = offline_scores(args.armo, args.model, recs[:1], args.threads)
-        offline_rps = len(recs) / max(t_all - t_one, 1e-9)
+        rps = len(recs) / max(t_all - t_one, 1e-9)
         print("armo score offline: %d records (%d tokens) in %.2f s (%.2f s start-up "
               "subtracted): %.1f records/s, %.0f tokens/s" %
-              (len(recs), ntok, t_all - t_one, t_one, offline_rps, ntok / (t_all - t_one)))
+              (len(recs), ntok, t_all - t_one, t_one, rps, ntok / (t_all - t_one)))
+        return rps
     p, port = start_server(args)
     failed = 0
     try:
         for n in [int(x) for x in args.clients.split(",")]:
+            if args.offline:
+                offline_rps = offline_run()
             wall, lat, errors = run_clients(port, reqs, n, want, args.check)
             # every request has a latency (a response) or a "no response" error
             lost = len(reqs) - len(lat) - sum(1 for e in errors if "no response" in e)

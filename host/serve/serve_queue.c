@@ -62,15 +62,12 @@ int armo_serve_queue_submit(armo_serve_queue *q, armo_serve_req *r) {
     return 0;
 }
 
+/* The CLOCK_REALTIME time from_now seconds ahead (pthread_cond_timedwait's). */
 static void abs_time(struct timespec *t, double from_now) {
     clock_gettime(CLOCK_REALTIME, t);
-    double ns = (double)t->tv_nsec + from_now * 1e9;
-    t->tv_sec += (time_t)(ns / 1e9);
-    t->tv_nsec = (long)(ns - (double)(time_t)(ns / 1e9) * 1e9);
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
+    long long ns = (long long)t->tv_nsec + (long long)(from_now * 1e9);
+    t->tv_sec += (time_t)(ns / 1000000000LL);
+    t->tv_nsec = (long)(ns % 1000000000LL);
 }
 
 /* Waits (q->mu held) for work, then for the batch to fill: until the queued
@@ -202,7 +199,7 @@ typedef struct {
     struct armo_serve_entry *batch, *late;
     armo_seq_group *groups;
     armo_seq **ptrs;
-    int cap_entries, cap_seqs;
+    int cap_seqs;
 } engine_buf;
 
 static int engine_reserve(engine_buf *b, const struct armo_serve_entry *en, int n) {
@@ -222,7 +219,6 @@ static int engine_reserve(engine_buf *b, const struct armo_serve_entry *en, int 
 static void *engine_main(void *arg) {
     armo_serve_queue *q = arg;
     engine_buf b = {0};
-    b.cap_entries = q->cap;
     b.batch = malloc(sizeof *b.batch * (size_t)q->cap);
     b.late = malloc(sizeof *b.late * (size_t)q->cap);
     for (;;) {
