@@ -7,6 +7,7 @@
  * batching queue (serve_queue.h) and the HTTP server (serve_http.h).
  * SIGTERM / SIGINT: stop accepting, finish the requests in flight, exit 0;
  * a second signal exits at once. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -214,8 +215,8 @@ static int serve(const serve_args *a, armo_serve_api *api, armo_serve_queue *q,
                 a->api_key ? "" : " (no --api-key)");
     fprintf(stderr, "armo serve: listening on http://%s%s%s:%d\n", strchr(a->host, ':') ? "[" : "",
             a->host, strchr(a->host, ':') ? "]" : "", armo_server_port(srv));
-    int sig = 0;
-    sigwait(stop, &sig);
+    int sig = 0, err = sigwait(stop, &sig);
+    if (err) fprintf(stderr, "armo serve: sigwait failed (%s): stopping\n", strerror(err));
     /* a second signal ends the process at once */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -294,8 +295,11 @@ int cmd_serve(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    int err = pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (err || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "armo serve: cannot set up the signals: %s\n", strerror(err ? err : errno));
+        goto done;
+    }
     armo_serve_queue q;
     armo_serve_queue_opts qo = {.max_batch_tokens = budget, .max_batch_seqs = bo.max_seqs,
                                 .max_wait_ms = (int)a.max_wait_ms, .max_queue = (int)a.max_queue,
@@ -309,7 +313,12 @@ int cmd_serve(int argc, char **argv) {
                           .model_name = model_name(&a, nbuf, sizeof nbuf),
                           .max_request_tokens = a.max_request_tokens,
                           .max_request_records = (int)a.max_queue};
-    pthread_mutex_init(&api.write_mu, NULL);
+    err = pthread_mutex_init(&api.write_mu, NULL);
+    if (err) {
+        fprintf(stderr, "armo serve: cannot create a mutex: %s\n", strerror(err));
+        armo_serve_queue_stop(&q);
+        goto done;
+    }
     rc = serve(&a, &api, &q, backend, &stop);
     armo_serve_queue_stop(&q); /* a no-op after serve's drain */
     pthread_mutex_destroy(&api.write_mu);

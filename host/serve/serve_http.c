@@ -60,15 +60,16 @@ static enum MHD_Result respond(conn_ctx *x, int status, char *body, const char *
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (status == 503) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", s->o.retry_after_s);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    }
-    if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (atomic_load(&s->draining)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result rc = MHD_queue_response(x->conn, (unsigned)status, r);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", s->o.retry_after_s);
+    int ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) == MHD_YES;
+    if (status == 503) ok &= MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra) == MHD_YES;
+    if (status == 401)
+        ok &= MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") == MHD_YES;
+    if (atomic_load(&s->draining))
+        ok &= MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
+    /* a header that cannot be added (out of memory): the connection is closed */
+    enum MHD_Result rc = ok ? MHD_queue_response(x->conn, (unsigned)status, r) : MHD_NO;
     MHD_destroy_response(r);
     armo_serve_metrics_request(&s->metrics, x->route, status, armo_now() - x->t0);
     return rc;
@@ -327,7 +328,12 @@ armo_server *armo_server_start(const armo_server_opts *o, armo_serve_api *api,
     s->api = api;
     s->q = q;
     s->backend = b;
-    armo_serve_metrics_init(&s->metrics);
+    if (armo_serve_metrics_init(&s->metrics)) {
+        freeaddrinfo(ai);
+        free(s);
+        armo_err_set(e, "cannot create the metrics' mutex");
+        return NULL;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     s->d = MHD_start_daemon(

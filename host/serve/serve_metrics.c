@@ -12,9 +12,9 @@ static const char *const k_endpoints[ARMO_M_ENDPOINTS] = {
 static const double k_lat[ARMO_M_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                   1, 2.5, 5, 10, 30, 60, 1e300};
 
-void armo_serve_metrics_init(armo_serve_metrics *m) {
+int armo_serve_metrics_init(armo_serve_metrics *m) {
     memset(m, 0, sizeof *m);
-    pthread_mutex_init(&m->mu, NULL);
+    return pthread_mutex_init(&m->mu, NULL);
 }
 
 void armo_serve_metrics_free(armo_serve_metrics *m) { pthread_mutex_destroy(&m->mu); }

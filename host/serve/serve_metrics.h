@@ -27,7 +27,8 @@ typedef struct {
     int64_t rejected_full;               /* 503: queue full */
 } armo_serve_metrics;
 
-void armo_serve_metrics_init(armo_serve_metrics *m);
+/* Returns 0, or an errno value when the mutex cannot be created. */
+int armo_serve_metrics_init(armo_serve_metrics *m);
 void armo_serve_metrics_free(armo_serve_metrics *m);
 /* One answered request: its endpoint (ARMO_M_*), HTTP status and latency. */
 void armo_serve_metrics_request(armo_serve_metrics *m, int endpoint, int status, double seconds);

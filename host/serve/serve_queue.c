@@ -275,9 +275,20 @@ int armo_serve_queue_start(armo_serve_queue *q, armo_backend *b, const armo_serv
     for (int k = 0; k < ARMO_SERVE_BATCH_BUCKETS; k++) /* 16 .. 32768 tokens, then +Inf */
         q->st.batch_tokens_bounds[k] = k + 1 < ARMO_SERVE_BATCH_BUCKETS ? (double)(16 << k)
                                                                          : 1e300;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    int err = pthread_create(&q->th, NULL, engine_main, q);
+    int err = pthread_mutex_init(&q->mu, NULL);
+    if (err) {
+        free(q->q);
+        q->q = NULL;
+        return armo_err_set(e, "cannot create the queue's mutex: %s", strerror(err));
+    }
+    err = pthread_cond_init(&q->cv, NULL);
+    if (err) {
+        free(q->q);
+        q->q = NULL;
+        pthread_mutex_destroy(&q->mu);
+        return armo_err_set(e, "cannot create the queue's condition: %s", strerror(err));
+    }
+    err = pthread_create(&q->th, NULL, engine_main, q);
     if (err) {
         free(q->q);
         q->q = NULL;
