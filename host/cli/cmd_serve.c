@@ -224,6 +224,7 @@ static int serve(const serve_args *a, armo_serve_api *api, armo_serve_queue *q,
     if (!a->quiet)
         fprintf(stderr, "armo serve: %s: no new connections; finishing the requests in flight\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+    armo_serve_queue_flush(q); /* what waits for a batch to fill goes now */
     int64_t left = armo_server_drain(srv, (double)a->request_timeout + 5.0);
     armo_serve_queue_stop(q); /* what is still queued is scored and answered */
     armo_server_stop(srv);

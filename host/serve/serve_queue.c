@@ -71,14 +71,17 @@ static void abs_time(struct timespec *t, double from_now) {
 }
 
 /* Waits (q->mu held) for work, then for the batch to fill: until the queued
- * tokens reach the budget, max_wait_ms after the oldest job arrived, or a
- * stop.  Returns 0 when the engine should exit (stopped and empty). */
+ * tokens reach the budget, max_wait_ms after the oldest job arrived, that
+ * job's deadline (it is then failed at once), a flush or a stop.  Returns 0
+ * when the engine should exit (stopped and empty). */
 static int wait_batch(armo_serve_queue *q) {
     while (q->n == 0 && !q->stop) pthread_cond_wait(&q->cv, &q->mu);
     if (q->n == 0) return 0;
     for (;;) {
-        if (q->stop || q->tokens >= q->o.max_batch_tokens) return 1;
-        double due = q->q[q->head].req->t_arrival + q->o.max_wait_ms / 1000.0;
+        if (q->stop || q->flush || q->tokens >= q->o.max_batch_tokens) return 1;
+        const armo_serve_req *oldest = q->q[q->head].req;
+        double due = oldest->t_arrival + q->o.max_wait_ms / 1000.0;
+        if (oldest->deadline > 0 && oldest->deadline < due) due = oldest->deadline;
         double left = due - armo_now();
         if (left <= 0) return 1;
         struct timespec t;
@@ -298,6 +301,14 @@ int armo_serve_queue_start(armo_serve_queue *q, armo_backend *b, const armo_serv
     }
     q->started = 1;
     return 0;
+}
+
+void armo_serve_queue_flush(armo_serve_queue *q) {
+    if (!q->started) return;
+    pthread_mutex_lock(&q->mu);
+    q->flush = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 void armo_serve_queue_stop(armo_serve_queue *q) {

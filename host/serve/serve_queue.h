@@ -12,7 +12,8 @@
  * samples of one prompt that an RL trainer sends, grouped to share it too),
  * and calls req->done as soon as the last job of the request is scored: a
  * request waits for its own batches only.  A request still queued past its
- * deadline is failed with 504 (its jobs dropped). */
+ * deadline is failed with 504 (its jobs dropped), at its deadline even when
+ * that comes before max_wait_ms. */
 #ifndef ARMO_SERVE_QUEUE_H
 #define ARMO_SERVE_QUEUE_H
 
@@ -68,6 +69,7 @@ typedef struct {
     int cap, head, n;
     int64_t tokens;              /* tokens of the queued jobs */
     int stop;                    /* finish what is queued, then the engine exits */
+    int flush;                   /* batches no longer wait to fill (draining) */
     pthread_t th;
     int started;
     armo_serve_queue_stats st;
@@ -80,6 +82,8 @@ int armo_serve_queue_start(armo_serve_queue *q, armo_backend *b, const armo_serv
  * once, from this thread, when none needs scoring).  Returns 0, or 1 when
  * the queue has no room for them (nothing queued: answer 503). */
 int armo_serve_queue_submit(armo_serve_queue *q, armo_serve_req *r);
+/* From now on batches do not wait to fill (max_wait_ms): for a drain. */
+void armo_serve_queue_flush(armo_serve_queue *q);
 /* Scores what is queued, then stops the engine thread and frees the queue. */
 void armo_serve_queue_stop(armo_serve_queue *q);
 void armo_serve_queue_stats_get(armo_serve_queue *q, armo_serve_queue_stats *out);

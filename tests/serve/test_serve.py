@@ -362,8 +362,9 @@ def test_limits():
 
 
 def test_full_and_timeout():
-    # batches wait 3 s to fill; requests time out after 1 s; the queue holds 4
-    s = Server(ARMORM, "--max-queue", "4", "--max-wait-ms", "3000", "--request-timeout", "1")
+    # batches would wait 60 s to fill; requests time out after 3 s (and are
+    # failed then, not after the wait); the queue holds 4
+    s = Server(ARMORM, "--max-queue", "4", "--max-wait-ms", "60000", "--request-timeout", "3")
     try:
         res = {}
         a = threading.Thread(target=lambda: res.update(a=s.request("POST", "/score",
@@ -382,7 +383,8 @@ def test_full_and_timeout():
 
 
 def test_sigterm_drain():
-    s = Server(ARMORM, "--max-wait-ms", "1500")
+    # a batch would wait 60 s to fill: the drain sends it at once
+    s = Server(ARMORM, "--max-wait-ms", "60000")
     res = {}
     a = threading.Thread(target=lambda: res.update(a=s.request("POST", "/score",
                                                               EXAMPLE_RECORDS)))

@@ -10,7 +10,9 @@
  *     prefix-shared group, still with every result right; without it, not;
  *   - a queue without room refuses a request whole (submit returns 1);
  *   - a request past its deadline is failed with 504, nothing scored;
- *   - stop scores what is queued before the engine exits.
+ *   - stop scores what is queued before the engine exits; a deadline fails
+ *     its request at once even while a batch waits to fill; a flush (the
+ *     drain) sends a waiting batch at once.
  * Deterministic: where the engine must not take a batch yet, max_wait_ms is
  * far longer than the test and the budget far above what is queued. */
 #include <pthread.h>
@@ -116,11 +118,16 @@ static int results_right(const test_req *t) {
     return 1;
 }
 
-static void wait_done(test_req *t) {
+/* Waits for the request's done call: 1, or 0 after 20 s (far beyond any
+ * deadline here, far below the 60 s a batch would wait to fill). */
+static int wait_done(test_req *t) {
+    double until = armo_now() + 20.0;
     while (atomic_load(&t->done_calls) == 0) {
+        if (armo_now() > until) return 0;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
+    return 1;
 }
 
 typedef struct {
@@ -236,10 +243,38 @@ static void test_full_deadline_stop(void) {
     free_req(&late);
 }
 
+/* A batch that would wait a minute to fill: a deadline fails its request at
+ * the deadline, and a flush (the drain) sends the batch at once. */
+static void test_deadline_and_flush(void) {
+    memset(&g_mock, 0, sizeof g_mock);
+    armo_serve_queue q;
+    armo_err e;
+    armo_serve_queue_opts o = {.max_batch_tokens = 1 << 20, .max_batch_seqs = 64,
+                               .max_wait_ms = 60000, .max_queue = 16, .share_prefix = 1};
+    CHECK(armo_serve_queue_start(&q, &g_backend, &o, &e) == 0, "start: %s", e.msg);
+    int len[2] = {4, 9};
+    test_req late, waiting;
+    make_req(&late, 1, len, 0, 40, 0);
+    late.req.deadline = armo_now() + 0.05;
+    CHECK(armo_serve_queue_submit(&q, &late.req) == 0, "queued");
+    CHECK(wait_done(&late), "done at the deadline, before the batch's wait");
+    CHECK(late.req.status == 504 && atomic_load(&g_mock.calls) == 0,
+          "failed at its deadline, not scored (%d)", late.req.status);
+    make_req(&waiting, 2, len, 0, 50, 0);
+    CHECK(armo_serve_queue_submit(&q, &waiting.req) == 0, "queued");
+    armo_serve_queue_flush(&q);
+    CHECK(wait_done(&waiting), "the flush sent the waiting batch");
+    CHECK(waiting.req.status == 0 && results_right(&waiting), "flushed and scored");
+    armo_serve_queue_stop(&q);
+    free_req(&late);
+    free_req(&waiting);
+}
+
 int main(void) {
     test_concurrent();
     test_share(1);
     test_share(0);
     test_full_deadline_stop();
+    test_deadline_and_flush();
     return test_finish("test_serve_queue");
 }
