@@ -337,24 +337,28 @@ static int text_call_error(armo_serve_api *api, armo_api_call *call, char **resp
     return 0;
 }
 
+/* {"rewards", "scores", "extra_logs": {objective: [reward per query]}}; the
+ * objectives named as in /score's "rewards" (armo_result_to_json). */
 static json_t *respond_get_reward(armo_serve_api *api, armo_api_call *call) {
     const armo_config *cfg = &api->scoring->model->cfg;
     json_t *o = json_object(), *rw = json_array(), *logs = json_object();
-    int k = cfg->arch == ARMO_ARCH_ARMORM ? cfg->num_objectives : 0;
-    json_t *per[ARMO_MAX_OBJECTIVES];
-    char nb[32];
-    for (int i = 0; i < k; i++) {
-        per[i] = json_array();
-        json_object_set_new(logs, armo_objective_label(i, k, nb, sizeof nb), per[i]);
-    }
     for (int j = 0; j < call->req.njobs; j++) {
         const armo_result *r = &call->req.jobs[j].seqs[0].result;
         json_array_append_new(rw, json_real(r->score));
-        for (int i = 0; i < k; i++) json_array_append_new(per[i], json_real(r->rewards[i]));
+        json_t *one = armo_result_to_json(cfg, r), *rewards = json_object_get(one, "rewards");
+        const char *name;
+        json_t *v;
+        json_object_foreach(rewards, name, v) {
+            json_t *per = json_object_get(logs, name);
+            if (!per) json_object_set_new(logs, name, per = json_array());
+            json_array_append(per, v);
+        }
+        json_decref(one);
     }
+    int k = json_object_size(logs) > 0;
     json_object_set_new(o, "rewards", rw);
     if (call->req.njobs > 0) json_object_set(o, "scores", rw); /* empty: {"rewards": []} */
-    if (k > 0 && call->req.njobs > 0) json_object_set(o, "extra_logs", logs);
+    if (k && call->req.njobs > 0) json_object_set(o, "extra_logs", logs);
     json_decref(logs);
     return o;
 }
