@@ -12,10 +12,11 @@ need_pkgs=()
 # harnesses of tests/fuzz, built by cmake/fuzz.cmake, and their smoke ctests;
 # OpenBLAS + LAPACKE: armo train's matrix products and solvers (host/train);
 # chromium: the headless browser that opens `armo report`'s pages in the
-# ctest report_browser (tests/report/test_report_browser.py)
+# ctest report_browser (tests/report/test_report_browser.py);
+# libmicrohttpd-dev: the HTTP server of `armo serve` (host/serve)
 for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils python3 \
          python3-venv \
-         clang libclang-rt-dev libopenblas-dev liblapacke-dev chromium; do
+         clang libclang-rt-dev libopenblas-dev liblapacke-dev chromium libmicrohttpd-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 # slurm-wlm munge openmpi-bin libopenmpi-dev: the split-run tests

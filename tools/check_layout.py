@@ -41,8 +41,9 @@ ROOMS = {
     "host/train": ["base", "weights", "host/text", "host/engine", "host/scoring"],
     "host/dist": ["base", "weights", "host/engine", "host/scoring"],
     "host/report": ["base"],
+    "host/serve": ["base", "weights", "host/text", "host/engine", "host/scoring"],
     "host/cli": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring",
-                 "host/train", "host/dist", "host/report"],
+                 "host/train", "host/dist", "host/report", "host/serve"],
     "host/api": ["base", "weights", "host/text", "host/engine", "host/cuda", "host/scoring"],
 }
 # folders that hold rooms but are none themselves

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "host/cli/cli_args.h"
+#include "host/cli/cli_backend.h"
 #include "host/cli/commands.h"
 #include "host/dist/launch_env.h"
 #include "host/dist/shard.h"
@@ -341,65 +342,6 @@ static int write_report(const score_args *a) {
     }
     fprintf(stderr, "armo score: --report %s: %s\n", a->report, e.msg);
     return -1;
-}
-
-/* The GPU's free memory against what the run's budget needs, before any
- * weight is uploaded (device_memory.h): not even the weights and a minimal
- * batch fit -> refused; an explicit --max-batch-tokens that does not fit ->
- * refused; the default budget that does not fit -> lowered to what fits,
- * with a note.  Every message has the numbers. */
-static int check_fit(const armo_model *m, const score_args *a, int64_t *budget, armo_err *e) {
-    size_t free_b = 0, total_b = 0;
-    if (armo_backend_mem_info("cuda", &free_b, &total_b, e)) return -1;
-    /* --tp: what one rank holds (its shards, embedding and head whole) */
-    armo_config rank = m->cfg;
-    armo_err ignored;
-    if (a->tp > 1 && armo_tp_check(&m->cfg, (int)a->tp, &ignored) == 0) {
-        rank.num_heads /= (int)a->tp;
-        rank.num_kv_heads /= (int)a->tp;
-        rank.intermediate_size /= (int)a->tp;
-    }
-    armo_fit f;
-    armo_dev_fit(&rank, *budget, ARMO_DEFAULT_MAX_SEQS, a->share_prefix, free_b, total_b, &f);
-    if (f.kind == ARMO_FIT_OK) return 0;
-    char msg[ARMO_ERR_LEN - 128];
-    armo_dev_fit_message(&f, msg, sizeof msg);
-    if (f.kind == ARMO_FIT_NONE)
-        return armo_err_set(e, "the model does not fit on the GPU: %s (or use --device cpu)", msg);
-    if (a->max_batch > 0)
-        return armo_err_set(e, "--max-batch-tokens %lld does not fit on the GPU: %s",
-                            (long long)*budget, msg);
-    if (!a->quiet)
-        fprintf(stderr, "armo: the default --max-batch-tokens does not fit: %s; using %lld\n", msg,
-                (long long)f.fit_tokens);
-    *budget = f.fit_tokens;
-    return 0;
-}
-
-/* The backend for the run.  *budget: the token budget of a packed batch
- * (--max-batch-tokens, default 16384 on CUDA, 2048 on the CPU); a sequence
- * longer than it (up to --max-length) is sent alone, so the backend's
- * ceiling is max(budget, max_length) — a ceiling, not an allocation: the
- * CUDA backend allocates for the batches it is sent. */
-static armo_backend **open_backend(const armo_model *m, const score_args *a, int max_length,
-                                   armo_backend_opts *bo, int64_t *budget, int *nb, armo_err *e) {
-    /* --devices names GPUs: without --device, it asks for CUDA */
-    const char *kind = armo_backend_resolve(a->devices && !strcmp(a->device, "auto") ? "cuda"
-                                                                                    : a->device,
-                                            e);
-    if (!kind) return NULL;
-    const int cuda = !strcmp(kind, "cuda");
-    *budget = a->max_batch > 0 ? a->max_batch
-              : cuda           ? ARMO_DEFAULT_BATCH_TOKENS_CUDA
-                               : ARMO_DEFAULT_BATCH_TOKENS_CPU;
-    if (cuda && check_fit(m, a, budget, e)) return NULL;
-    *bo = (armo_backend_opts){.threads = (int)a->threads, .quiet = a->quiet,
-                              .max_seqs = ARMO_DEFAULT_MAX_SEQS, .tp = (int)a->tp};
-    bo->max_batch_tokens = *budget > max_length ? *budget : max_length;
-    armo_backend **b = NULL;
-    if (armo_backend_open_workers(m, kind, a->devices, (int)a->workers, bo, &b, nb, e))
-        return NULL;
-    return b;
 }
 
 /* ---- the input and output files: lock, same file, --resume, signals ----------- */
@@ -760,7 +702,11 @@ int cmd_score(int argc, char **argv) {
     scoring_open = 1;
     armo_backend_opts bo;
     int64_t budget = 0;
-    backend = open_backend(&model, &a, sc.max_length, &bo, &budget, &nbackend, &e);
+    armo_cli_backend_args ba = {.device = a.device, .devices = a.devices,
+                                .max_batch = a.max_batch, .threads = a.threads,
+                                .workers = a.workers, .tp = a.tp, .quiet = a.quiet,
+                                .share_prefix = a.share_prefix};
+    backend = armo_cli_open_backends(&model, &ba, sc.max_length, &bo, &budget, &nbackend, &e);
     if (!backend) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;

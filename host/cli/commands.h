@@ -12,5 +12,6 @@ int cmd_embed(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* built with libmicrohttpd only (ARMO_HAVE_SERVE) */
 
 #endif

@@ -21,6 +21,9 @@ static const struct {
     {"bench", cmd_bench, "throughput on synthetic workloads with a random ArmoRM-shaped model"},
     {"embed", cmd_embed, "the backbone's head input rows (h_last, h_prompt) of records, for training"},
     {"train", cmd_train, "train an ArmoRM head: regression, debias, gating, export"},
+#ifdef ARMO_HAVE_SERVE
+    {"serve", cmd_serve, "serve the model over HTTP: OpenRLHF, vLLM/SGLang /classify, /score"},
+#endif
 };
 
 static void usage(FILE *f) {

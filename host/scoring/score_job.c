@@ -151,6 +151,41 @@ static int prepare(void *vctx, armo_job *job) {
     return 0;
 }
 
+/* ---- a sequence given as templated text (the server's OpenRLHF / classify inputs) -- */
+
+int armo_scoring_prepare_text(armo_scoring *c, armo_job *job, const char *text, size_t len,
+                              const char *label) {
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s: ", label);
+    if (c->text_error[0]) {
+        job->error = dupmsg(prefix, c->text_error);
+        return job->error ? 0 : -1;
+    }
+    job->seqs = calloc(1, sizeof *job->seqs);
+    if (!job->seqs) return -1;
+    job->nseq = 1;
+    armo_seq *s = &job->seqs[0];
+    armo_ids ids = {0};
+    armo_err e;
+    /* flags 0: the template's special-token strings become their ids; no BOS added */
+    if (armo_tokenizer_encode(c->tok, text, len, 0, &ids, &e)) {
+        armo_ids_free(&ids);
+        s->error = dupmsg(prefix, e.msg);
+        return s->error ? 0 : -1;
+    }
+    const armo_config *cfg = &c->model->cfg;
+    s->ids = ids.ids; /* take ownership */
+    s->len = armo_cut_at_pad(ids.ids, (int)ids.n, cfg->pad_token_id);
+    for (int k = 0; k < s->len; k++)
+        if (s->ids[k] < 0 || s->ids[k] >= cfg->vocab_size) {
+            s->error = dupmsg(prefix, "the tokenizer produced an id outside the model's "
+                                      "vocabulary (tokenizer.json and config.json disagree)");
+            return s->error ? 0 : -1;
+        }
+    finish_seq(c, s, prefix, "");
+    return 0;
+}
+
 static void release(void *vctx, armo_job *job) {
     (void)vctx;
     prepared *p = job->record;

@@ -61,6 +61,18 @@ void armo_scoring_free(armo_scoring *s);
 /* The scheduler's callbacks over s (which must outlive the run). */
 armo_job_ops armo_scoring_job_ops(armo_scoring *s);
 
+/* One sequence given as already-templated text — OpenRLHF's "query", a
+ * vLLM / SGLang /classify input: tokenized with special-token strings
+ * recognised (the template's <|begin_of_text|>, <|eot_id|>, ... become
+ * their ids) and no BOS added, then treated as an input_ids record: cut at
+ * the first pad id, checked against the vocabulary, the gating position
+ * found, the length policy applied.  Fills job->seqs (one sequence, maybe
+ * with its error) or job->error; messages start with "<label>: ".
+ * job->record stays NULL (the write callback is not for such jobs).
+ * Thread-safe.  Returns 0, -1 when out of memory. */
+int armo_scoring_prepare_text(armo_scoring *s, armo_job *job, const char *text, size_t len,
+                              const char *label);
+
 /* ---- --resume: the lines an earlier run wrote ---------------------------------- */
 
 /* Whether out[0..len) (one output line, its '\n' excluded) is a whole
