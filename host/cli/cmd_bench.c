@@ -20,6 +20,7 @@
  * This file holds the options, the run's stages and the report; the
  * workloads are bench_workload.c, the measurements bench_run.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -33,6 +34,8 @@
 #include "host/cli/bench_workload.h"
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/cli/temp_dir.h"
+#include "host/cli/version.h"
 #include "host/engine/backend_open.h"
 #include "weights/model.h"
 #include "weights/random_model.h"
@@ -107,15 +110,6 @@ static void usage(FILE *f) {
         bench_workload_what('a'), bench_workload_what('b'), bench_workload_what('c'));
 }
 
-static void remove_model_dir(const char *dir) {
-    char p[4200];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    unlink(p);
-    rmdir(dir);
-}
-
 typedef struct {
     long sequences, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     long max_batch, max_seqs, window, warmup, threads, seed, ceiling;
@@ -123,65 +117,107 @@ typedef struct {
     int keep, quiet, no_share;
 } bench_args;
 
-static int parse_args(int argc, char **argv, bench_args *a) {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(o, "--keep")) {
-            a->keep = 1;
-            continue;
-        }
-        if (!strcmp(o, "--quiet")) {
-            a->quiet = 1;
-            continue;
-        }
-        if (!strcmp(o, "--no-share-prefix")) {
-            a->no_share = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "armo bench: unknown option or missing value: '%s'\n\n", o);
-            usage(stderr);
-            return -1;
-        }
-        i++;
-        struct {
-            const char *name;
-            long *dst, lo, hi;
-        } ints[] = {
-            {"--sequences", &a->sequences, 1, 10000000}, {"--layers", &a->layers, 1, 1024},
-            {"--hidden", &a->hidden, 8, 65536},          {"--heads", &a->heads, 1, 1024},
-            {"--kv-heads", &a->kv_heads, 1, 1024},       {"--head-dim", &a->head_dim, 2, 1024},
-            {"--intermediate", &a->intermediate, 8, 1 << 20},
-            {"--vocab", &a->vocab, 128257, 1 << 24},
-            {"--max-batch-tokens", &a->max_batch, 1, INT_MAX},
-            {"--max-seqs", &a->max_seqs, 1, 65535},      {"--window", &a->window, 1, 1 << 24},
-            {"--warmup", &a->warmup, 0, 1000},           {"--threads", &a->threads, 0, 1024},
-            {"--seed", &a->seed, 0, LONG_MAX},           {"--ceiling", &a->ceiling, 8, 65536},
-        };
-        int matched = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-            if (!strcmp(o, ints[k].name)) {
-                if (armo_parse_long("bench", o, v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
-                matched = 1;
-            }
-        if (matched) continue;
-        if (!strcmp(o, "--device")) a->device = v;
-        else if (!strcmp(o, "--workload")) a->workloads = v;
-        else if (!strcmp(o, "--model")) a->model_dir = v;
-        else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
-        else if (!strcmp(o, "--workdir")) a->workdir = v;
-        else if (!strcmp(o, "--json")) a->json_path = v;
-        else if (!strcmp(o, "--workload-out")) a->wl_out = v;
-        else {
-            fprintf(stderr, "armo bench: unknown option '%s'\n\n", o);
-            usage(stderr);
-            return -1;
-        }
+/* The options (getopt_long: --opt VALUE or --opt=VALUE); the integer ones
+ * have their field and range in k_ints. */
+enum {
+    OPT_SEQUENCES = ARMO_OPT_FIRST, OPT_LAYERS, OPT_HIDDEN, OPT_HEADS, OPT_KV_HEADS,
+    OPT_HEAD_DIM, OPT_INTERMEDIATE, OPT_VOCAB, OPT_MAX_BATCH, OPT_MAX_SEQS, OPT_WINDOW,
+    OPT_WARMUP, OPT_THREADS, OPT_SEED, OPT_CEILING, /* the integers: k_ints, in this order */
+    OPT_DEVICE, OPT_WORKLOAD, OPT_MODEL, OPT_TOKENIZER, OPT_WORKDIR, OPT_JSON, OPT_WORKLOAD_OUT,
+    OPT_KEEP, OPT_QUIET, OPT_NO_SHARE_PREFIX,
+};
+static const struct option k_opts[] = {
+    {"sequences", required_argument, NULL, OPT_SEQUENCES},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"hidden", required_argument, NULL, OPT_HIDDEN},
+    {"heads", required_argument, NULL, OPT_HEADS},
+    {"kv-heads", required_argument, NULL, OPT_KV_HEADS},
+    {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+    {"intermediate", required_argument, NULL, OPT_INTERMEDIATE},
+    {"vocab", required_argument, NULL, OPT_VOCAB},
+    {"max-batch-tokens", required_argument, NULL, OPT_MAX_BATCH},
+    {"max-seqs", required_argument, NULL, OPT_MAX_SEQS},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"ceiling", required_argument, NULL, OPT_CEILING},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"workload", required_argument, NULL, OPT_WORKLOAD},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+    {"workdir", required_argument, NULL, OPT_WORKDIR},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"workload-out", required_argument, NULL, OPT_WORKLOAD_OUT},
+    {"keep", no_argument, NULL, OPT_KEEP},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"no-share-prefix", no_argument, NULL, OPT_NO_SHARE_PREFIX},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+static const struct {
+    size_t field; /* offsetof(bench_args, ...) */
+    long lo, hi;
+} k_ints[] = {
+    [OPT_SEQUENCES - OPT_SEQUENCES] = {offsetof(bench_args, sequences), 1, 10000000},
+    [OPT_LAYERS - OPT_SEQUENCES] = {offsetof(bench_args, layers), 1, 1024},
+    [OPT_HIDDEN - OPT_SEQUENCES] = {offsetof(bench_args, hidden), 8, 65536},
+    [OPT_HEADS - OPT_SEQUENCES] = {offsetof(bench_args, heads), 1, 1024},
+    [OPT_KV_HEADS - OPT_SEQUENCES] = {offsetof(bench_args, kv_heads), 1, 1024},
+    [OPT_HEAD_DIM - OPT_SEQUENCES] = {offsetof(bench_args, head_dim), 2, 1024},
+    [OPT_INTERMEDIATE - OPT_SEQUENCES] = {offsetof(bench_args, intermediate), 8, 1 << 20},
+    [OPT_VOCAB - OPT_SEQUENCES] = {offsetof(bench_args, vocab), 128257, 1 << 24},
+    [OPT_MAX_BATCH - OPT_SEQUENCES] = {offsetof(bench_args, max_batch), 1, INT_MAX},
+    [OPT_MAX_SEQS - OPT_SEQUENCES] = {offsetof(bench_args, max_seqs), 1, 65535},
+    [OPT_WINDOW - OPT_SEQUENCES] = {offsetof(bench_args, window), 1, 1 << 24},
+    [OPT_WARMUP - OPT_SEQUENCES] = {offsetof(bench_args, warmup), 0, 1000},
+    [OPT_THREADS - OPT_SEQUENCES] = {offsetof(bench_args, threads), 0, 1024},
+    [OPT_SEED - OPT_SEQUENCES] = {offsetof(bench_args, seed), 0, LONG_MAX},
+    [OPT_CEILING - OPT_SEQUENCES] = {offsetof(bench_args, ceiling), 8, 65536},
+};
+
+/* One option c (from k_opts) with its value v into a: 0, 1 when --help or
+ * --version was printed, -1 after saying why on stderr. */
+static int parse_option(int c, const char *v, bench_args *a) {
+    if (c >= OPT_SEQUENCES && c <= OPT_CEILING) {
+        const int k = c - OPT_SEQUENCES;
+        char name[40];
+        snprintf(name, sizeof name, "--%s", k_opts[k].name);
+        return armo_parse_long("bench", name, v, k_ints[k].lo, k_ints[k].hi,
+                               (long *)((char *)a + k_ints[k].field));
     }
+    switch (c) {
+    case 'h': usage(stdout); return 1;
+    case 'V': armo_print_version(stdout); return 1;
+    case OPT_DEVICE: a->device = v; return 0;
+    case OPT_WORKLOAD: a->workloads = v; return 0;
+    case OPT_MODEL: a->model_dir = v; return 0;
+    case OPT_TOKENIZER: a->tokenizer = v; return 0;
+    case OPT_WORKDIR: a->workdir = v; return 0;
+    case OPT_JSON: a->json_path = v; return 0;
+    case OPT_WORKLOAD_OUT: a->wl_out = v; return 0;
+    case OPT_KEEP: a->keep = 1; return 0;
+    case OPT_QUIET: a->quiet = 1; return 0;
+    case OPT_NO_SHARE_PREFIX: a->no_share = 1; return 0;
+    case ARMO_OPT_ARG:
+        fprintf(stderr, "armo bench: unexpected argument '%s'\n\n", v);
+        usage(stderr);
+        return -1;
+    default: /* ARMO_OPT_BAD: armo_getopt said why */
+        usage(stderr);
+        return -1;
+    }
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    int c;
+    armo_getopt_begin();
+    while ((c = armo_getopt(argc, argv, "bench", k_opts)) != -1) {
+        int rc = parse_option(c, optarg, a);
+        if (rc) return rc;
+    }
+    if (optind < argc) return parse_option(ARMO_OPT_ARG, argv[optind], a);
     if (a->ceiling % 8 != 0) {
         fprintf(stderr, "armo bench: --ceiling %ld is not a multiple of 8\n", a->ceiling);
         return -1;
@@ -273,8 +309,8 @@ static int write_random_model(bench_session *r) {
                 s.kv_heads);
         return 2;
     }
-    snprintf(r->tmpdir, sizeof r->tmpdir, "%s/armo-bench-XXXXXX", a->workdir);
-    if (!mkdtemp(r->tmpdir)) {
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    if (armo_temp_dir_create(a->workdir, "armo-bench-", files, 2, r->tmpdir, sizeof r->tmpdir)) {
         fprintf(stderr, "armo bench: cannot create a directory under %s: %s\n", a->workdir,
                 strerror(errno));
         r->tmpdir[0] = 0;
@@ -562,7 +598,8 @@ static void bench_end(bench_session *r) {
     if (r->model_open) armo_model_close(&r->model);
     if (r->tmpdir[0]) {
         if (r->a.keep) fprintf(stderr, "armo bench: kept the model in %s\n", r->tmpdir);
-        else remove_model_dir(r->tmpdir);
+        if (armo_temp_dir_finish(r->a.keep))
+            fprintf(stderr, "armo bench: cannot remove %s: %s\n", r->tmpdir, strerror(errno));
     }
     for (int i = 0; i < 3; i++) bench_workload_free(&r->wl[i]);
 }
