@@ -2,8 +2,9 @@
  * workloads, with no download and no input file (DESIGN §6).
  *
  * It writes an ArmoRM-shaped checkpoint with random weights (full ArmoRM
- * widths by default, fewer layers; any dims by flags) into a temporary
- * directory, opens it with the chosen backend, generates token-id workloads
+ * widths by default on CUDA, a small shape on the CPU, fewer layers; any
+ * dims by flags) into a temporary directory removed on any exit, signals
+ * included (temp_dir.h), opens it with the chosen backend, generates token-id workloads
  * from fixed length distributions and a seed, packs them the way `armo
  * score` does (length-sorted windows, greedy packs under a token budget; a
  * sequence longer than the budget goes alone) and times the backend on them.
@@ -46,10 +47,14 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: armo bench [options]\n\n"
         "Measures armo's scoring throughput on synthetic workloads.  Unless --model is\n"
-        "given it writes an ArmoRM-shaped checkpoint with random weights (hidden 4096,\n"
-        "32/8 heads, head_dim 128, intermediate 14336, vocab 128257, 19 objectives,\n"
-        "gating 1024 x 3; backbone BF16, head F32) into a temporary directory under\n"
-        "--workdir, removed at exit unless --keep.  Nothing is downloaded.\n\n"
+        "given it writes an ArmoRM-shaped checkpoint with random weights (on CUDA hidden\n"
+        "4096, 32/8 heads, head_dim 128, intermediate 14336; on the CPU a small shape,\n"
+        "hidden 256, 2/1 heads x 128, intermediate 896, so that the defaults finish in\n"
+        "seconds and hold ~150 MB; vocab 128257, 19 objectives, gating 1024 x 3;\n"
+        "backbone BF16, head F32) into a fresh temporary directory under --workdir,\n"
+        "removed at any exit (done, failed, or ended by SIGINT / SIGTERM / SIGHUP,\n"
+        "which then end armo as they would have: exit 130 / 143 / 129) unless --keep.\n"
+        "Nothing is downloaded.\n\n"
         "Workloads (token ids in the Llama-3 chat template's layout, with the gating\n"
         "pattern where the template puts it; deterministic for a given --seed):\n"
         "  a  %s\n"
@@ -78,7 +83,8 @@ static void usage(FILE *f) {
         "  --sequences N           sequences per workload (b rounds up to pairs, c to\n"
         "                          groups of 16; default 512 on CUDA, 16 on the CPU)\n"
         "  --layers N              decoder layers (default 32 on CUDA, 2 on the CPU)\n"
-        "  --hidden N              hidden size (default 4096); when given without\n"
+        "  --hidden N              hidden size (default 4096 on CUDA; 256 on the CPU\n"
+        "                          unless a dimension below is given); when given without\n"
         "                          them, heads = max(1, N/128), kv heads = max(1,\n"
         "                          heads/4), head_dim 128, intermediate = 3.5 N\n"
         "  --heads N --kv-heads N --head-dim N --intermediate N   explicit dims\n"
@@ -96,7 +102,8 @@ static void usage(FILE *f) {
         "                          CUDA, 0 on the CPU)\n"
         "  --threads N             CPU threads (backend and tokenizer; default: all)\n"
         "  --seed N                workload and weight seed (default 1)\n"
-        "  --workdir DIR           where the random checkpoint goes (default /tmp)\n"
+        "  --workdir DIR           where the random checkpoint goes (default $TMPDIR,\n"
+        "                          else /tmp)\n"
         "  --keep                  keep the random checkpoint (its path is printed)\n"
         "  --json FILE             also write the results as one JSON line to FILE\n"
         "  --workload-out FILE     write the workloads as JSONL input_ids records\n"
@@ -607,7 +614,7 @@ static void bench_end(bench_session *r) {
 int cmd_bench(int argc, char **argv) {
     bench_session r;
     memset(&r, 0, sizeof r);
-    r.a = (bench_args){.device = "auto", .workloads = "a", .workdir = "/tmp", .seed = 1,
+    r.a = (bench_args){.device = "auto", .workloads = "a", .seed = 1,
                        .max_seqs = 1024, .window = 2048, .warmup = -1};
     bench_args *a = &r.a;
     int pa = parse_args(argc, argv, a);
@@ -623,6 +630,14 @@ int cmd_bench(int argc, char **argv) {
     if (r.threads < 1) r.threads = 1;
     if (a->sequences <= 0) a->sequences = r.cuda ? 512 : 16;
     if (a->layers <= 0) a->layers = r.cuda ? 32 : 2;
+    /* the CPU's default shape: seconds and ~150 MB, not minutes and GBs */
+    if (!r.cuda && a->hidden <= 0 && a->heads <= 0 && a->kv_heads <= 0 && a->head_dim <= 0 &&
+        a->intermediate <= 0)
+        a->hidden = 256;
+    if (!a->workdir) {
+        const char *t = getenv("TMPDIR");
+        a->workdir = t && *t ? t : "/tmp";
+    }
     if (a->warmup < 0) a->warmup = r.cuda ? 1 : 0;
     if (a->max_batch <= 0) a->max_batch = r.cuda ? 16384 : 4096;
 
