@@ -566,7 +566,8 @@ static int run(score_io *io, armo_backend *b, armo_scoring *sc, const armo_backe
                           .share_prefix = a->share_prefix,
                           .stop = &g_stop_signal,
                           .in_name = a->in_path,
-                          .out_name = a->out_path};
+                          .out_name = a->out_path,
+                          .out_line0 = io->resumed};
     armo_sched_stats st;
     armo_err e;
     catch_stop_signals(1);

@@ -223,7 +223,7 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
     return failures;
 }
 
-static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
+static int run_jsonl(const armo_tokenizer *tok, FILE *in, const char *in_name, const opts *o) {
     enum { CHUNK = 4096 };
     armo_record *recs = calloc(CHUNK, sizeof *recs);
     char **errs = calloc(CHUNK, sizeof *errs), **err_ids = calloc(CHUNK, sizeof *err_ids);
@@ -259,6 +259,7 @@ static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
             n = 0;
         }
     }
+    int read_failed = ferror(in), read_errno = errno;
     if (n) failures += flush_chunk(tok, recs, errs, err_ids, n, o);
     for (size_t i = 0; i < n; i++) {
         if (!errs[i]) armo_record_free(&recs[i]);
@@ -270,6 +271,11 @@ static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
     free(errs);
     free(err_ids);
     if (failures) fprintf(stderr, "armo tokenize: %d record(s) failed\n", failures);
+    if (read_failed) {
+        fprintf(stderr, "armo tokenize: reading %s failed at line %ld: %s\n", in_name,
+                line_no + 1, strerror(read_errno));
+        return 2;
+    }
     return failures ? 1 : 0;
 }
 
@@ -357,7 +363,7 @@ int cmd_tokenize(int argc, char **argv) {
                 return 2;
             }
         }
-        rc = run_jsonl(tok, in, &o);
+        rc = run_jsonl(tok, in, in == stdin ? "the standard input" : arg, &o);
         if (in != stdin) fclose(in);
     } else {
         size_t len;
@@ -393,9 +399,5 @@ int cmd_tokenize(int argc, char **argv) {
         free(text);
     }
     armo_tokenizer_free(tok);
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "armo tokenize: writing the output failed: %s\n", strerror(errno));
-        return 2;
-    }
-    return rc;
+    return rc; /* main.c checks that the standard output was written */
 }

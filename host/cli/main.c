@@ -40,7 +40,8 @@ static void usage(FILE *f) {
  * without error.  Otherwise a message and exit status 2 (unless the command
  * already failed with a higher one). */
 static int finish_stdout(const char *cmd, int rc) {
-    errno = 0;
+    /* errno: the failed fflush's, or that of the last write that failed
+     * (the stream's error flag set earlier) */
     int bad = fflush(stdout) != 0 || ferror(stdout);
     int en = errno;
     if (!bad && fclose(stdout) != 0) {

@@ -567,6 +567,7 @@ typedef struct {
     armo_sched_stats *st;
     armo_progress *prog;
     int64_t bytes0;              /* input bytes before this run's first record */
+    int64_t line0;               /* lines the output held before this run */
 } sink;
 
 static int write_all(int fd, const char *buf, size_t len) {
@@ -599,9 +600,10 @@ static int write_line(sink *s, armo_job *job, armo_err *e) {
     if (write_all(s->fd, buf, len)) {
         int en = errno;
         free(buf);
-        return armo_err_set(e, "writing %s failed (the result of input line %lld): %s",
+        return armo_err_set(e, "writing line %lld of %s: %s (the result of input line %lld)",
+                            (long long)(s->line0 + s->st->records + 1),
                             s->name && strcmp(s->name, "-") ? s->name : "the standard output",
-                            (long long)job->line_no, strerror(en));
+                            strerror(en), (long long)job->line_no);
     }
     free(buf);
     return 0;
@@ -696,10 +698,10 @@ static int take_window(window *w, feeder *f, int need, int nthreads, const armo_
         return 0;
     }
     if (failed)
-        return armo_err_set(e, "reading %s failed: %s",
+        return armo_err_set(e, "reading %s failed at line %lld: %s",
                             o->in_name && strcmp(o->in_name, "-") ? o->in_name
                                                                   : "the standard input",
-                            strerror(err));
+                            (long long)f->lr->line_no + 1, strerror(err));
     return 0;
 }
 
@@ -726,6 +728,7 @@ int armo_schedule(armo_line_reader *in, int64_t in_size, int out_fd, armo_backen
     armo_progress prog; /* this run's records: those `in` returned already are not */
     armo_progress_init(&prog, in_size >= 0 ? in_size - in->bytes : -1, o->quiet);
     sink s = {.ops = ops, .fd = out_fd, .name = o->out_name, .st = stats, .prog = &prog,
+              .line0 = o->out_line0,
               .bytes0 = in->bytes};
     if (!rc) rc = feeder_start(&f, in, wsize, e);
     double t0 = armo_now();
