@@ -328,6 +328,8 @@ typedef struct {
     armo_seq **owner;            /* segment -> sequence it scores (NULL for a prefix) */
     int64_t ids_cap;
     int seq_cap;
+    int quiet;                   /* no note when the backend lowers the budget */
+    int64_t noted_limit;         /* the backend's max_batch_tokens_now last noted */
 } pack_buf;
 
 static int pack_reserve(pack_buf *p, int64_t tokens, int nseg) {
@@ -368,9 +370,36 @@ static void push_segment(pack_buf *p, int *nseg, int64_t *off, const int32_t *id
 static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e);
 
+/* Units u[0..n) re-packed in order into batches of at most `limit` tokens
+ * (a unit larger than that alone), each scored by score_units. */
+static int score_repacked(armo_backend *b, pack_buf *p, unit *u, int n, int64_t limit,
+                          armo_sched_stats *st, armo_err *e) {
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        int64_t tokens = u[i].tokens;
+        while (j < n && tokens + u[j].tokens <= limit) tokens += u[j++].tokens;
+        if (score_units(b, p, u + i, j - i, st, e)) return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* The backend lowered the batch budget (it could not allocate a batch's
+ * activations): a one-line note, once per new limit. */
+static void note_limit(const armo_backend *b, pack_buf *p, int64_t tokens, const char *why) {
+    if (p->noted_limit == b->max_batch_tokens_now) return;
+    p->noted_limit = b->max_batch_tokens_now;
+    if (!p->quiet)
+        fprintf(stderr, "\narmo: a batch of %lld tokens did not fit on the %s (%s); batches of up "
+                        "to %lld tokens from now on\n", (long long)tokens, b->device, why,
+                (long long)b->max_batch_tokens_now);
+}
+
 /* Scores units u[0..n) as one packed batch.  On a backend error the units
- * are retried one by one, and a shared unit that still fails is retried as
- * unshared sequences, so that one bad sequence cannot fail its neighbours. */
+ * are re-packed under the budget the backend lowered, if it did (the
+ * device ran out of memory), else retried one by one; a shared unit that
+ * still fails is retried as unshared sequences, so that one bad sequence
+ * cannot fail its neighbours. */
 static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e) {
     int64_t tokens = 0;
@@ -380,6 +409,9 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
         nseg += u[i].n + (u[i].prefix_len > 0);
         shared |= u[i].prefix_len > 0;
     }
+    const int64_t limit = b->max_batch_tokens_now;
+    if (n > 1 && limit > 0 && tokens > limit) /* packed before the budget was lowered */
+        return score_repacked(b, p, u, n, limit, st, e);
     if (pack_reserve(p, tokens, nseg)) return armo_err_set(e, "out of memory packing a batch");
     int64_t off = 0;
     int k = 0;
@@ -403,6 +435,10 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
             if (p->owner[s]) p->owner[s]->result = p->res[s];
         st->tokens_computed += tokens;
         return 0;
+    }
+    if (n > 1 && b->max_batch_tokens_now > 0 && b->max_batch_tokens_now < tokens) {
+        note_limit(b, p, tokens, be.msg);
+        return score_repacked(b, p, u, n, b->max_batch_tokens_now, st, e);
     }
     if (n > 1) {
         for (int i = 0; i < n; i++)
@@ -550,7 +586,7 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
                       const armo_sched_opts *o, armo_sched_stats *st, armo_err *e) {
     plan pl;
     if (plan_build(&pl, b, groups, ngroups, o, e)) return -1;
-    pack_buf p = {0};
+    pack_buf p = {.quiet = o->quiet};
     int rc = 0;
     for (int k = 0; k < pl.nb && rc == 0; k++) rc = plan_score(&pl, k, b, &p, st, e);
     pack_free(&p);
@@ -660,7 +696,7 @@ static int score_window(window *w, armo_backend *b, const armo_sched_opts *o, si
         for (int q = 0; q < job->nseq; q++) ptrs[np++] = &job->seqs[q];
     }
     plan pl;
-    pack_buf p = {0};
+    pack_buf p = {.quiet = o->quiet};
     if (plan_build(&pl, b, groups, n, o, e) == 0) {
         for (int u = 0; u < pl.nu; u++) remaining[pl.units[u].group] += pl.units[u].n;
         rc = window_flush(w, remaining, s, e); /* records with nothing to score */
