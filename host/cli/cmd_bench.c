@@ -323,6 +323,7 @@ static int write_random_model(bench_session *r) {
         r->tmpdir[0] = 0;
         return -1;
     }
+    if (a->keep) armo_temp_dir_finish(1); /* --keep: kept whatever ends the run */
     if (!a->quiet)
         fprintf(stderr, "armo bench: writing a random ArmoRM-shaped model (hidden %d, %d "
                         "layers) to %s\n", s.hidden, s.layers, r->tmpdir);

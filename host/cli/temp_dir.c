@@ -77,13 +77,19 @@ int armo_temp_dir_create(const char *parent, const char *prefix, const char *con
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < NSIG_CAUGHT; i++) sigaddset(&sa.sa_mask, k_signals[i]);
-    for (int i = 0; i < NSIG_CAUGHT; i++)
-        if (sigaction(k_signals[i], &sa, &g_old[i]) != 0) {
+    /* a signal ignored when armo started (nohup, a shell's background job)
+     * stays ignored */
+    for (int i = 0; i < NSIG_CAUGHT; i++) {
+        int rc = sigaction(k_signals[i], NULL, &g_old[i]);
+        if (rc == 0 && g_old[i].sa_handler != SIG_IGN)
+            rc = sigaction(k_signals[i], &sa, NULL);
+        if (rc != 0) {
             int en = errno;
             for (int k = 0; k < i; k++) sigaction(k_signals[k], &g_old[k], NULL);
             errno = en;
             return -1;
         }
+    }
     /* no signal between the directory's creation and the handler knowing it */
     sigset_t block, old;
     sigemptyset(&block);

@@ -2,8 +2,10 @@
  * removed by the caller on a normal or failed run, and by a handler of
  * SIGINT / SIGTERM / SIGHUP when one ends the run (the handler removes the
  * registered files and the directory, then re-raises the signal, so the
- * process ends by it: exit 130 / 143 / 129 in a shell).  `armo bench` puts
- * its random checkpoint (GBs at full width) in one. One at a time. */
+ * process ends by it: exit 130 / 143 / 129 in a shell).  A signal ignored
+ * when the directory is created (nohup, a background job) stays ignored.
+ * `armo bench` puts its random checkpoint (GBs at full width) in one.  One
+ * at a time. */
 #ifndef ARMO_CLI_TEMP_DIR_H
 #define ARMO_CLI_TEMP_DIR_H
 
