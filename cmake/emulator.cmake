@@ -171,7 +171,7 @@ file(GLOB ARMO_CLI_SOURCES_FOR_EMU CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/
 add_executable(armo_emu ${ARMO_CLI_SOURCES_FOR_EMU} ${ARMO_CUDA_HOST_SOURCES})
 target_compile_options(armo_emu PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
 target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS})
-target_link_libraries(armo_emu PRIVATE armo_cuda_emu armo_core)
+target_link_libraries(armo_emu PRIVATE armo_cuda_emu armo_core armo_version)
 set_target_properties(armo_emu PROPERTIES LINKER_LANGUAGE CXX)
 if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
   add_test(NAME emu_cli COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/test_cli.py

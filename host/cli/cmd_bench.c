@@ -2,8 +2,9 @@
  * workloads, with no download and no input file (DESIGN §6).
  *
  * It writes an ArmoRM-shaped checkpoint with random weights (full ArmoRM
- * widths by default, fewer layers; any dims by flags) into a temporary
- * directory, opens it with the chosen backend, generates token-id workloads
+ * widths by default on CUDA, a small shape on the CPU, fewer layers; any
+ * dims by flags) into a temporary directory removed on any exit, signals
+ * included (temp_dir.h), opens it with the chosen backend, generates token-id workloads
  * from fixed length distributions and a seed, packs them the way `armo
  * score` does (length-sorted windows, greedy packs under a token budget; a
  * sequence longer than the budget goes alone) and times the backend on them.
@@ -20,6 +21,7 @@
  * This file holds the options, the run's stages and the report; the
  * workloads are bench_workload.c, the measurements bench_run.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -34,6 +36,8 @@
 #include "host/cli/bench_workload.h"
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/cli/temp_dir.h"
+#include "host/cli/version.h"
 #include "host/engine/backend_open.h"
 #include "weights/model.h"
 #include "weights/random_model.h"
@@ -44,10 +48,14 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: armo bench [options]\n\n"
         "Measures armo's scoring throughput on synthetic workloads.  Unless --model is\n"
-        "given it writes an ArmoRM-shaped checkpoint with random weights (hidden 4096,\n"
-        "32/8 heads, head_dim 128, intermediate 14336, vocab 128257, 19 objectives,\n"
-        "gating 1024 x 3; backbone BF16, head F32) into a temporary directory under\n"
-        "--workdir, removed at exit unless --keep.  Nothing is downloaded.\n\n"
+        "given it writes an ArmoRM-shaped checkpoint with random weights (on CUDA hidden\n"
+        "4096, 32/8 heads, head_dim 128, intermediate 14336; on the CPU a small shape,\n"
+        "hidden 256, 2/1 heads x 128, intermediate 896, so that the defaults finish in\n"
+        "seconds and hold ~150 MB; vocab 128257, 19 objectives, gating 1024 x 3;\n"
+        "backbone BF16, head F32) into a fresh temporary directory under --workdir,\n"
+        "removed at any exit (done, failed, or ended by SIGINT / SIGTERM / SIGHUP,\n"
+        "which then end armo as they would have: exit 130 / 143 / 129) unless --keep.\n"
+        "Nothing is downloaded.\n\n"
         "Workloads (token ids in the Llama-3 chat template's layout, with the gating\n"
         "pattern where the template puts it; deterministic for a given --seed):\n"
         "  a  %s\n"
@@ -76,7 +84,8 @@ static void usage(FILE *f) {
         "  --sequences N           sequences per workload (b rounds up to pairs, c to\n"
         "                          groups of 16; default 512 on CUDA, 16 on the CPU)\n"
         "  --layers N              decoder layers (default 32 on CUDA, 2 on the CPU)\n"
-        "  --hidden N              hidden size (default 4096); when given without\n"
+        "  --hidden N              hidden size (default 4096 on CUDA; 256 on the CPU\n"
+        "                          unless a dimension below is given); when given without\n"
         "                          them, heads = max(1, N/128), kv heads = max(1,\n"
         "                          heads/4), head_dim 128, intermediate = 3.5 N\n"
         "  --heads N --kv-heads N --head-dim N --intermediate N   explicit dims\n"
@@ -94,7 +103,8 @@ static void usage(FILE *f) {
         "                          CUDA, 0 on the CPU)\n"
         "  --threads N             CPU threads (backend and tokenizer; default: all)\n"
         "  --seed N                workload and weight seed (default 1)\n"
-        "  --workdir DIR           where the random checkpoint goes (default /tmp)\n"
+        "  --workdir DIR           where the random checkpoint goes (default $TMPDIR,\n"
+        "                          else /tmp)\n"
         "  --keep                  keep the random checkpoint (its path is printed)\n"
         "  --json FILE             also write the results as one JSON line to FILE\n"
         "  --workload-out FILE     write the workloads as JSONL input_ids records\n"
@@ -114,15 +124,6 @@ static void usage(FILE *f) {
         bench_workload_what('a'), bench_workload_what('b'), bench_workload_what('c'));
 }
 
-static void remove_model_dir(const char *dir) {
-    char p[4200];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    unlink(p);
-    rmdir(dir);
-}
-
 typedef struct {
     long sequences, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     long max_batch, max_seqs, window, warmup, threads, seed, ceiling;
@@ -130,69 +131,109 @@ typedef struct {
     int keep, quiet, no_share, data_parallel;
 } bench_args;
 
-static int parse_args(int argc, char **argv, bench_args *a) {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(o, "--keep")) {
-            a->keep = 1;
-            continue;
-        }
-        if (!strcmp(o, "--quiet")) {
-            a->quiet = 1;
-            continue;
-        }
-        if (!strcmp(o, "--no-share-prefix")) {
-            a->no_share = 1;
-            continue;
-        }
-        if (!strcmp(o, "--data-parallel")) {
-            a->data_parallel = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "armo bench: unknown option or missing value: '%s'\n\n", o);
-            usage(stderr);
-            return -1;
-        }
-        i++;
-        struct {
-            const char *name;
-            long *dst, lo, hi;
-        } ints[] = {
-            {"--sequences", &a->sequences, 1, 10000000}, {"--layers", &a->layers, 1, 1024},
-            {"--hidden", &a->hidden, 8, 65536},          {"--heads", &a->heads, 1, 1024},
-            {"--kv-heads", &a->kv_heads, 1, 1024},       {"--head-dim", &a->head_dim, 2, 1024},
-            {"--intermediate", &a->intermediate, 8, 1 << 20},
-            {"--vocab", &a->vocab, 128257, 1 << 24},
-            {"--max-batch-tokens", &a->max_batch, 1, INT_MAX},
-            {"--max-seqs", &a->max_seqs, 1, 65535},      {"--window", &a->window, 1, 1 << 24},
-            {"--warmup", &a->warmup, 0, 1000},           {"--threads", &a->threads, 0, 1024},
-            {"--seed", &a->seed, 0, LONG_MAX},           {"--ceiling", &a->ceiling, 8, 65536},
-        };
-        int matched = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-            if (!strcmp(o, ints[k].name)) {
-                if (armo_parse_long("bench", o, v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
-                matched = 1;
-            }
-        if (matched) continue;
-        if (!strcmp(o, "--device")) a->device = v;
-        else if (!strcmp(o, "--workload")) a->workloads = v;
-        else if (!strcmp(o, "--model")) a->model_dir = v;
-        else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
-        else if (!strcmp(o, "--workdir")) a->workdir = v;
-        else if (!strcmp(o, "--json")) a->json_path = v;
-        else if (!strcmp(o, "--workload-out")) a->wl_out = v;
-        else {
-            fprintf(stderr, "armo bench: unknown option '%s'\n\n", o);
-            usage(stderr);
-            return -1;
-        }
+/* The options (getopt_long: --opt VALUE or --opt=VALUE); the integer ones
+ * have their field and range in k_ints. */
+enum {
+    OPT_SEQUENCES = ARMO_OPT_FIRST, OPT_LAYERS, OPT_HIDDEN, OPT_HEADS, OPT_KV_HEADS,
+    OPT_HEAD_DIM, OPT_INTERMEDIATE, OPT_VOCAB, OPT_MAX_BATCH, OPT_MAX_SEQS, OPT_WINDOW,
+    OPT_WARMUP, OPT_THREADS, OPT_SEED, OPT_CEILING, /* the integers: k_ints, in this order */
+    OPT_DEVICE, OPT_WORKLOAD, OPT_MODEL, OPT_TOKENIZER, OPT_WORKDIR, OPT_JSON, OPT_WORKLOAD_OUT,
+    OPT_KEEP, OPT_QUIET, OPT_NO_SHARE_PREFIX, OPT_DATA_PARALLEL,
+};
+static const struct option k_opts[] = {
+    {"sequences", required_argument, NULL, OPT_SEQUENCES},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"hidden", required_argument, NULL, OPT_HIDDEN},
+    {"heads", required_argument, NULL, OPT_HEADS},
+    {"kv-heads", required_argument, NULL, OPT_KV_HEADS},
+    {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+    {"intermediate", required_argument, NULL, OPT_INTERMEDIATE},
+    {"vocab", required_argument, NULL, OPT_VOCAB},
+    {"max-batch-tokens", required_argument, NULL, OPT_MAX_BATCH},
+    {"max-seqs", required_argument, NULL, OPT_MAX_SEQS},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"ceiling", required_argument, NULL, OPT_CEILING},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"workload", required_argument, NULL, OPT_WORKLOAD},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+    {"workdir", required_argument, NULL, OPT_WORKDIR},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"workload-out", required_argument, NULL, OPT_WORKLOAD_OUT},
+    {"keep", no_argument, NULL, OPT_KEEP},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"no-share-prefix", no_argument, NULL, OPT_NO_SHARE_PREFIX},
+    {"data-parallel", no_argument, NULL, OPT_DATA_PARALLEL},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+static const struct {
+    size_t field; /* offsetof(bench_args, ...) */
+    long lo, hi;
+} k_ints[] = {
+    [OPT_SEQUENCES - OPT_SEQUENCES] = {offsetof(bench_args, sequences), 1, 10000000},
+    [OPT_LAYERS - OPT_SEQUENCES] = {offsetof(bench_args, layers), 1, 1024},
+    [OPT_HIDDEN - OPT_SEQUENCES] = {offsetof(bench_args, hidden), 8, 65536},
+    [OPT_HEADS - OPT_SEQUENCES] = {offsetof(bench_args, heads), 1, 1024},
+    [OPT_KV_HEADS - OPT_SEQUENCES] = {offsetof(bench_args, kv_heads), 1, 1024},
+    [OPT_HEAD_DIM - OPT_SEQUENCES] = {offsetof(bench_args, head_dim), 2, 1024},
+    [OPT_INTERMEDIATE - OPT_SEQUENCES] = {offsetof(bench_args, intermediate), 8, 1 << 20},
+    [OPT_VOCAB - OPT_SEQUENCES] = {offsetof(bench_args, vocab), 128257, 1 << 24},
+    [OPT_MAX_BATCH - OPT_SEQUENCES] = {offsetof(bench_args, max_batch), 1, INT_MAX},
+    [OPT_MAX_SEQS - OPT_SEQUENCES] = {offsetof(bench_args, max_seqs), 1, 65535},
+    [OPT_WINDOW - OPT_SEQUENCES] = {offsetof(bench_args, window), 1, 1 << 24},
+    [OPT_WARMUP - OPT_SEQUENCES] = {offsetof(bench_args, warmup), 0, 1000},
+    [OPT_THREADS - OPT_SEQUENCES] = {offsetof(bench_args, threads), 0, 1024},
+    [OPT_SEED - OPT_SEQUENCES] = {offsetof(bench_args, seed), 0, LONG_MAX},
+    [OPT_CEILING - OPT_SEQUENCES] = {offsetof(bench_args, ceiling), 8, 65536},
+};
+
+/* One option c (from k_opts) with its value v into a: 0, 1 when --help or
+ * --version was printed, -1 after saying why on stderr. */
+static int parse_option(int c, const char *v, bench_args *a) {
+    if (c >= OPT_SEQUENCES && c <= OPT_CEILING) {
+        const int k = c - OPT_SEQUENCES;
+        char name[40];
+        snprintf(name, sizeof name, "--%s", k_opts[k].name);
+        return armo_parse_long("bench", name, v, k_ints[k].lo, k_ints[k].hi,
+                               (long *)((char *)a + k_ints[k].field));
     }
+    switch (c) {
+    case 'h': usage(stdout); return 1;
+    case 'V': armo_print_version(stdout); return 1;
+    case OPT_DEVICE: a->device = v; return 0;
+    case OPT_WORKLOAD: a->workloads = v; return 0;
+    case OPT_MODEL: a->model_dir = v; return 0;
+    case OPT_TOKENIZER: a->tokenizer = v; return 0;
+    case OPT_WORKDIR: a->workdir = v; return 0;
+    case OPT_JSON: a->json_path = v; return 0;
+    case OPT_WORKLOAD_OUT: a->wl_out = v; return 0;
+    case OPT_KEEP: a->keep = 1; return 0;
+    case OPT_QUIET: a->quiet = 1; return 0;
+    case OPT_NO_SHARE_PREFIX: a->no_share = 1; return 0;
+    case OPT_DATA_PARALLEL: a->data_parallel = 1; return 0;
+    case ARMO_OPT_ARG:
+        fprintf(stderr, "armo bench: unexpected argument '%s'\n\n", v);
+        usage(stderr);
+        return -1;
+    default: /* ARMO_OPT_BAD: armo_getopt said why */
+        usage(stderr);
+        return -1;
+    }
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    int c;
+    armo_getopt_begin();
+    while ((c = armo_getopt(argc, argv, "bench", k_opts)) != -1) {
+        int rc = parse_option(c, optarg, a);
+        if (rc) return rc;
+    }
+    if (optind < argc) return parse_option(ARMO_OPT_ARG, argv[optind], a);
     if (a->ceiling % 8 != 0) {
         fprintf(stderr, "armo bench: --ceiling %ld is not a multiple of 8\n", a->ceiling);
         return -1;
@@ -284,13 +325,14 @@ static int write_random_model(bench_session *r) {
                 s.kv_heads);
         return 2;
     }
-    snprintf(r->tmpdir, sizeof r->tmpdir, "%s/armo-bench-XXXXXX", a->workdir);
-    if (!mkdtemp(r->tmpdir)) {
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    if (armo_temp_dir_create(a->workdir, "armo-bench-", files, 2, r->tmpdir, sizeof r->tmpdir)) {
         fprintf(stderr, "armo bench: cannot create a directory under %s: %s\n", a->workdir,
                 strerror(errno));
         r->tmpdir[0] = 0;
         return -1;
     }
+    if (a->keep) armo_temp_dir_finish(1); /* --keep: kept whatever ends the run */
     if (!a->quiet)
         fprintf(stderr, "armo bench: writing a random ArmoRM-shaped model (hidden %d, %d "
                         "layers) to %s\n", s.hidden, s.layers, r->tmpdir);
@@ -582,7 +624,8 @@ static void bench_end(bench_session *r) {
     if (r->model_open) armo_model_close(&r->model);
     if (r->tmpdir[0]) {
         if (r->a.keep) fprintf(stderr, "armo bench: kept the model in %s\n", r->tmpdir);
-        else remove_model_dir(r->tmpdir);
+        if (armo_temp_dir_finish(r->a.keep))
+            fprintf(stderr, "armo bench: cannot remove %s: %s\n", r->tmpdir, strerror(errno));
     }
     for (int i = 0; i < 3; i++) bench_workload_free(&r->wl[i]);
 }
@@ -590,7 +633,7 @@ static void bench_end(bench_session *r) {
 int cmd_bench(int argc, char **argv) {
     bench_session r;
     memset(&r, 0, sizeof r);
-    r.a = (bench_args){.device = "auto", .workloads = "a", .workdir = "/tmp", .seed = 1,
+    r.a = (bench_args){.device = "auto", .workloads = "a", .seed = 1,
                        .max_seqs = 1024, .window = 2048, .warmup = -1};
     bench_args *a = &r.a;
     int pa = parse_args(argc, argv, a);
@@ -606,6 +649,14 @@ int cmd_bench(int argc, char **argv) {
     if (r.threads < 1) r.threads = 1;
     if (a->sequences <= 0) a->sequences = r.cuda ? 512 : 16;
     if (a->layers <= 0) a->layers = r.cuda ? 32 : 2;
+    /* the CPU's default shape: seconds and ~150 MB, not minutes and GBs */
+    if (!r.cuda && a->hidden <= 0 && a->heads <= 0 && a->kv_heads <= 0 && a->head_dim <= 0 &&
+        a->intermediate <= 0)
+        a->hidden = 256;
+    if (!a->workdir) {
+        const char *t = getenv("TMPDIR");
+        a->workdir = t && *t ? t : "/tmp";
+    }
     if (a->warmup < 0) a->warmup = r.cuda ? 1 : 0;
     if (a->max_batch <= 0) a->max_batch = r.cuda ? 16384 : 4096;
 

@@ -11,6 +11,7 @@
 
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/cli/version.h"
 #include "host/engine/backend_open.h"
 #include "host/engine/device_memory.h"
 #include "host/text/chat_template.h"
@@ -40,7 +41,9 @@ static void usage(FILE *f) {
             "                           printed) and name the first ones found: exit\n"
             "                           status 2 when any is, as `armo score` refuses such\n"
             "                           a checkpoint\n"
-            "  -h, --help               this text\n");
+            "  --version                armo's version and build flags\n"
+            "  -h, --help               this text\n"
+            "Options take their value as --opt VALUE or --opt=VALUE.\n");
 }
 
 /* The GPU memory the CUDA backend needs (device_memory.h), for the default
@@ -143,26 +146,41 @@ static int report_chat_template(const char *dir) {
     return rc;
 }
 
+static const struct option k_opts[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"max-batch-tokens", required_argument, NULL, 'b'},
+    {"check-weights", no_argument, NULL, 'w'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
     long max_batch = 0;
-    int check_weights = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--check-weights")) {
-            check_weights = 1;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--max-batch-tokens") && i + 1 < argc) {
-            if (armo_parse_long("inspect", argv[i], argv[i + 1], 1, INT_MAX, &max_batch)) return 2;
-            i++;
-        } else {
-            fprintf(stderr, "armo inspect: unexpected argument '%s'\n\n", argv[i]);
+    int check_weights = 0, opt;
+    armo_getopt_begin();
+    while ((opt = armo_getopt(argc, argv, "inspect", k_opts)) != -1) {
+        switch (opt) {
+        case 'h': usage(stdout); return 0;
+        case 'V': armo_print_version(stdout); return 0;
+        case 'w': check_weights = 1; break;
+        case 'm': dir = optarg; break;
+        case 'b':
+            if (armo_parse_long("inspect", "--max-batch-tokens", optarg, 1, INT_MAX, &max_batch))
+                return 2;
+            break;
+        case ARMO_OPT_ARG:
+            fprintf(stderr, "armo inspect: unexpected argument '%s'\n\n", optarg);
             usage(stderr);
             return 2;
+        default: usage(stderr); return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "armo inspect: unexpected argument '%s'\n\n", argv[optind]);
+        usage(stderr);
+        return 2;
     }
     if (!dir) {
         fprintf(stderr, "armo inspect: --model DIR is required\n\n");

@@ -17,6 +17,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/cli_backend.h"
 #include "host/cli/commands.h"
+#include "host/cli/version.h"
 #include "host/dist/launch_env.h"
 #include "host/dist/shard.h"
 #include "host/engine/backend_open.h"
@@ -158,9 +159,13 @@ static void usage(FILE *f) {
         "                          adds the conversations); a page that cannot be written\n"
         "                          is an error (exit 2)\n"
         "  --quiet                 no progress on stderr\n"
-        "  -h, --help              this text\n\n"
+        "  --version               armo's version and build flags\n"
+        "  -h, --help              this text\n"
+        "Options take their value as --opt VALUE or --opt=VALUE.\n\n"
         "Progress goes to stderr (a live line on a terminal, a line every 10 s otherwise).\n"
-        "A sequence the GPU cannot hold (its batch's activations exceed the free memory)\n"
+        "A batch whose activations the GPU cannot allocate mid-run (the free memory\n"
+        "shrank, or the allocation failed) lowers the batch budget to what fits, with a\n"
+        "one-line note, and the run goes on; a sequence the GPU cannot hold even alone\n"
         "is a per-record error with the numbers.\n"
         "Exit status: 0 every record scored, 1 some records failed (see their \"error\"),\n"
         "2 bad arguments, the model could not be loaded, its text records cannot be\n"
@@ -186,80 +191,115 @@ typedef struct {
     const char *report;          /* --report FILE: armo report's page of the output */
 } score_args;
 
-/* Fills a; returns 0, 1 when --help was printed, -1 on a bad argument
- * (after saying why on stderr). */
+/* The options: one entry each (getopt_long; --opt VALUE or --opt=VALUE),
+ * handled by parse_option. */
+enum {
+    OPT_MODEL = ARMO_OPT_FIRST, OPT_INPUT, OPT_OUTPUT, OPT_RESUME, OPT_DEVICE, OPT_MAX_BATCH,
+    OPT_MAX_LENGTH, OPT_TRUNCATE, OPT_SPECIAL_AS_TEXT, OPT_INPUT_IDS_ONLY, OPT_NO_SHARE_PREFIX,
+    OPT_EXPLAIN, OPT_THREADS, OPT_WINDOW, OPT_CHECK_WEIGHTS, OPT_ALLOW_NONFINITE, OPT_QUIET,
+    OPT_RANK, OPT_WORLD, OPT_REPORT, OPT_DEVICES, OPT_WORKERS, OPT_TP,
+};
+static const struct option k_opts[] = {
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"output", required_argument, NULL, OPT_OUTPUT},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"max-batch-tokens", required_argument, NULL, OPT_MAX_BATCH},
+    {"max-length", required_argument, NULL, OPT_MAX_LENGTH},
+    {"truncate", required_argument, NULL, OPT_TRUNCATE},
+    {"special-as-text", no_argument, NULL, OPT_SPECIAL_AS_TEXT},
+    {"input-ids-only", no_argument, NULL, OPT_INPUT_IDS_ONLY},
+    {"no-share-prefix", no_argument, NULL, OPT_NO_SHARE_PREFIX},
+    {"explain", required_argument, NULL, OPT_EXPLAIN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"check-weights", no_argument, NULL, OPT_CHECK_WEIGHTS},
+    {"allow-nonfinite-weights", no_argument, NULL, OPT_ALLOW_NONFINITE},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"rank", required_argument, NULL, OPT_RANK},
+    {"world", required_argument, NULL, OPT_WORLD},
+    {"report", required_argument, NULL, OPT_REPORT},
+    {"devices", required_argument, NULL, OPT_DEVICES},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"tp", required_argument, NULL, OPT_TP},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+
+/* One option c with its value v (optarg) into a; 0, or -1 after saying why
+ * on stderr. */
+static int parse_option(int c, const char *v, score_args *a) {
+    long n = 0;
+    switch (c) {
+    case OPT_MODEL: a->model_dir = v; return 0;
+    case OPT_INPUT: a->in_path = v; return 0;
+    case OPT_OUTPUT: a->out_path = v; return 0;
+    case OPT_RESUME: a->resume = 1; return 0;
+    case OPT_DEVICE: a->device = v; return 0;
+    case OPT_SPECIAL_AS_TEXT: a->scoring.tok_flags |= ARMO_TOK_SPECIAL_AS_TEXT; return 0;
+    case OPT_INPUT_IDS_ONLY: a->scoring.input_ids_only = 1; return 0;
+    case OPT_NO_SHARE_PREFIX: a->share_prefix = 0; return 0;
+    case OPT_CHECK_WEIGHTS: a->check_weights = 1; return 0;
+    case OPT_ALLOW_NONFINITE: a->allow_nonfinite = 1; return 0;
+    case OPT_QUIET: a->quiet = 1; return 0;
+    case OPT_REPORT: a->report = v; return 0;
+    case OPT_DEVICES: a->devices = v; return 0;
+    case OPT_RANK:
+        return armo_parse_long("score", "--rank", v, 0, ARMO_DIST_MAX_WORLD - 1, &a->rank);
+    case OPT_WORLD:
+        return armo_parse_long("score", "--world", v, 1, ARMO_DIST_MAX_WORLD, &a->world);
+    case OPT_WORKERS: return armo_parse_long("score", "--workers", v, 1, 256, &a->workers);
+    case OPT_TP: return armo_parse_long("score", "--tp", v, 1, 64, &a->tp);
+    case OPT_MAX_BATCH:
+        return armo_parse_long("score", "--max-batch-tokens", v, 1, INT_MAX, &a->max_batch);
+    case OPT_MAX_LENGTH:
+        if (armo_parse_long("score", "--max-length", v, 1, INT_MAX, &n)) return -1;
+        a->scoring.max_length = (int)n;
+        return 0;
+    case OPT_EXPLAIN:
+        if (armo_parse_long("score", "--explain", v, 0, 64, &n)) return -1;
+        a->scoring.explain = (int)n;
+        return 0;
+    case OPT_THREADS: return armo_parse_long("score", "--threads", v, 0, 1024, &a->threads);
+    case OPT_WINDOW: return armo_parse_long("score", "--window", v, 1, 1 << 24, &a->window);
+    case OPT_TRUNCATE:
+        if (!strcmp(v, "none")) a->scoring.truncate = ARMO_TRUNCATE_NONE;
+        else if (!strcmp(v, "left")) a->scoring.truncate = ARMO_TRUNCATE_LEFT;
+        else {
+            fprintf(stderr, "armo score: --truncate expects none or left, got '%s'\n", v);
+            return -1;
+        }
+        return 0;
+    case ARMO_OPT_ARG:
+        fprintf(stderr, "armo score: unexpected argument '%s' (the input is --input FILE)\n\n",
+                v);
+        usage(stderr);
+        return -1;
+    default: /* ARMO_OPT_BAD: armo_getopt said why */
+        usage(stderr);
+        return -1;
+    }
+}
+
+/* Fills a; returns 0, 1 when --help or --version was printed, -1 on a bad
+ * argument (after saying why on stderr). */
 static int parse_args(int argc, char **argv, score_args *a) {
-    long max_length = 0, explain = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+    int c;
+    armo_getopt_begin();
+    while ((c = armo_getopt(argc, argv, "score", k_opts)) != -1) {
+        if (c == 'h') {
             usage(stdout);
             return 1;
-        } else if (!strcmp(o, "--quiet")) {
-            a->quiet = 1;
-        } else if (!strcmp(o, "--no-share-prefix")) {
-            a->share_prefix = 0;
-        } else if (!strcmp(o, "--input-ids-only")) {
-            a->scoring.input_ids_only = 1;
-        } else if (!strcmp(o, "--check-weights")) {
-            a->check_weights = 1;
-        } else if (!strcmp(o, "--allow-nonfinite-weights")) {
-            a->allow_nonfinite = 1;
-        } else if (!strcmp(o, "--resume")) {
-            a->resume = 1;
-        } else if (!strcmp(o, "--special-as-text")) {
-            a->scoring.tok_flags |= ARMO_TOK_SPECIAL_AS_TEXT;
-        } else if (!v) {
-            fprintf(stderr, "armo score: unknown option or missing value: '%s'\n\n", o);
-            usage(stderr);
-            return -1;
-        } else {
-            i++;
-            if (!strcmp(o, "--model")) a->model_dir = v;
-            else if (!strcmp(o, "--input")) a->in_path = v;
-            else if (!strcmp(o, "--output")) a->out_path = v;
-            else if (!strcmp(o, "--device")) a->device = v;
-            else if (!strcmp(o, "--rank")) {
-                if (armo_parse_long("score", o, v, 0, ARMO_DIST_MAX_WORLD - 1, &a->rank))
-                    return -1;
-            } else if (!strcmp(o, "--world")) {
-                if (armo_parse_long("score", o, v, 1, ARMO_DIST_MAX_WORLD, &a->world))
-                    return -1;
-            } else if (!strcmp(o, "--report")) {
-                a->report = v;
-            } else if (!strcmp(o, "--devices")) {
-                a->devices = v;
-            } else if (!strcmp(o, "--workers")) {
-                if (armo_parse_long("score", o, v, 1, 256, &a->workers)) return -1;
-            } else if (!strcmp(o, "--tp")) {
-                if (armo_parse_long("score", o, v, 1, 64, &a->tp)) return -1;
-            } else if (!strcmp(o, "--max-batch-tokens")) {
-                if (armo_parse_long("score", o, v, 1, INT_MAX, &a->max_batch)) return -1;
-            } else if (!strcmp(o, "--max-length")) {
-                if (armo_parse_long("score", o, v, 1, INT_MAX, &max_length)) return -1;
-                a->scoring.max_length = (int)max_length;
-            } else if (!strcmp(o, "--explain")) {
-                if (armo_parse_long("score", o, v, 0, 64, &explain)) return -1;
-                a->scoring.explain = (int)explain;
-            } else if (!strcmp(o, "--threads")) {
-                if (armo_parse_long("score", o, v, 0, 1024, &a->threads)) return -1;
-            } else if (!strcmp(o, "--window")) {
-                if (armo_parse_long("score", o, v, 1, 1 << 24, &a->window)) return -1;
-            } else if (!strcmp(o, "--truncate")) {
-                if (!strcmp(v, "none")) a->scoring.truncate = ARMO_TRUNCATE_NONE;
-                else if (!strcmp(v, "left")) a->scoring.truncate = ARMO_TRUNCATE_LEFT;
-                else {
-                    fprintf(stderr, "armo score: --truncate expects none or left, got '%s'\n", v);
-                    return -1;
-                }
-            } else {
-                fprintf(stderr, "armo score: unknown option '%s'\n\n", o);
-                usage(stderr);
-                return -1;
-            }
         }
+        if (c == 'V') {
+            armo_print_version(stdout);
+            return 1;
+        }
+        if (parse_option(c, optarg, a)) return -1;
     }
+    if (optind < argc) return parse_option(ARMO_OPT_ARG, argv[optind], a);
     if (!a->model_dir) {
         fprintf(stderr, "armo score: --model DIR is required\n\n");
         usage(stderr);
@@ -603,7 +643,8 @@ static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
                           .share_prefix = a->share_prefix,
                           .stop = &g_stop_signal,
                           .in_name = a->in_path,
-                          .out_name = a->out_path};
+                          .out_name = a->out_path,
+                          .out_line0 = io->resumed};
     armo_sched_stats st;
     armo_err e;
     catch_stop_signals(1);

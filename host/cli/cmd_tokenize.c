@@ -10,6 +10,7 @@
 
 #include "host/cli/cli_args.h"
 #include "host/cli/commands.h"
+#include "host/cli/version.h"
 #include "host/text/chat_template.h"
 #include "host/text/records.h"
 #include "host/text/tokenizer.h"
@@ -59,7 +60,10 @@ static void usage(FILE *f) {
             "                     <|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n)\n"
             "                     and exit\n"
             "  --threads N        JSONL mode: tokenizer threads (default: all CPUs)\n"
+            "  --version          armo's version and build flags\n"
             "  -h, --help         this help\n"
+            "Options take their value as --opt VALUE or --opt=VALUE; after --, the next\n"
+            "argument is the TEXT or FILE even if it starts with '-'.\n"
             "\n"
             "exit status: 0 success, 1 some record or the text failed, 2 usage or model error\n");
 }
@@ -219,7 +223,7 @@ static int flush_chunk(const armo_tokenizer *tok, armo_record *recs, char **errs
     return failures;
 }
 
-static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
+static int run_jsonl(const armo_tokenizer *tok, FILE *in, const char *in_name, const opts *o) {
     enum { CHUNK = 4096 };
     armo_record *recs = calloc(CHUNK, sizeof *recs);
     char **errs = calloc(CHUNK, sizeof *errs), **err_ids = calloc(CHUNK, sizeof *err_ids);
@@ -255,6 +259,7 @@ static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
             n = 0;
         }
     }
+    int read_failed = ferror(in), read_errno = errno;
     if (n) failures += flush_chunk(tok, recs, errs, err_ids, n, o);
     for (size_t i = 0; i < n; i++) {
         if (!errs[i]) armo_record_free(&recs[i]);
@@ -266,53 +271,66 @@ static int run_jsonl(const armo_tokenizer *tok, FILE *in, const opts *o) {
     free(errs);
     free(err_ids);
     if (failures) fprintf(stderr, "armo tokenize: %d record(s) failed\n", failures);
+    if (read_failed) {
+        fprintf(stderr, "armo tokenize: reading %s failed at line %ld: %s\n", in_name,
+                line_no + 1, strerror(read_errno));
+        return 2;
+    }
     return failures ? 1 : 0;
 }
 
+static const struct option k_opts[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"jsonl", no_argument, NULL, 'j'},
+    {"pieces", no_argument, NULL, 'p'},
+    {"special-as-text", no_argument, NULL, 's'},
+    {"no-special", no_argument, NULL, 's'},
+    {"bos", no_argument, NULL, 'b'},
+    {"render", no_argument, NULL, 'r'},
+    {"gating", no_argument, NULL, 'g'},
+    {"threads", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *arg = NULL;
-    int jsonl = 0, bos = 0, gating = 0;
+    int jsonl = 0, bos = 0, gating = 0, c;
+    long v;
     opts o = {0, 0, 0, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model") && i + 1 < argc) {
-            model = argv[++i];
-        } else if (!strncmp(a, "--model=", 8)) {
-            model = a + 8;
-        } else if (!strcmp(a, "--jsonl")) {
-            jsonl = 1;
-        } else if (!strcmp(a, "--pieces")) {
-            o.pieces = 1;
-        } else if (!strcmp(a, "--special-as-text") || !strcmp(a, "--no-special")) {
-            o.flags |= ARMO_TOK_SPECIAL_AS_TEXT;
-        } else if (!strcmp(a, "--bos")) {
-            bos = 1;
-        } else if (!strcmp(a, "--render")) {
-            o.render = 1;
-        } else if (!strcmp(a, "--gating")) {
-            gating = 1;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            long v;
-            if (armo_parse_long("tokenize", a, argv[++i], 1, 1024, &v)) return 2;
+    armo_getopt_begin();
+    while ((c = armo_getopt(argc, argv, "tokenize", k_opts)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'V': armo_print_version(stdout); return 0;
+        case 'm': model = optarg; break;
+        case 'j': jsonl = 1; break;
+        case 'p': o.pieces = 1; break;
+        case 's': o.flags |= ARMO_TOK_SPECIAL_AS_TEXT; break;
+        case 'b': bos = 1; break;
+        case 'r': o.render = 1; break;
+        case 'g': gating = 1; break;
+        case 't':
+            if (armo_parse_long("tokenize", "--threads", optarg, 1, 1024, &v)) return 2;
             o.threads = (int)v;
-        } else if (!strcmp(a, "--")) {
-            if (i + 1 < argc) arg = argv[++i];
-            if (i + 1 < argc) {
-                fprintf(stderr, "armo tokenize: one TEXT or FILE argument at most\n");
+            break;
+        case ARMO_OPT_ARG:
+            if (arg) {
+                fprintf(stderr, "armo tokenize: one TEXT or FILE argument at most (quote the "
+                                "text)\n");
                 return 2;
             }
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "armo tokenize: unknown option '%s' (see armo tokenize --help)\n", a);
-            return 2;
-        } else if (arg) {
-            fprintf(stderr, "armo tokenize: one TEXT or FILE argument at most (quote the text)\n");
-            return 2;
-        } else {
-            arg = a;
+            arg = optarg;
+            break;
+        default: return 2; /* ARMO_OPT_BAD: armo_getopt said why */
         }
+    }
+    /* after "--": the TEXT or FILE, even if it starts with '-' */
+    if (optind < argc && !arg) arg = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "armo tokenize: one TEXT or FILE argument at most\n");
+        return 2;
     }
     if (!model) {
         fprintf(stderr, "armo tokenize: --model DIR is required (see armo tokenize --help)\n");
@@ -345,7 +363,7 @@ int cmd_tokenize(int argc, char **argv) {
                 return 2;
             }
         }
-        rc = run_jsonl(tok, in, &o);
+        rc = run_jsonl(tok, in, in == stdin ? "the standard input" : arg, &o);
         if (in != stdin) fclose(in);
     } else {
         size_t len;
@@ -381,9 +399,5 @@ int cmd_tokenize(int argc, char **argv) {
         free(text);
     }
     armo_tokenizer_free(tok);
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "armo tokenize: writing the output failed: %s\n", strerror(errno));
-        return 2;
-    }
-    return rc;
+    return rc; /* main.c checks that the standard output was written */
 }

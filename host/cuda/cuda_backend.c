@@ -459,11 +459,22 @@ static int64_t grow_to(int64_t cur, int64_t need, int64_t quantum, int64_t limit
     return t;
 }
 
+/* *limit (0: none) lowered to v when v is a positive, smaller limit. */
+static void lower_limit(int64_t *limit, int64_t v) {
+    if (v > 0 && (*limit == 0 || v < *limit)) *limit = v;
+}
+
 /* Makes the buffers hold a batch of n tokens in nseq sequences (n_exp
  * expanded rows; 0: unshared).  Checks the device's free memory first: a
  * batch that cannot be held fails with the numbers and the buffers stay as
- * they were (the scheduler then retries the batch's records one by one). */
-static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, armo_err *e) {
+ * they were.  Either way (too little free memory, or the allocation refused
+ * after all) *limit (backend.h: max_batch_tokens_now) is lowered to the
+ * batch size that should fit from now on (what the free memory holds; the
+ * buffers held before; half the batch), below n, and the scheduler re-packs
+ * its batches under it; a sequence that alone does not fit is a per-record
+ * error with the numbers. */
+static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, int64_t *limit,
+                           armo_err *e) {
     const armo_batch_shape cur = g->cap;
     if (n <= cur.tokens && nseq <= cur.seqs && n_exp <= cur.exp_rows) return 0;
     armo_batch_shape want = {grow_to(cur.tokens, n, 256, g->max_tokens),
@@ -483,6 +494,7 @@ static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, armo_e
         char b1[32], b2[32], b3[32], b4[32], b5[32];
         const int64_t fit =
             armo_dev_max_tokens(&g->cfg, avail, g->max_seqs, n_exp > 0, g->max_tokens);
+        lower_limit(limit, fit < n ? fit : 0);
         return armo_err_set(e, "a batch of %lld tokens (%d sequence%s%s) needs %s of activations "
                                "on the GPU, more than the %s available (%s free + %s this "
                                "backend holds, less a %s reserve): batches of up to %lld tokens "
@@ -502,10 +514,13 @@ static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, armo_e
         g->grows++;
         return 0;
     }
-    /* the device refused after all: back to the buffers held before */
+    /* the device refused after all: back to the buffers held before, and
+     * batches no larger than them (or than half this one) from now on */
     act_free(g);
     armo_err keep;
     if (cur.tokens > 0 && act_alloc(g, cur, &keep)) act_free(g);
+    const int64_t held = g->cap.tokens < n ? g->cap.tokens : 0;
+    lower_limit(limit, held > 0 ? held : n / 2);
     return armo_err_prefix(e, "growing the activation buffers from %lld to %lld tokens",
                            (long long)cur.tokens, (long long)want.tokens);
 }
@@ -651,7 +666,8 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
     ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
-    if (ensure_capacity(g, n, nseq, x.identity ? 0 : x.n_exp, e)) goto done;
+    if (ensure_capacity(g, n, nseq, x.identity ? 0 : x.n_exp, &b->max_batch_tokens_now, e))
+        goto done;
     int nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;

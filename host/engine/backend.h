@@ -135,6 +135,10 @@ struct armo_backend {
     char device[128];            /* human description: "CPU (2 threads)", "NVIDIA H100 ..." */
     int64_t max_expanded_rows;   /* most rows of a batch's expanded attention layout under
                                   * prefix sharing (prefix_share.h); 0: no limit */
+    int64_t max_batch_tokens_now; /* set by a backend that could not allocate a batch's
+                                  * activations mid-run (the device out of memory): the
+                                  * most tokens a batch may hold from now on, which the
+                                  * scheduler re-packs under; 0: no such limit */
     void *impl;
     /* Set (to why) when the backend can take no more work: a sticky device
      * failure.  The scheduler then hands its batch to another worker and

@@ -338,6 +338,8 @@ typedef struct {
     float **hidden;              /* segment -> its owner's hidden buffer (or NULL) */
     int64_t ids_cap;
     int seq_cap;
+    int quiet;                   /* no note when the backend lowers the budget */
+    int64_t noted_limit;         /* the backend's max_batch_tokens_now last noted */
 } pack_buf;
 
 static int pack_reserve(pack_buf *p, int64_t tokens, int nseg) {
@@ -380,12 +382,39 @@ static void push_segment(pack_buf *p, int *nseg, int64_t *off, const int32_t *id
 static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e);
 
+/* Units u[0..n) re-packed in order into batches of at most `limit` tokens
+ * (a unit larger than that alone), each scored by score_units. */
+static int score_repacked(armo_backend *b, pack_buf *p, unit *u, int n, int64_t limit,
+                          armo_sched_stats *st, armo_err *e) {
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        int64_t tokens = u[i].tokens;
+        while (j < n && tokens + u[j].tokens <= limit) tokens += u[j++].tokens;
+        int r = score_units(b, p, u + i, j - i, st, e);
+        if (r) return r;
+        i = j;
+    }
+    return 0;
+}
+
+/* The backend lowered the batch budget (it could not allocate a batch's
+ * activations): a one-line note, once per new limit. */
+static void note_limit(const armo_backend *b, pack_buf *p, int64_t tokens, const char *why) {
+    if (p->noted_limit == b->max_batch_tokens_now) return;
+    p->noted_limit = b->max_batch_tokens_now;
+    if (!p->quiet)
+        fprintf(stderr, "\narmo: a batch of %lld tokens did not fit on the %s (%s); batches of up "
+                        "to %lld tokens from now on\n", (long long)tokens, b->device, why,
+                (long long)b->max_batch_tokens_now);
+}
+
 /* Scores units u[0..n) as one packed batch.  On a backend error the units
- * are retried one by one, and a shared unit that still fails is retried as
- * unshared sequences, so that one bad sequence cannot fail its neighbours.
- * Returns 0, -1 (fatal, e set), or ARMO_POOL_LOST when the backend is lost
- * (b->lost): then the batch's results are incomplete and it is run again
- * elsewhere (batch_reset). */
+ * are re-packed under the budget the backend lowered, if it did (the
+ * device ran out of memory), else retried one by one; a shared unit that
+ * still fails is retried as unshared sequences, so that one bad sequence
+ * cannot fail its neighbours.  Returns 0, -1 (fatal, e set), or
+ * ARMO_POOL_LOST when the backend is lost (b->lost): then the batch's
+ * results are incomplete and it is run again elsewhere (batch_reset). */
 static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_stats *st,
                        armo_err *e) {
     int64_t tokens = 0;
@@ -395,6 +424,9 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
         nseg += u[i].n + (u[i].prefix_len > 0);
         shared |= u[i].prefix_len > 0;
     }
+    const int64_t limit = b->max_batch_tokens_now;
+    if (n > 1 && limit > 0 && tokens > limit) /* packed before the budget was lowered */
+        return score_repacked(b, p, u, n, limit, st, e);
     if (pack_reserve(p, tokens, nseg)) return armo_err_set(e, "out of memory packing a batch");
     int64_t off = 0;
     int k = 0;
@@ -430,6 +462,10 @@ static int score_units(armo_backend *b, pack_buf *p, unit *u, int n, armo_sched_
         return 0;
     }
     if (b->lost) return ARMO_POOL_LOST;
+    if (n > 1 && b->max_batch_tokens_now > 0 && b->max_batch_tokens_now < tokens) {
+        note_limit(b, p, tokens, be.msg);
+        return score_repacked(b, p, u, n, b->max_batch_tokens_now, st, e);
+    }
     if (n > 1) {
         for (int i = 0; i < n; i++) {
             int r = score_units(b, p, &u[i], 1, st, e);
@@ -606,7 +642,7 @@ int armo_score_groups(armo_backend *b, const armo_seq_group *groups, int ngroups
                       const armo_sched_opts *o, armo_sched_stats *st, armo_err *e) {
     plan pl;
     if (plan_build(&pl, b, groups, ngroups, o, e)) return -1;
-    pack_buf p = {0};
+    pack_buf p = {.quiet = o->quiet};
     int rc = 0;
     for (int k = 0; k < pl.nb && rc == 0; k++) rc = plan_score(&pl, k, b, &p, st, e);
     pack_free(&p);
@@ -642,14 +678,21 @@ static int write_all(int fd, const char *buf, size_t len) {
 typedef struct {
     int fd;
     const char *name;
+    int64_t line0;               /* lines the output held before this run (--resume) */
+    int64_t written;             /* lines this run wrote */
 } fd_out;
 
 static int emit_fd(void *ctx, const char *line, size_t len, int64_t line_no, armo_err *e) {
-    const fd_out *f = ctx;
-    if (write_all(f->fd, line, len) == 0) return 0;
-    return armo_err_set(e, "writing %s failed (the result of input line %lld): %s",
+    fd_out *f = ctx;
+    if (write_all(f->fd, line, len) == 0) {
+        f->written++;
+        return 0;
+    }
+    int en = errno;
+    return armo_err_set(e, "writing line %lld of %s: %s (the result of input line %lld)",
+                        (long long)(f->line0 + f->written + 1),
                         f->name && strcmp(f->name, "-") ? f->name : "the standard output",
-                        (long long)line_no, strerror(errno));
+                        strerror(en), (long long)line_no);
 }
 
 /* The job's line, formatted in memory and handed whole to the sink. */
@@ -755,6 +798,7 @@ static int score_window(window *w, workers *wk, const armo_sched_opts *o, sink *
     }
     plan pl;
     if (plan_build(&pl, wk->b[0], groups, n, o, e) == 0) {
+        for (int i = 0; i < wk->n; i++) wk->ws[i].p.quiet = o->quiet;
         for (int u = 0; u < pl.nu; u++) remaining[pl.units[u].group] += pl.units[u].n;
         rc = window_flush(w, remaining, s, e); /* records with nothing to score */
         round_ctx r = {&pl, wk->ws};
@@ -854,10 +898,10 @@ static int take_window(window *w, feeder *f, int need, int nthreads, const armo_
         return 0;
     }
     if (failed)
-        return armo_err_set(e, "reading %s failed: %s",
+        return armo_err_set(e, "reading %s failed at line %lld: %s",
                             o->in_name && strcmp(o->in_name, "-") ? o->in_name
                                                                   : "the standard input",
-                            strerror(err));
+                            (long long)f->lr->line_no + 1, strerror(err));
     return 0;
 }
 
@@ -890,7 +934,7 @@ int armo_schedule_workers(armo_line_reader *in, int64_t in_size, int out_fd,
     }
     armo_progress prog; /* this run's records: those `in` returned already are not */
     armo_progress_init(&prog, in_size >= 0 ? in_size - in->bytes : -1, o->quiet);
-    fd_out fo = {.fd = out_fd, .name = o->out_name};
+    fd_out fo = {.fd = out_fd, .name = o->out_name, .line0 = o->out_line0};
     sink s = {.ops = ops, .emit = emit_fd, .emit_ctx = &fo, .st = stats, .prog = &prog,
               .bytes0 = in->bytes};
     if (!rc) rc = feeder_start(&f, in, wsize, e);

@@ -85,6 +85,8 @@ typedef struct {
      * written and the call returns with stats.interrupted.  May be NULL. */
     atomic_int *stop;
     const char *in_name, *out_name; /* for messages ("-": standard input / output) */
+    int64_t out_line0;           /* lines the output already holds (--resume): a write
+                                  * error names the output's line, this + records + 1 */
 } armo_sched_opts;
 
 typedef struct {
