@@ -10,8 +10,9 @@ BUILD=${ARMO_BUILD_DIR:-build}
 need_pkgs=()
 # clang + libclang-rt-dev (libFuzzer and the sanitizer runtimes): the fuzz
 # harnesses of tests/fuzz, built by cmake/fuzz.cmake, and their smoke ctests
+# libopenblas-dev: the CPU backend's GEMMs (host/engine/cpu_gemm.c)
 for p in build-essential cmake ninja-build pkg-config libjansson-dev libpcre2-dev xz-utils python3 \
-         clang libclang-rt-dev; do
+         clang libclang-rt-dev libopenblas-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -1,15 +1,18 @@
 /* cpu_backend.c — the whole forward on the CPU (see cpu_backend.h).
  *
- * The backend keeps the big matrices as typed views into the checkpoint's
- * mmap (cpu_matmul converts them on the fly) and converts only the small
- * tensors once at create time: the norm weights, the whole ArmoRM head (an
- * armo_head_params, the CUDA head's struct too) and the seqcls score
- * weight.  armo_cpu_score runs one packed batch (no padding) through the
- * layers with activation buffers sized by the batch's token count, then
- * gathers the two head rows of every sequence and applies the head.
- * Matmuls split their output rows over the backend's threads; attention
- * splits the batch's query rows (cpu_attention_rows on contiguous ranges of
- * equal causal cost), which gives bit-identical results for any thread count. */
+ * At create time the backend converts every matrix of the layers to fp32
+ * once (BF16 / F16 checkpoints; aligned F32 tensors are used in place: the
+ * cost is armo_cpu_weight_bytes, which `armo inspect` prints), and the small
+ * tensors too: the norm weights, the whole ArmoRM head (an
+ * armo_head_params, the CUDA head's struct too) and the seqcls score weight.
+ * The embedding stays a view into the checkpoint's mmap (rows are converted
+ * as they are gathered).  armo_cpu_score runs one packed batch (no padding)
+ * through the layers with activation buffers sized by the batch's token
+ * count, then gathers the two head rows of every sequence and applies the
+ * head.  The matrix products go through BLAS in fixed call shapes
+ * (cpu_gemm.h); attention splits the batch's query rows (cpu_attention_rows
+ * on contiguous ranges of equal causal cost).  Both give bit-identical
+ * results for any thread count and any packing. */
 #include "host/engine/cpu_backend.h"
 
 #include <pthread.h>
@@ -21,14 +24,22 @@
 
 #include "base/progress.h"
 #include "host/engine/batch_check.h"
+#include "host/engine/cpu_gemm.h"
 #include "host/engine/cpu_ops.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
 #include "weights/rope_table.h"
 
+/* A layer's matrices in fp32, [out, in] row-major as in the checkpoint. */
+typedef struct {
+    const float *wq, *wk, *wv, *wo, *wgate, *wup, *wdown;
+} cpu_layer;
+
 struct armo_cpu {
     const armo_model *m;
     int nthreads;
+    cpu_layer *layers;           /* [num_layers] */
+    float **owned;               /* the converted matrices (7 per layer; NULL: used in place) */
     float *norms;                /* all norm weights in fp32: 2 per layer + final */
     float **attn_norm, **mlp_norm; /* per layer, pointers into norms */
     float *final_norm;
@@ -74,6 +85,64 @@ static int check_matrix(const armo_weight *w, int64_t rows, int64_t cols, armo_e
         return armo_err_set(e, "tensor %s is [%lld, %lld], the config implies [%lld, %lld]",
                             w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
                             (long long)rows, (long long)cols);
+    return 0;
+}
+
+/* The matrices of layer l, in the order cpu_layer lists them. */
+static void layer_matrices(const armo_layer_weights *lw, const armo_weight *mats[7]) {
+    mats[0] = &lw->wq, mats[1] = &lw->wk, mats[2] = &lw->wv, mats[3] = &lw->wo;
+    mats[4] = &lw->wgate, mats[5] = &lw->wup, mats[6] = &lw->wdown;
+}
+
+/* An F32 tensor aligned for float is used where it lies; anything else is
+ * converted. */
+static int used_in_place(const armo_weight *w) {
+    return w->dtype == ARMO_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
+}
+
+size_t armo_cpu_weight_bytes(const armo_model *m) {
+    size_t bytes = 0;
+    for (int l = 0; l < m->cfg.num_layers; l++) {
+        const armo_weight *mats[7];
+        layer_matrices(&m->layers[l], mats);
+        for (int i = 0; i < 7; i++)
+            if (!used_in_place(mats[i]))
+                bytes += (size_t)mats[i]->rows * (size_t)mats[i]->cols * sizeof(float);
+    }
+    return bytes;
+}
+
+/* Every layer matrix in fp32 (shapes checked by the caller). */
+static int setup_layers(armo_cpu *c, armo_err *e) {
+    const armo_model *m = c->m;
+    const int L = m->cfg.num_layers;
+    c->layers = calloc((size_t)L, sizeof *c->layers);
+    c->owned = calloc((size_t)L * 7, sizeof *c->owned);
+    if (!c->layers || !c->owned) return armo_err_set(e, "out of memory for %d layers", L);
+    for (int l = 0; l < L; l++) {
+        const armo_weight *mats[7];
+        const float *f32[7];
+        layer_matrices(&m->layers[l], mats);
+        for (int i = 0; i < 7; i++) {
+            const armo_weight *w = mats[i];
+            if (used_in_place(w)) {
+                f32[i] = w->data;
+                continue;
+            }
+            const size_t count = (size_t)w->rows * (size_t)w->cols;
+            float *dst = malloc(count * sizeof(float));
+            if (!dst)
+                return armo_err_set(e, "out of memory converting %s to fp32 (%zu bytes; the "
+                                       "CPU backend keeps every layer matrix in fp32: %zu "
+                                       "bytes in all, see armo inspect)",
+                                    w->name ? w->name : "?", count * sizeof(float),
+                                    armo_cpu_weight_bytes(m));
+            c->owned[(size_t)l * 7 + i] = dst;
+            if (convert_weight(dst, w, w->rows, w->cols, e) < 0) return -1;
+            f32[i] = dst;
+        }
+        c->layers[l] = (cpu_layer){f32[0], f32[1], f32[2], f32[3], f32[4], f32[5], f32[6]};
+    }
     return 0;
 }
 
@@ -146,6 +215,9 @@ armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e) {
             goto fail;
     }
 
+    cpu_gemm_blas_init();
+    if (setup_layers(c, e) < 0) goto fail;
+
     c->norms = malloc(sizeof(float) * (size_t)H * (2 * (size_t)L + 1));
     c->attn_norm = malloc(sizeof(float *) * L);
     c->mlp_norm = malloc(sizeof(float *) * L);
@@ -200,6 +272,10 @@ void armo_cpu_destroy(armo_cpu *c) {
     free(c->mlp_norm);
     free(c->attn_norm);
     free(c->norms);
+    if (c->owned)
+        for (int i = 0; i < 7 * c->m->cfg.num_layers; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->layers);
     free(c);
 }
 
@@ -381,11 +457,11 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     cpu_embed(x, &m->embed, ids, n);
     cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
     for (int l = 0; l < L; l++) {
-        const armo_layer_weights *lw = &m->layers[l];
+        const cpu_layer *lw = &c->layers[l];
         /* attention block */
-        cpu_matmul(q, xn, &lw->wq, n, nt);
-        cpu_matmul(k, xn, &lw->wk, n, nt);
-        cpu_matmul(v, xn, &lw->wv, n, nt);
+        const cpu_gemm_op qkv[3] = {{lw->wq, q, (int)qdim}, {lw->wk, k, (int)kvdim},
+                                    {lw->wv, v, (int)kvdim}};
+        if (cpu_gemm(xn, n, H, qkv, 3, nt, e)) goto gemm_failed;
         cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
         cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
         if (attention_layer(att, q, k, v, cu_seqlens, nseq, &xp, row_ids, nh, nkv, hd, nt)) {
@@ -393,13 +469,15 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
                                  "%d rows", xp.n_exp);
             goto done;
         }
-        cpu_matmul(delta, att, &lw->wo, n, nt);
+        const cpu_gemm_op o_proj = {lw->wo, delta, H};
+        if (cpu_gemm(att, n, (int)qdim, &o_proj, 1, nt, e)) goto gemm_failed;
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
         /* MLP block */
-        cpu_matmul(gate, xn, &lw->wgate, n, nt);
-        cpu_matmul(up, xn, &lw->wup, n, nt);
+        const cpu_gemm_op gate_up[2] = {{lw->wgate, gate, I}, {lw->wup, up, I}};
+        if (cpu_gemm(xn, n, H, gate_up, 2, nt, e)) goto gemm_failed;
         cpu_swiglu(gate, gate, up, (int64_t)n * I);
-        cpu_matmul(delta, gate, &lw->wdown, n, nt);
+        const cpu_gemm_op down = {lw->wdown, delta, H};
+        if (cpu_gemm(gate, n, I, &down, 1, nt, e)) goto gemm_failed;
         /* residual, then the next block's norm (the final norm after the last layer) */
         const float *next_norm = l + 1 < L ? c->attn_norm[l + 1] : c->final_norm;
         cpu_add_rmsnorm(x, delta, xn, next_norm, n, H, eps);
@@ -448,6 +526,10 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
                                  cfg->arch == ARMO_ARCH_ARMORM ? hprompt + (size_t)h * H : NULL,
                                  H);
     }
+    goto done;
+gemm_failed:
+    rc = -1;
+    armo_err_prefix(e, "CPU backend, a batch of %d tokens", n);
 done:
     free(r_score);
     free(r_coef);
@@ -507,28 +589,32 @@ armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts
 
 int armo_cpu_gemm_ceiling(int threads, int *n_out, int *in_out, int *out_out, double *tflops,
                           armo_err *e) {
-    const int n = 256, in = 1024, out = 1024;
+    const int n = 2048, in = 1024, out = 1024;
     *n_out = n, *in_out = in, *out_out = out;
     *tflops = 0.0;
-    uint16_t *wb = malloc((size_t)in * out * 2);
+    if (threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = ncpu > 0 ? (int)ncpu : 1;
+    }
+    float *w = malloc((size_t)in * out * 4);
     float *x = malloc((size_t)n * in * 4), *y = malloc((size_t)n * out * 4);
     int rc = 0;
-    if (wb && x && y) {
+    if (w && x && y) {
         uint32_t s = 99; /* any data will do: this times the matmul */
         for (size_t i = 0; i < (size_t)in * out; i++) {
             s = s * 1664525u + 1013904223u;
-            wb[i] = armo_f32_to_bf16(((float)(s >> 8) / 8388608.0f - 1.0f) * 0.03f);
+            w[i] = armo_bf16_to_f32(armo_f32_to_bf16(((float)(s >> 8) / 8388608.0f - 1.0f) * 0.03f));
         }
         for (size_t i = 0; i < (size_t)n * in; i++) {
             s = s * 1664525u + 1013904223u;
             x[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
         }
-        armo_weight w = {.name = "ceiling", .dtype = ARMO_DT_BF16, .data = wb, .rows = out,
-                         .cols = in};
-        cpu_matmul(y, x, &w, n, threads); /* warm-up */
-        for (int r = 0; r < 3; r++) {
+        cpu_gemm_blas_init();
+        const cpu_gemm_op op = {w, y, out};
+        rc = cpu_gemm(x, n, in, &op, 1, threads, e); /* warm-up */
+        for (int r = 0; r < 3 && rc == 0; r++) {
             double t0 = armo_now();
-            cpu_matmul(y, x, &w, n, threads);
+            rc = cpu_gemm(x, n, in, &op, 1, threads, e);
             double t = armo_now() - t0;
             double tf = 2.0 * n * in * out / (t > 0 ? t : 1e-9) / 1e12;
             if (tf > *tflops) *tflops = tf;
@@ -536,7 +622,7 @@ int armo_cpu_gemm_ceiling(int threads, int *n_out, int *in_out, int *out_out, do
     } else {
         rc = armo_err_set(e, "GEMM ceiling: out of memory");
     }
-    free(wb);
+    free(w);
     free(x);
     free(y);
     return rc;
