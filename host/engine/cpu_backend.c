@@ -10,9 +10,9 @@
  * through the layers with activation buffers sized by the batch's token
  * count, then gathers the two head rows of every sequence and applies the
  * head.  The matrix products go through BLAS in fixed call shapes
- * (cpu_gemm.h); attention splits the batch's query rows (cpu_attention_rows
- * on contiguous ranges of equal causal cost).  Both give bit-identical
- * results for any thread count and any packing. */
+ * (cpu_gemm.h), attention in tiles of query rows per sequence and head
+ * (cpu_attn.h).  Both give bit-identical results for any thread count and
+ * any packing. */
 #include "host/engine/cpu_backend.h"
 
 #include <pthread.h>
@@ -24,6 +24,7 @@
 
 #include "base/progress.h"
 #include "host/engine/batch_check.h"
+#include "host/engine/cpu_attn.h"
 #include "host/engine/cpu_gemm.h"
 #include "host/engine/cpu_ops.h"
 #include "host/engine/prefix_share.h"
@@ -283,114 +284,38 @@ const armo_head_params *armo_cpu_head(const armo_cpu *c) {
     return c && c->m->cfg.arch == ARMO_ARCH_ARMORM ? &c->head : NULL;
 }
 
-/* ---- threaded attention over contiguous ranges of query rows ---- */
-
-#define ATTN_MAX_THREADS 256
-
-typedef struct {
-    float *out;
-    const float *q, *k, *v;
-    const int32_t *cu_seqlens;
-    int nseq, nh, nkv, hd;
-    const int32_t *rows;
-    int nrows;
-} attn_job;
-
-static void *attn_worker(void *arg) {
-    const attn_job *j = arg;
-    if (j->nrows > 0)
-        cpu_attention_rows(j->out, j->q, j->k, j->v, j->cu_seqlens, j->nseq, j->nh, j->nkv, j->hd,
-                           j->rows, j->nrows);
-    return NULL;
-}
-
-/* row_ids[i] == i for i < n; pos[i] is row i's position in its sequence, so
- * pos[i] + 1 keys is the row's cost. */
-static void attention_threaded(float *att, const float *q, const float *k, const float *v,
-                               const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
-                               const int32_t *row_ids, const int32_t *pos, int n, int nthreads) {
-    double total = 0;
-    for (int i = 0; i < n; i++) total += pos[i] + 1;
-    if (nthreads > ATTN_MAX_THREADS) nthreads = ATTN_MAX_THREADS;
-    if (nthreads > n) nthreads = n;
-    /* below ~1M multiply-adds a thread costs more than it saves */
-    if (nthreads <= 1 || total * nh * hd < 1e6) {
-        cpu_attention(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd);
-        return;
-    }
-    attn_job jobs[ATTN_MAX_THREADS];
-    pthread_t tids[ATTN_MAX_THREADS];
-    int started[ATTN_MAX_THREADS];
-    const size_t qdim = (size_t)nh * hd;
-    int r0 = 0;
-    double acc = 0;
-    for (int t = 0; t < nthreads; t++) {
-        int r1 = r0;
-        double target = total * (t + 1) / nthreads;
-        if (t == nthreads - 1) r1 = n;
-        else
-            while (r1 < n && acc + pos[r1] + 1 <= target) acc += pos[r1++] + 1;
-        jobs[t] = (attn_job){att + (size_t)r0 * qdim, q, k, v, cu_seqlens, nseq, nh, nkv, hd,
-                             row_ids + r0, r1 - r0};
-        r0 = r1;
-    }
-    for (int t = 1; t < nthreads; t++) {
-        int rc = pthread_create(&tids[t], NULL, attn_worker, &jobs[t]);
-        started[t] = rc == 0;
-        if (rc != 0)
-            fprintf(stderr, "%s:%d: pthread_create failed (%s); computing inline\n", __FILE__,
-                    __LINE__, strerror(rc));
-    }
-    attn_worker(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
-        if (!started[t]) {
-            attn_worker(&jobs[t]);
-            continue;
-        }
-        int rc = pthread_join(tids[t], NULL);
-        if (rc != 0)
-            fprintf(stderr, "%s:%d: pthread_join failed (%s)\n", __FILE__, __LINE__, strerror(rc));
-    }
-}
-
-/* Attention of one layer: on the packed rows, or (prefix sharing) on the
- * expanded layout of prefix_share.h, gathered in and scattered back. */
+/* Attention of one layer (cpu_attn.h): on the packed rows, or (prefix
+ * sharing) on the expanded layout of prefix_share.h, gathered in and
+ * scattered back. */
 static int attention_layer(float *att, const float *q, const float *k, const float *v,
-                           const int32_t *cu_seqlens, int nseq, const armo_expansion *x,
-                           const int32_t *row_ids, int nh, int nkv, int hd, int nt) {
+                           const int32_t *cu_seqlens, int nseq, const armo_expansion *x, int nh,
+                           int nkv, int hd, int nt, armo_err *e) {
     const int n = x->n_unique;
-    if (x->identity) {
-        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, x->pos, n, nt);
-        return 0;
-    }
+    if (x->identity) return cpu_attn(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, nt, e);
     const size_t qdim = (size_t)nh * hd, kvdim = (size_t)nkv * hd, ne = (size_t)x->n_exp;
     float *qe = malloc(sizeof(float) * ne * qdim), *ke = malloc(sizeof(float) * ne * kvdim),
           *ve = malloc(sizeof(float) * ne * kvdim), *ae = malloc(sizeof(float) * ne * qdim);
-    int32_t *ids_e = malloc(sizeof(int32_t) * ne), *pos_e = malloc(sizeof(int32_t) * ne);
     int rc = -1;
-    if (qe && ke && ve && ae && ids_e && pos_e) {
+    if (qe && ke && ve && ae) {
         for (int s = 0; s < x->nseq_exp; s++)
             for (int r = x->cu_exp[s]; r < x->cu_exp[s + 1]; r++) {
                 size_t u = (size_t)x->exp_rows[r];
                 memcpy(qe + r * qdim, q + u * qdim, sizeof(float) * qdim);
                 memcpy(ke + r * kvdim, k + u * kvdim, sizeof(float) * kvdim);
                 memcpy(ve + r * kvdim, v + u * kvdim, sizeof(float) * kvdim);
-                ids_e[r] = r;
-                pos_e[r] = r - x->cu_exp[s];
             }
-        attention_threaded(ae, qe, ke, ve, x->cu_exp, x->nseq_exp, nh, nkv, hd, ids_e, pos_e,
-                           x->n_exp, nt);
-        for (int u = 0; u < n; u++)
-            memcpy(att + (size_t)u * qdim, ae + (size_t)x->back_rows[u] * qdim,
-                   sizeof(float) * qdim);
-        rc = 0;
+        rc = cpu_attn(ae, qe, ke, ve, x->cu_exp, x->nseq_exp, nh, nkv, hd, nt, e);
+        if (rc == 0)
+            for (int u = 0; u < n; u++)
+                memcpy(att + (size_t)u * qdim, ae + (size_t)x->back_rows[u] * qdim,
+                       sizeof(float) * qdim);
+    } else {
+        armo_err_set(e, "out of memory for the shared-prefix attention of %d rows", x->n_exp);
     }
     free(qe);
     free(ke);
     free(ve);
     free(ae);
-    free(ids_e);
-    free(pos_e);
     return rc;
 }
 
@@ -464,11 +389,8 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
         if (cpu_gemm(xn, n, H, qkv, 3, nt, e)) goto gemm_failed;
         cpu_rope_apply(q, n, nh, hd, pos, c->inv_freq);
         cpu_rope_apply(k, n, nkv, hd, pos, c->inv_freq);
-        if (attention_layer(att, q, k, v, cu_seqlens, nseq, &xp, row_ids, nh, nkv, hd, nt)) {
-            rc = armo_err_set(e, "CPU backend: out of memory for the shared-prefix attention of "
-                                 "%d rows", xp.n_exp);
-            goto done;
-        }
+        if (attention_layer(att, q, k, v, cu_seqlens, nseq, &xp, nh, nkv, hd, nt, e))
+            goto gemm_failed;
         const cpu_gemm_op o_proj = {lw->wo, delta, H};
         if (cpu_gemm(att, n, (int)qdim, &o_proj, 1, nt, e)) goto gemm_failed;
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
@@ -527,7 +449,7 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
                                  H);
     }
     goto done;
-gemm_failed:
+gemm_failed: /* a GEMM or the attention: out of memory */
     rc = -1;
     armo_err_prefix(e, "CPU backend, a batch of %d tokens", n);
 done:
