@@ -23,11 +23,16 @@
 #include "base/errors.h"
 
 /* rows of x per sgemm call: a multiple of every x86 sgemm kernel's tile
- * (OpenBLAS's unroll is at most 16), large enough that packing W costs a few
- * per cent of the multiply */
-#define CPU_GEMM_ROWS 128
-/* rows of W per sgemm call: one block (256 x in fp32) stays in a 2 MB L2 for
- * hidden sizes up to 2048 while the token chunks go past it */
+ * (OpenBLAS's unroll is at most 16), and large enough that packing W into
+ * the BLAS's panels costs little next to the multiply: single-threaded, 1024
+ * x 3584 MLP shapes ran at 70 / 81 / 88 / 92 GFLOP/s for 64 / 128 / 256 /
+ * 512 rows on a Zen 4 core (CPU time; profiling/RESULTS.md).  The last,
+ * partial chunk of a batch is padded to this many rows: at the CPU's default
+ * 2048-token budget the padding costs 3.7 / 7.9 / 12.7 % for 128 / 256 / 512
+ * on the bench's conversations, so 256 is the best trade. */
+#define CPU_GEMM_ROWS 256
+/* rows of W per sgemm call: 512 measured no faster than 256 (same test),
+ * and smaller blocks give the threads more tasks to share */
 #define CPU_GEMM_COLS 256
 
 /* One weight of a product: y[n, out] = x[n, in] · wᵀ, w [out, in] fp32. */
