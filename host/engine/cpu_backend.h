@@ -19,7 +19,10 @@
 
 typedef struct armo_cpu armo_cpu;
 
-/* nthreads <= 0: one per online CPU. */
+/* nthreads <= 0: one per online CPU.  Converts every layer matrix to fp32
+ * (armo_cpu_weight_bytes) and sets OpenBLAS to one thread for the whole
+ * process: the backend's own nthreads threads split every product
+ * (cpu_gemm.h), so BLAS threads would only oversubscribe the cores. */
 armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e);
 void armo_cpu_destroy(armo_cpu *c);
 
