@@ -364,7 +364,7 @@ def main():
     print(f"armo CPU vs transformers fp32 on CPU, {a.threads} threads, {len(convs)} conversations, "
           f"{side.tokens} tokens, model hidden {DIMS['hidden']} x {DIMS['layers']} layers "
           f"({DIMS['heads']}/{DIMS['kv_heads']} heads, intermediate {DIMS['intermediate']})")
-    print(f"  commit {commit}; torch {torch.__version__}, transformers {transformers.__version__}; "
+    print(f"  source tree at commit {commit} (--armo {a.armo}); torch {torch.__version__}, transformers {transformers.__version__}; "
           f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"  armo : {ar['cmd']}")
     print(f"  torch: LlamaModel fp32, sdpa, length-sorted batches of {a.batch}, "
