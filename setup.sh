@@ -10,7 +10,8 @@ BUILD=${ARMO_BUILD_DIR:-build}
 need_pkgs=()
 # clang + libclang-rt-dev (libFuzzer and the sanitizer runtimes): the fuzz
 # harnesses of tests/fuzz, built by cmake/fuzz.cmake, and their smoke ctests;
-# OpenBLAS + LAPACKE: armo train's matrix products and solvers (host/train);
+# OpenBLAS: the CPU backend's GEMMs (host/engine/cpu_gemm.c) and, with
+# LAPACKE, armo train's matrix products and solvers (host/train);
 # chromium: the headless browser that opens `armo report`'s pages in the
 # ctest report_browser (tests/report/test_report_browser.py);
 # libmicrohttpd-dev: the HTTP server of `armo serve` (host/serve)

@@ -168,6 +168,9 @@ set_tests_properties(emu_gemm_cache PROPERTIES LABELS "cpu;emu" TIMEOUT 600)
 # timing events and the GEMM ceiling of `armo bench` meet the emulator too
 # (ctest emu_cli, tests/emu/cuda/test_cli.py, against `armo --device cpu`).
 file(GLOB ARMO_CLI_SOURCES_FOR_EMU CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/host/cli/*.c)
+# armo serve is not part of the emulated CLI (its main.c entry needs
+# ARMO_HAVE_SERVE and the armo_serve library; the server is tested on the CPU)
+list(FILTER ARMO_CLI_SOURCES_FOR_EMU EXCLUDE REGEX "/cmd_serve\\.c$")
 add_executable(armo_emu ${ARMO_CLI_SOURCES_FOR_EMU} ${ARMO_CUDA_HOST_SOURCES})
 target_compile_options(armo_emu PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
 target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS})

@@ -17,20 +17,26 @@
 # engine synchronises after every kernel and names the one that failed);
 # memcheck runs the tests with ARMO_GPU_TEST_QUICK=1.
 #
-# jansson and PCRE2 on the GPU machine.  That machine has cmake, ninja, nvcc,
-# python3 + torch + transformers, ncu and compute-sanitizer, but none of the
-# Debian libraries this project links and no network.  So, once, HERE (on a
-# machine with the Debian -dev packages):
+# jansson, PCRE2 and OpenBLAS on the GPU machine.  That machine has cmake,
+# ninja, nvcc, python3 + torch + transformers, ncu and compute-sanitizer, but
+# none of the Debian libraries this project links and no network.  So, once,
+# HERE (on a machine with the Debian -dev packages):
 #
 #     profiling/device_check.sh --prepare
 #
 # copies the headers and the STATIC archives (libjansson.a, libpcre2-8.a; both
 # reference only glibc 2.36-era symbols) into .deps/ at the repository root,
 # with a tiny pkg-config stand-in (.deps/bin/pkg-config) that answers CMake's
-# queries for exactly those two modules.  .deps/ is added to .git/info/exclude;
+# queries for exactly those modules.  OpenBLAS (the CPU backend's GEMMs) goes
+# as the shared library instead (Debian's static archive, 58 MB, would not fit
+# the 64 MiB a device call carries): libopenblas.so.0 with the libgfortran and
+# libquadmath it needs, a one-line linker script libopenblas.so for -lopenblas,
+# and an rpath (DT_RPATH, so that it covers libopenblas's own dependencies
+# too) into .deps/lib; about 40 MB in all.  .deps/ is added to .git/info/exclude;
 # name it in the device call's `carry`.  On the GPU machine the build then
-# passes -DPKG_CONFIG_EXECUTABLE=.deps/bin/pkg-config, links both libraries
-# statically, and needs no LD_LIBRARY_PATH.  (Building here and carrying
+# passes -DPKG_CONFIG_EXECUTABLE=.deps/bin/pkg-config, links jansson and
+# PCRE2 statically and finds OpenBLAS through the rpath, with no
+# LD_LIBRARY_PATH.  (Building here and carrying
 # build/ does not work: it is > 64 MiB and full of absolute paths.)
 #
 # usage:
@@ -74,14 +80,24 @@ prepare() {
   mkdir -p "$D/include" "$D/lib" "$D/bin"
   cp /usr/include/jansson.h /usr/include/jansson_config.h /usr/include/pcre2.h "$D/include/"
   cp "$lib/libjansson.a" "$lib/libpcre2-8.a" "$D/lib/"
-  local vj vp
+  # OpenBLAS: the shared library and what it needs (see the top of this file)
+  local ob=$lib/openblas-pthread
+  cp /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h \
+     /usr/include/x86_64-linux-gnu/openblas-pthread/openblas_config.h "$D/include/"
+  cp "$(readlink -f "$ob/libopenblas.so.0")" "$D/lib/libopenblas.so.0"
+  cp "$(readlink -f "$lib/libgfortran.so.5")" "$D/lib/libgfortran.so.5"
+  cp "$(readlink -f "$lib/libquadmath.so.0")" "$D/lib/libquadmath.so.0"
+  echo 'INPUT(libopenblas.so.0)' > "$D/lib/libopenblas.so"
+  local vj vp vo
   vj=$(pkg-config --modversion jansson)
   vp=$(pkg-config --modversion libpcre2-8)
+  vo=$(pkg-config --modversion openblas)
   cat > "$D/bin/pkg-config" <<SHIM
 #!/bin/sh
 # pkg-config stand-in written by profiling/device_check.sh --prepare: answers
 # CMake's FindPkgConfig queries for jansson ($vj) and libpcre2-8 ($vp) from the
-# static archives beside it; any other module is "not found".
+# static archives beside it, and for openblas ($vo) from the shared library
+# there (with an rpath); any other module is "not found".
 D=\$(cd "\$(dirname "\$0")/.." && pwd)
 mode=; mods=
 for a in "\$@"; do
@@ -92,19 +108,21 @@ for a in "\$@"; do
     *) mods="\$mods \$a";;
   esac
 done
-libs=
+libs=; other=
 for m in \$mods; do
   case "\$m" in
     jansson) libs="\$libs -ljansson";;
     libpcre2-8) libs="\$libs -lpcre2-8";;
+    openblas) libs="\$libs -lopenblas"; other="-Wl,--disable-new-dtags,-rpath,\$D/lib";;
     *) echo "Package \$m was not found (armo .deps pkg-config stand-in)" >&2; exit 1;;
   esac
 done
 case "\$mode" in
   --exists|"") exit 0;;
-  --modversion) for m in \$mods; do case "\$m" in jansson) echo $vj;; *) echo $vp;; esac; done;;
+  --modversion) for m in \$mods; do case "\$m" in jansson) echo $vj;; openblas) echo $vo;; *) echo $vp;; esac; done;;
   --cflags|--cflags-only-I) echo "-I\$D/include";;
-  --libs) echo "-L\$D/lib\$libs";;
+  --libs) echo "-L\$D/lib\$libs \$other";;
+  --libs-only-other) echo "\$other";;
   --libs-only-L) echo "-L\$D/lib";;
   --libs-only-l) echo "\$libs";;
   --variable=prefix) echo "\$D";;

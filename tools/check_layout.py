@@ -52,6 +52,8 @@ CONTAINERS = {"host"}
 INTERNAL = {
     "host/engine/cpu_ops.h",
     "host/engine/cpu_backend.h",
+    "host/engine/cpu_gemm.h",
+    "host/engine/cpu_attn.h",
     "host/text/tokenizer_internal.h",
     "host/cuda/gemm_ceiling.h",
 }

@@ -23,7 +23,8 @@ static void usage(FILE *f) {
             "usage: armo inspect --model DIR [--max-batch-tokens N] [--check-weights]\n\n"
             "Loads a Hugging Face checkpoint directory (config.json + safetensors shards)\n"
             "with every check scoring applies, and prints its architecture, key config\n"
-            "values, tensor and parameter counts, bytes per dtype and the GPU memory the\n"
+            "values, tensor and parameter counts, bytes per dtype, the host memory the\n"
+            "CPU backend adds (its fp32 copy of the layer matrices) and the GPU memory the\n"
             "CUDA backend needs for it: the weights, the workspace, the activations per\n"
             "token and per sequence, and the total for a batch of the default 16384\n"
             "tokens and of N (the most `armo score --max-batch-tokens N` can make it\n"
@@ -240,6 +241,10 @@ int cmd_inspect(int argc, char **argv) {
             printf("  %-12s %d tensors, %s\n", armo_dtype_name((armo_dtype)d), n_by_dtype[d],
                    armo_dev_human((double)by_dtype[d], b1, sizeof b1));
 
+    size_t cpu_bytes = armo_backend_cpu_weight_bytes(&m);
+    printf("cpu memory     %s of fp32 layer matrices converted once at load (--device cpu; "
+           "the checkpoint's mmap besides)\n",
+           armo_dev_human((double)cpu_bytes, b1, sizeof b1));
     print_gpu_memory(c, max_batch);
     int rc = report_chat_template(dir);
     if (check_weights) {

@@ -154,7 +154,7 @@ int armo_backend_gemm_ceiling(const char *kind, int threads, int cuda_size, armo
                               armo_err *e) {
     memset(c, 0, sizeof *c);
     if (strcmp(kind, "cuda")) {
-        c->what = "cpu_matmul, bf16 weight, fp32 math, best of 3";
+        c->what = "cpu_gemm (BLAS sgemm), bf16-valued weight in fp32, best of 3";
         return armo_cpu_gemm_ceiling(threads, &c->n, &c->in, &c->out, &c->tflops, e);
     }
     if (!g_cuda) return armo_err_set(e, "GEMM ceiling: no CUDA backend in this armo");
@@ -171,3 +171,5 @@ int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_by
         return armo_err_set(e, "device memory: the %s backend has no device memory", kind);
     return g_cuda->mem_info(free_bytes, total_bytes, e);
 }
+
+size_t armo_backend_cpu_weight_bytes(const armo_model *m) { return armo_cpu_weight_bytes(m); }

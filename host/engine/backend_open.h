@@ -76,6 +76,10 @@ typedef struct {
 int armo_backend_gemm_ceiling(const char *kind, int threads, int cuda_size, armo_gemm_ceiling *c,
                               armo_err *e);
 
+/* The host memory the CPU backend adds to the mapped checkpoint for model m:
+ * its fp32 copy of every layer matrix (armo inspect reports it). */
+size_t armo_backend_cpu_weight_bytes(const armo_model *m);
+
 /* Device memory of the accelerator a kind runs on; an error for "cpu". */
 int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_bytes,
                           armo_err *e);

@@ -1,15 +1,18 @@
 /* cpu_backend.c — the whole forward on the CPU (see cpu_backend.h).
  *
- * The backend keeps the big matrices as typed views into the checkpoint's
- * mmap (cpu_matmul converts them on the fly) and converts only the small
- * tensors once at create time: the norm weights, the whole ArmoRM head (an
- * armo_head_params, the CUDA head's struct too) and the seqcls score
- * weight.  armo_cpu_score runs one packed batch (no padding) through the
- * layers with activation buffers sized by the batch's token count, then
- * gathers the two head rows of every sequence and applies the head.
- * Matmuls split their output rows over the backend's threads; attention
- * splits the batch's query rows (cpu_attention_rows on contiguous ranges of
- * equal causal cost), which gives bit-identical results for any thread count. */
+ * At create time the backend converts every matrix of the layers to fp32
+ * once (BF16 / F16 checkpoints; aligned F32 tensors are used in place: the
+ * cost is armo_cpu_weight_bytes, which `armo inspect` prints), and the small
+ * tensors too: the norm weights, the whole ArmoRM head (an
+ * armo_head_params, the CUDA head's struct too) and the seqcls score weight.
+ * The embedding stays a view into the checkpoint's mmap (rows are converted
+ * as they are gathered).  armo_cpu_score runs one packed batch (no padding)
+ * through the layers with activation buffers sized by the batch's token
+ * count, then gathers the two head rows of every sequence and applies the
+ * head.  The matrix products go through BLAS in fixed call shapes
+ * (cpu_gemm.h), attention in tiles of query rows per sequence and head
+ * (cpu_attn.h).  Both give bit-identical results for any thread count and
+ * any packing. */
 #include "host/engine/cpu_backend.h"
 
 #include <pthread.h>
@@ -21,15 +24,24 @@
 
 #include "base/progress.h"
 #include "host/engine/batch_check.h"
+#include "host/engine/cpu_attn.h"
+#include "host/engine/cpu_gemm.h"
 #include "host/engine/cpu_ops.h"
 #include "host/engine/tp_split.h"
 #include "host/engine/prefix_share.h"
 #include "weights/dtype.h"
 #include "weights/rope_table.h"
 
+/* A layer's matrices in fp32, [out, in] row-major as in the checkpoint. */
+typedef struct {
+    const float *wq, *wk, *wv, *wo, *wgate, *wup, *wdown;
+} cpu_layer;
+
 struct armo_cpu {
     const armo_model *m;
     int nthreads;
+    cpu_layer *layers;           /* [num_layers] */
+    float **owned;               /* the converted matrices (7 per layer; NULL: used in place) */
     float *norms;                /* all norm weights in fp32: 2 per layer + final */
     float **attn_norm, **mlp_norm; /* per layer, pointers into norms */
     float *final_norm;
@@ -41,6 +53,7 @@ struct armo_cpu {
     float *score_w;              /* [num_labels, H] */
     /* tensor parallel (armo_cpu_set_tp): tp.tp > 0 runs the sharded arithmetic */
     armo_tp_shards tp;
+    float **tp_wo, **tp_wdown;   /* [layer * tp + rank]: the column shards in fp32 */
 };
 
 /* Converts a weight of rows*cols elements into dst, checking its dtype. */
@@ -77,6 +90,64 @@ static int check_matrix(const armo_weight *w, int64_t rows, int64_t cols, armo_e
         return armo_err_set(e, "tensor %s is [%lld, %lld], the config implies [%lld, %lld]",
                             w->name ? w->name : "?", (long long)w->rows, (long long)w->cols,
                             (long long)rows, (long long)cols);
+    return 0;
+}
+
+/* The matrices of layer l, in the order cpu_layer lists them. */
+static void layer_matrices(const armo_layer_weights *lw, const armo_weight *mats[7]) {
+    mats[0] = &lw->wq, mats[1] = &lw->wk, mats[2] = &lw->wv, mats[3] = &lw->wo;
+    mats[4] = &lw->wgate, mats[5] = &lw->wup, mats[6] = &lw->wdown;
+}
+
+/* An F32 tensor aligned for float is used where it lies; anything else is
+ * converted. */
+static int used_in_place(const armo_weight *w) {
+    return w->dtype == ARMO_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
+}
+
+size_t armo_cpu_weight_bytes(const armo_model *m) {
+    size_t bytes = 0;
+    for (int l = 0; l < m->cfg.num_layers; l++) {
+        const armo_weight *mats[7];
+        layer_matrices(&m->layers[l], mats);
+        for (int i = 0; i < 7; i++)
+            if (!used_in_place(mats[i]))
+                bytes += (size_t)mats[i]->rows * (size_t)mats[i]->cols * sizeof(float);
+    }
+    return bytes;
+}
+
+/* Every layer matrix in fp32 (shapes checked by the caller). */
+static int setup_layers(armo_cpu *c, armo_err *e) {
+    const armo_model *m = c->m;
+    const int L = m->cfg.num_layers;
+    c->layers = calloc((size_t)L, sizeof *c->layers);
+    c->owned = calloc((size_t)L * 7, sizeof *c->owned);
+    if (!c->layers || !c->owned) return armo_err_set(e, "out of memory for %d layers", L);
+    for (int l = 0; l < L; l++) {
+        const armo_weight *mats[7];
+        const float *f32[7];
+        layer_matrices(&m->layers[l], mats);
+        for (int i = 0; i < 7; i++) {
+            const armo_weight *w = mats[i];
+            if (used_in_place(w)) {
+                f32[i] = w->data;
+                continue;
+            }
+            const size_t count = (size_t)w->rows * (size_t)w->cols;
+            float *dst = malloc(count * sizeof(float));
+            if (!dst)
+                return armo_err_set(e, "out of memory converting %s to fp32 (%zu bytes; the "
+                                       "CPU backend keeps every layer matrix in fp32: %zu "
+                                       "bytes in all, see armo inspect)",
+                                    w->name ? w->name : "?", count * sizeof(float),
+                                    armo_cpu_weight_bytes(m));
+            c->owned[(size_t)l * 7 + i] = dst;
+            if (convert_weight(dst, w, w->rows, w->cols, e) < 0) return -1;
+            f32[i] = dst;
+        }
+        c->layers[l] = (cpu_layer){f32[0], f32[1], f32[2], f32[3], f32[4], f32[5], f32[6]};
+    }
     return 0;
 }
 
@@ -149,6 +220,9 @@ armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e) {
             goto fail;
     }
 
+    cpu_gemm_blas_init();
+    if (setup_layers(c, e) < 0) goto fail;
+
     c->norms = malloc(sizeof(float) * (size_t)H * (2 * (size_t)L + 1));
     c->attn_norm = malloc(sizeof(float *) * L);
     c->mlp_norm = malloc(sizeof(float *) * L);
@@ -195,136 +269,98 @@ fail:
     return NULL;
 }
 
+/* The tensor-parallel shards (armo_cpu_set_tp), if any. */
+static void free_tp(armo_cpu *c) {
+    const int count = c->tp.tp * c->m->cfg.num_layers;
+    for (int i = 0; c->tp_wo && i < count; i++) free(c->tp_wo[i]);
+    for (int i = 0; c->tp_wdown && i < count; i++) free(c->tp_wdown[i]);
+    free(c->tp_wo);
+    free(c->tp_wdown);
+    c->tp_wo = c->tp_wdown = NULL;
+    armo_tp_shards_free(&c->tp);
+}
+
 void armo_cpu_destroy(armo_cpu *c) {
     if (!c) return;
-    armo_tp_shards_free(&c->tp);
+    free_tp(c);
     free(c->score_w);
     free(c->head_storage);
     free(c->inv_freq);
     free(c->mlp_norm);
     free(c->attn_norm);
     free(c->norms);
+    if (c->owned)
+        for (int i = 0; i < 7 * c->m->cfg.num_layers; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->layers);
     free(c);
 }
 
+/* The column shards of tp_split.h (o_proj's and down_proj's, copies in the
+ * checkpoint's dtype) converted to fp32 once, for cpu_gemm; the row shards
+ * are row ranges of the fp32 layer matrices. */
 int armo_cpu_set_tp(armo_cpu *c, int tp, armo_err *e) {
-    armo_tp_shards_free(&c->tp);
+    free_tp(c);
     if (tp == 0) return 0;
-    return armo_tp_shards_init(&c->tp, c->m, tp, e);
+    if (armo_tp_shards_init(&c->tp, c->m, tp, e)) return -1;
+    const armo_config *cfg = &c->m->cfg;
+    const int count = tp * cfg->num_layers, H = cfg->hidden_size;
+    const int64_t qcols = (int64_t)c->tp.nh * cfg->head_dim;
+    c->tp_wo = calloc((size_t)count, sizeof *c->tp_wo);
+    c->tp_wdown = calloc((size_t)count, sizeof *c->tp_wdown);
+    if (!c->tp_wo || !c->tp_wdown) goto oom;
+    for (int i = 0; i < count; i++) {
+        c->tp_wo[i] = malloc(sizeof(float) * (size_t)(H * qcols));
+        c->tp_wdown[i] = malloc(sizeof(float) * (size_t)H * (size_t)c->tp.inter);
+        if (!c->tp_wo[i] || !c->tp_wdown[i]) goto oom;
+        if (convert_weight(c->tp_wo[i], &c->tp.wo[i], H, qcols, e) ||
+            convert_weight(c->tp_wdown[i], &c->tp.wdown[i], H, c->tp.inter, e)) {
+            free_tp(c);
+            return -1;
+        }
+    }
+    return 0;
+oom:
+    free_tp(c);
+    return armo_err_set(e, "out of memory for the tensor-parallel shards (%d ranks)", tp);
 }
 
 const armo_head_params *armo_cpu_head(const armo_cpu *c) {
     return c && c->m->cfg.arch == ARMO_ARCH_ARMORM ? &c->head : NULL;
 }
 
-/* ---- threaded attention over contiguous ranges of query rows ---- */
-
-#define ATTN_MAX_THREADS 256
-
-typedef struct {
-    float *out;
-    const float *q, *k, *v;
-    const int32_t *cu_seqlens;
-    int nseq, nh, nkv, hd;
-    const int32_t *rows;
-    int nrows;
-} attn_job;
-
-static void *attn_worker(void *arg) {
-    const attn_job *j = arg;
-    if (j->nrows > 0)
-        cpu_attention_rows(j->out, j->q, j->k, j->v, j->cu_seqlens, j->nseq, j->nh, j->nkv, j->hd,
-                           j->rows, j->nrows);
-    return NULL;
-}
-
-/* row_ids[i] == i for i < n; pos[i] is row i's position in its sequence, so
- * pos[i] + 1 keys is the row's cost. */
-static void attention_threaded(float *att, const float *q, const float *k, const float *v,
-                               const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd,
-                               const int32_t *row_ids, const int32_t *pos, int n, int nthreads) {
-    double total = 0;
-    for (int i = 0; i < n; i++) total += pos[i] + 1;
-    if (nthreads > ATTN_MAX_THREADS) nthreads = ATTN_MAX_THREADS;
-    if (nthreads > n) nthreads = n;
-    /* below ~1M multiply-adds a thread costs more than it saves */
-    if (nthreads <= 1 || total * nh * hd < 1e6) {
-        cpu_attention(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd);
-        return;
-    }
-    attn_job jobs[ATTN_MAX_THREADS];
-    pthread_t tids[ATTN_MAX_THREADS];
-    int started[ATTN_MAX_THREADS];
-    const size_t qdim = (size_t)nh * hd;
-    int r0 = 0;
-    double acc = 0;
-    for (int t = 0; t < nthreads; t++) {
-        int r1 = r0;
-        double target = total * (t + 1) / nthreads;
-        if (t == nthreads - 1) r1 = n;
-        else
-            while (r1 < n && acc + pos[r1] + 1 <= target) acc += pos[r1++] + 1;
-        jobs[t] = (attn_job){att + (size_t)r0 * qdim, q, k, v, cu_seqlens, nseq, nh, nkv, hd,
-                             row_ids + r0, r1 - r0};
-        r0 = r1;
-    }
-    for (int t = 1; t < nthreads; t++) {
-        int rc = pthread_create(&tids[t], NULL, attn_worker, &jobs[t]);
-        started[t] = rc == 0;
-        if (rc != 0)
-            fprintf(stderr, "%s:%d: pthread_create failed (%s); computing inline\n", __FILE__,
-                    __LINE__, strerror(rc));
-    }
-    attn_worker(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
-        if (!started[t]) {
-            attn_worker(&jobs[t]);
-            continue;
-        }
-        int rc = pthread_join(tids[t], NULL);
-        if (rc != 0)
-            fprintf(stderr, "%s:%d: pthread_join failed (%s)\n", __FILE__, __LINE__, strerror(rc));
-    }
-}
-
-/* Attention of one layer: on the packed rows, or (prefix sharing) on the
- * expanded layout of prefix_share.h, gathered in and scattered back. */
+/* Attention of one layer (cpu_attn.h): on the packed rows, or (prefix
+ * sharing) on the expanded layout of prefix_share.h, gathered in and
+ * scattered back. */
 static int attention_layer(float *att, const float *q, const float *k, const float *v,
-                           const int32_t *cu_seqlens, int nseq, const armo_expansion *x,
-                           const int32_t *row_ids, int nh, int nkv, int hd, int nt) {
+                           const int32_t *cu_seqlens, int nseq, const armo_expansion *x, int nh,
+                           int nkv, int hd, int nt, armo_err *e) {
     const int n = x->n_unique;
-    if (x->identity) {
-        attention_threaded(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, row_ids, x->pos, n, nt);
-        return 0;
-    }
+    if (x->identity) return cpu_attn(att, q, k, v, cu_seqlens, nseq, nh, nkv, hd, nt, e);
     const size_t qdim = (size_t)nh * hd, kvdim = (size_t)nkv * hd, ne = (size_t)x->n_exp;
     float *qe = malloc(sizeof(float) * ne * qdim), *ke = malloc(sizeof(float) * ne * kvdim),
           *ve = malloc(sizeof(float) * ne * kvdim), *ae = malloc(sizeof(float) * ne * qdim);
-    int32_t *ids_e = malloc(sizeof(int32_t) * ne), *pos_e = malloc(sizeof(int32_t) * ne);
     int rc = -1;
-    if (qe && ke && ve && ae && ids_e && pos_e) {
+    if (qe && ke && ve && ae) {
         for (int s = 0; s < x->nseq_exp; s++)
             for (int r = x->cu_exp[s]; r < x->cu_exp[s + 1]; r++) {
                 size_t u = (size_t)x->exp_rows[r];
                 memcpy(qe + r * qdim, q + u * qdim, sizeof(float) * qdim);
                 memcpy(ke + r * kvdim, k + u * kvdim, sizeof(float) * kvdim);
                 memcpy(ve + r * kvdim, v + u * kvdim, sizeof(float) * kvdim);
-                ids_e[r] = r;
-                pos_e[r] = r - x->cu_exp[s];
             }
-        attention_threaded(ae, qe, ke, ve, x->cu_exp, x->nseq_exp, nh, nkv, hd, ids_e, pos_e,
-                           x->n_exp, nt);
-        for (int u = 0; u < n; u++)
-            memcpy(att + (size_t)u * qdim, ae + (size_t)x->back_rows[u] * qdim,
-                   sizeof(float) * qdim);
-        rc = 0;
+        rc = cpu_attn(ae, qe, ke, ve, x->cu_exp, x->nseq_exp, nh, nkv, hd, nt, e);
+        if (rc == 0)
+            for (int u = 0; u < n; u++)
+                memcpy(att + (size_t)u * qdim, ae + (size_t)x->back_rows[u] * qdim,
+                       sizeof(float) * qdim);
+    } else {
+        armo_err_set(e, "out of memory for the shared-prefix attention of %d rows", x->n_exp);
     }
     free(qe);
     free(ke);
     free(ve);
     free(ae);
-    free(ids_e);
-    free(pos_e);
     return rc;
 }
 
@@ -335,9 +371,8 @@ typedef struct {
     const armo_expansion *xp;
     float *x, *xn, *delta;       /* residual stream, normed block input, o/down output */
     float *q, *k, *v, *att;      /* [n, heads * hd] (a rank's heads under tensor parallel) */
-    float *gate, *up;            /* [n, I] */
+    float *gate, *up;            /* [n, I] (a rank's columns under tensor parallel) */
     float *part;                 /* tensor parallel: a rank's partial o/down sum [n, H] */
-    int32_t *row_ids;
 } acts;
 
 /* The all-reduce of tensor parallel: acc += part, called for ranks 1, 2,
@@ -347,50 +382,55 @@ static void tp_reduce_add(float *acc, const float *part, size_t count) {
 }
 
 /* delta = o_proj(attention(rope(q), rope(k), v)) of layer l on a->xn: whole,
- * or (c->tp) rank by rank on each rank's heads, the partials all-reduced. */
-static int attention_block(armo_cpu *c, int l, acts *a) {
+ * or (c->tp) rank by rank on each rank's heads (row ranges of the fp32
+ * q/k/v matrices, o_proj's fp32 column shard), the partials all-reduced.
+ * 0, or -1 with e set (out of memory). */
+static int attention_block(armo_cpu *c, int l, acts *a, armo_err *e) {
     const armo_config *cfg = &c->m->cfg;
-    const armo_layer_weights *lw = &c->m->layers[l];
-    const int n = a->n, hd = cfg->head_dim, nt = c->nthreads;
-    const int32_t *pos = a->xp->pos;
-    const int tp = c->tp.tp > 0 ? c->tp.tp : 1;
+    const cpu_layer *lw = &c->layers[l];
+    const int n = a->n, H = cfg->hidden_size, hd = cfg->head_dim, nt = c->nthreads;
+    const int sharded = c->tp.tp > 0, tp = sharded ? c->tp.tp : 1;
+    const int nh = sharded ? c->tp.nh : cfg->num_heads;
+    const int nkv = sharded ? c->tp.nkv : cfg->num_kv_heads;
+    const size_t qrows = (size_t)nh * hd, kvrows = (size_t)nkv * hd;
     for (int r = 0; r < tp; r++) {
-        const int nh = c->tp.tp > 0 ? c->tp.nh : cfg->num_heads;
-        const int nkv = c->tp.tp > 0 ? c->tp.nkv : cfg->num_kv_heads;
-        armo_weight wq = armo_tp_rows(&lw->wq, r, tp), wk = armo_tp_rows(&lw->wk, r, tp),
-                    wv = armo_tp_rows(&lw->wv, r, tp);
-        const armo_weight *wo = c->tp.tp > 0 ? &c->tp.wo[l * tp + r] : &lw->wo;
-        cpu_matmul(a->q, a->xn, &wq, n, nt);
-        cpu_matmul(a->k, a->xn, &wk, n, nt);
-        cpu_matmul(a->v, a->xn, &wv, n, nt);
-        cpu_rope_apply(a->q, n, nh, hd, pos, c->inv_freq);
-        cpu_rope_apply(a->k, n, nkv, hd, pos, c->inv_freq);
-        if (attention_layer(a->att, a->q, a->k, a->v, a->cu_seqlens, a->nseq, a->xp, a->row_ids,
-                            nh, nkv, hd, nt))
+        const cpu_gemm_op qkv[3] = {{lw->wq + r * qrows * H, a->q, (int)qrows},
+                                    {lw->wk + r * kvrows * H, a->k, (int)kvrows},
+                                    {lw->wv + r * kvrows * H, a->v, (int)kvrows}};
+        if (cpu_gemm(a->xn, n, H, qkv, 3, nt, e)) return -1;
+        cpu_rope_apply(a->q, n, nh, hd, a->xp->pos, c->inv_freq);
+        cpu_rope_apply(a->k, n, nkv, hd, a->xp->pos, c->inv_freq);
+        if (attention_layer(a->att, a->q, a->k, a->v, a->cu_seqlens, a->nseq, a->xp, nh, nkv, hd,
+                            nt, e))
             return -1;
-        cpu_matmul(r == 0 ? a->delta : a->part, a->att, wo, n, nt);
-        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * cfg->hidden_size);
+        const cpu_gemm_op o_proj = {sharded ? c->tp_wo[l * tp + r] : lw->wo,
+                                    r == 0 ? a->delta : a->part, H};
+        if (cpu_gemm(a->att, n, (int)qrows, &o_proj, 1, nt, e)) return -1;
+        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * H);
     }
     return 0;
 }
 
 /* delta = down_proj(silu(gate_proj(xn)) * up_proj(xn)) of layer l: whole, or
  * (c->tp) rank by rank on each rank's intermediate columns, all-reduced. */
-static void mlp_block(armo_cpu *c, int l, acts *a) {
+static int mlp_block(armo_cpu *c, int l, acts *a, armo_err *e) {
     const armo_config *cfg = &c->m->cfg;
-    const armo_layer_weights *lw = &c->m->layers[l];
-    const int n = a->n, nt = c->nthreads;
-    const int tp = c->tp.tp > 0 ? c->tp.tp : 1;
-    const int inter = c->tp.tp > 0 ? c->tp.inter : cfg->intermediate_size;
+    const cpu_layer *lw = &c->layers[l];
+    const int n = a->n, H = cfg->hidden_size, nt = c->nthreads;
+    const int sharded = c->tp.tp > 0, tp = sharded ? c->tp.tp : 1;
+    const int inter = sharded ? c->tp.inter : cfg->intermediate_size;
     for (int r = 0; r < tp; r++) {
-        armo_weight wg = armo_tp_rows(&lw->wgate, r, tp), wu = armo_tp_rows(&lw->wup, r, tp);
-        const armo_weight *wd = c->tp.tp > 0 ? &c->tp.wdown[l * tp + r] : &lw->wdown;
-        cpu_matmul(a->gate, a->xn, &wg, n, nt);
-        cpu_matmul(a->up, a->xn, &wu, n, nt);
+        const size_t off = (size_t)r * inter * H;
+        const cpu_gemm_op gate_up[2] = {{lw->wgate + off, a->gate, inter},
+                                        {lw->wup + off, a->up, inter}};
+        if (cpu_gemm(a->xn, n, H, gate_up, 2, nt, e)) return -1;
         cpu_swiglu(a->gate, a->gate, a->up, (int64_t)n * inter);
-        cpu_matmul(r == 0 ? a->delta : a->part, a->gate, wd, n, nt);
-        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * cfg->hidden_size);
+        const cpu_gemm_op down = {sharded ? c->tp_wdown[l * tp + r] : lw->wdown,
+                                  r == 0 ? a->delta : a->part, H};
+        if (cpu_gemm(a->gate, n, inter, &down, 1, nt, e)) return -1;
+        if (r > 0) tp_reduce_add(a->delta, a->part, (size_t)n * H);
     }
+    return 0;
 }
 
 static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens, int nseq,
@@ -455,17 +495,13 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
     }
     for (int i = 0; i < n; i++) row_ids[i] = i;
 
-    acts a = {n, nseq, cu_seqlens, &xp, x, xn, delta, q, k, v, att, gate, up, part, row_ids};
+    acts a = {n, nseq, cu_seqlens, &xp, x, xn, delta, q, k, v, att, gate, up, part};
     cpu_embed(x, &m->embed, ids, n);
     cpu_rmsnorm(xn, x, c->attn_norm[0], n, H, eps);
     for (int l = 0; l < L; l++) {
-        if (attention_block(c, l, &a)) {
-            rc = armo_err_set(e, "CPU backend: out of memory for the shared-prefix attention of "
-                                 "%d rows", xp.n_exp);
-            goto done;
-        }
+        if (attention_block(c, l, &a, e)) goto gemm_failed;
         cpu_add_rmsnorm(x, delta, xn, c->mlp_norm[l], n, H, eps);
-        mlp_block(c, l, &a);
+        if (mlp_block(c, l, &a, e)) goto gemm_failed;
         /* residual, then the next block's norm (the final norm after the last layer) */
         const float *next_norm = l + 1 < L ? c->attn_norm[l + 1] : c->final_norm;
         cpu_add_rmsnorm(x, delta, xn, next_norm, n, H, eps);
@@ -521,6 +557,10 @@ static int score_impl(armo_cpu *c, const int32_t *ids, const int32_t *cu_seqlens
         armo_result_check_finite(r, hlast + (size_t)h * H, gated ? hprompt + (size_t)h * H : NULL,
                                  H);
     }
+    goto done;
+gemm_failed: /* a GEMM or the attention: out of memory */
+    rc = -1;
+    armo_err_prefix(e, "CPU backend, a batch of %d tokens", n);
 done:
     free(r_score);
     free(r_coef);
@@ -593,28 +633,32 @@ armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts
 
 int armo_cpu_gemm_ceiling(int threads, int *n_out, int *in_out, int *out_out, double *tflops,
                           armo_err *e) {
-    const int n = 256, in = 1024, out = 1024;
+    const int n = 2048, in = 1024, out = 1024;
     *n_out = n, *in_out = in, *out_out = out;
     *tflops = 0.0;
-    uint16_t *wb = malloc((size_t)in * out * 2);
+    if (threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = ncpu > 0 ? (int)ncpu : 1;
+    }
+    float *w = malloc((size_t)in * out * 4);
     float *x = malloc((size_t)n * in * 4), *y = malloc((size_t)n * out * 4);
     int rc = 0;
-    if (wb && x && y) {
+    if (w && x && y) {
         uint32_t s = 99; /* any data will do: this times the matmul */
         for (size_t i = 0; i < (size_t)in * out; i++) {
             s = s * 1664525u + 1013904223u;
-            wb[i] = armo_f32_to_bf16(((float)(s >> 8) / 8388608.0f - 1.0f) * 0.03f);
+            w[i] = armo_bf16_to_f32(armo_f32_to_bf16(((float)(s >> 8) / 8388608.0f - 1.0f) * 0.03f));
         }
         for (size_t i = 0; i < (size_t)n * in; i++) {
             s = s * 1664525u + 1013904223u;
             x[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
         }
-        armo_weight w = {.name = "ceiling", .dtype = ARMO_DT_BF16, .data = wb, .rows = out,
-                         .cols = in};
-        cpu_matmul(y, x, &w, n, threads); /* warm-up */
-        for (int r = 0; r < 3; r++) {
+        cpu_gemm_blas_init();
+        const cpu_gemm_op op = {w, y, out};
+        rc = cpu_gemm(x, n, in, &op, 1, threads, e); /* warm-up */
+        for (int r = 0; r < 3 && rc == 0; r++) {
             double t0 = armo_now();
-            cpu_matmul(y, x, &w, n, threads);
+            rc = cpu_gemm(x, n, in, &op, 1, threads, e);
             double t = armo_now() - t0;
             double tf = 2.0 * n * in * out / (t > 0 ? t : 1e-9) / 1e12;
             if (tf > *tflops) *tflops = tf;
@@ -622,7 +666,7 @@ int armo_cpu_gemm_ceiling(int threads, int *n_out, int *in_out, int *out_out, do
     } else {
         rc = armo_err_set(e, "GEMM ceiling: out of memory");
     }
-    free(wb);
+    free(w);
     free(x);
     free(y);
     return rc;

@@ -9,6 +9,7 @@
 #ifndef ARMO_CPU_BACKEND_H
 #define ARMO_CPU_BACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/errors.h"
@@ -18,7 +19,10 @@
 
 typedef struct armo_cpu armo_cpu;
 
-/* nthreads <= 0: one per online CPU. */
+/* nthreads <= 0: one per online CPU.  Converts every layer matrix to fp32
+ * (armo_cpu_weight_bytes) and sets OpenBLAS to one thread for the whole
+ * process: the backend's own nthreads threads split every product
+ * (cpu_gemm.h), so BLAS threads would only oversubscribe the cores. */
 armo_cpu *armo_cpu_create(const armo_model *m, int nthreads, armo_err *e);
 void armo_cpu_destroy(armo_cpu *c);
 
@@ -57,8 +61,14 @@ const armo_head_params *armo_cpu_head(const armo_cpu *c);
 armo_backend *armo_cpu_backend_open(const armo_model *m, const armo_backend_opts *o,
                                     armo_err *e);
 
-/* armo bench's CPU GEMM ceiling: cpu_matmul with a BF16 [1024, 1024] weight
- * on 256 rows, best of 3, in TFLOP/s; the shape goes to *n, *in, *out. */
+/* The bytes of fp32 layer matrices armo_cpu_create allocates for m: every
+ * matrix of every layer that is not an aligned F32 tensor already (a BF16
+ * checkpoint: twice its backbone's size, the embedding left out). */
+size_t armo_cpu_weight_bytes(const armo_model *m);
+
+/* armo bench's CPU GEMM ceiling: the backend's GEMM (cpu_gemm.h, BLAS) with
+ * a [1024, 1024] weight (bf16 values, fp32 math) on 2048 rows, best of 3, in
+ * TFLOP/s; the shape goes to *n, *in, *out. */
 int armo_cpu_gemm_ceiling(int threads, int *n, int *in, int *out, double *tflops, armo_err *e);
 
 #endif
