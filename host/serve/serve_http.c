@@ -25,6 +25,7 @@ struct armo_server {
     int port;
     atomic_int draining;
     atomic_llong in_flight;      /* requests received and not yet completed */
+    atomic_llong queued;         /* of those, the ones queued or being scored */
 };
 
 enum { ST_READING = 0, ST_QUEUED, ST_DONE, ST_FULL };
@@ -108,6 +109,7 @@ static enum MHD_Result answer_get(conn_ctx *x) {
 static void on_done(armo_serve_req *r) { /* the engine thread (or submit's) */
     conn_ctx *x = r->user;
     atomic_store(&x->state, ST_DONE);
+    atomic_fetch_sub(&x->srv->queued, 1);
     MHD_resume_connection(x->conn);
 }
 
@@ -130,9 +132,11 @@ static enum MHD_Result start_scoring(conn_ctx *x) {
     /* suspended before it is queued, so that the engine's resume always
      * finds it suspended */
     atomic_store(&x->state, ST_QUEUED);
+    atomic_fetch_add(&s->queued, 1);
     MHD_suspend_connection(x->conn);
     if (armo_serve_queue_submit(s->q, r)) {
         atomic_store(&x->state, ST_FULL);
+        atomic_fetch_sub(&s->queued, 1);
         MHD_resume_connection(x->conn);
     }
     return MHD_YES;
@@ -363,12 +367,24 @@ int64_t armo_server_drain(armo_server *s, double max_wait_s) {
     atomic_store(&s->draining, 1);
     MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
     if (ls != MHD_INVALID_SOCKET) close(ls);
-    double until = armo_now() + max_wait_s;
+    /* wait while requests are queued or being scored; once none is, the
+     * rest (answers being sent, bodies still arriving: one that completes
+     * is queued and waited for) get a 2 s grace.  A client that left in the
+     * middle of its body is not waited for: MHD may not see it go until its
+     * connection times out (conn_timeout_s). */
+    double until = armo_now() + max_wait_s, grace_until = 0;
     while (atomic_load(&s->in_flight) > 0 && armo_now() < until) {
+        if (atomic_load(&s->queued) > 0) {
+            grace_until = 0;
+        } else if (grace_until == 0) {
+            grace_until = armo_now() + 2.0;
+        } else if (armo_now() > grace_until) {
+            break;
+        }
         struct timespec t = {0, 20 * 1000 * 1000};
         nanosleep(&t, NULL);
     }
-    return atomic_load(&s->in_flight);
+    return atomic_load(&s->queued);
 }
 
 void armo_server_stop(armo_server *s) {

@@ -46,8 +46,11 @@ typedef struct armo_server armo_server;
 armo_server *armo_server_start(const armo_server_opts *o, armo_serve_api *api,
                                armo_serve_queue *q, const armo_backend *b, armo_err *e);
 int armo_server_port(const armo_server *s);
-/* Stops accepting, waits (up to max_wait_s) until the requests in flight
- * are answered.  Returns how many were still in flight. */
+/* Stops accepting, waits (up to max_wait_s) until the requests queued or
+ * being scored are answered, then up to 2 s for the answers to be sent and
+ * for bodies still arriving (a request whose body completes is queued and
+ * waited for; a client gone mid-body is not).  Returns how many were still
+ * queued. */
 int64_t armo_server_drain(armo_server *s, double max_wait_s);
 void armo_server_stop(armo_server *s);
 

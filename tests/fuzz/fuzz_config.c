@@ -31,8 +31,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void check_config(const armo_config *c) {
-    FUZZ_CHECK(c->arch == ARMO_ARCH_ARMORM || c->arch == ARMO_ARCH_SEQCLS, "arch %d",
-               (int)c->arch);
+    FUZZ_CHECK(c->arch == ARMO_ARCH_ARMORM || c->arch == ARMO_ARCH_SEQCLS ||
+                   c->arch == ARMO_ARCH_BACKBONE,
+               "arch %d", (int)c->arch);
     FUZZ_CHECK(memchr(c->arch_name, 0, sizeof c->arch_name) &&
                    memchr(c->model_type, 0, sizeof c->model_type) &&
                    memchr(c->torch_dtype, 0, sizeof c->torch_dtype),
