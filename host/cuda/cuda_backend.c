@@ -3,17 +3,21 @@
  * Forward for a packed batch of n tokens in nseq sequences, residual stream
  * x in bf16:
  *   x = embed(ids); xn = rmsnorm(x, attn_norm[0])
- *   per layer: qkv = xn·Wqkvᵀ (fused) -> q, k, v; RoPE(q, k); attention;
+ *   per layer: qkv = xn·Wqkvᵀ (fused); RoPE on q and k in place inside qkv;
+ *              attention reading q, k, v in place (strided);
  *              x += attn·Woᵀ, xn = rmsnorm(x) (fused add+norm);
  *              gu = xn·Wguᵀ (fused gate|up); x += swiglu(gu)·Wdownᵀ,
  *              xn = rmsnorm(x, next layer's attn_norm)
  * The last layer runs attention for every token (its keys and values are
  * needed) but the output projection, the MLP and the final norm only for the
  * rows that feed the head (the last token and the gating token of each
- * sequence).  The head reads those rows in fp32 with fp32 weights.
- * With prompt-prefix sharing (prefix_share.h) every per-token step runs once
- * per unique token; attention alone runs on the expanded layout, gathered
- * before and scattered back after.
+ * sequence): one launch gathers their attention and residual rows, and the
+ * final norm writes the head's fp32 input rows directly.  The head reads
+ * those rows in fp32 with fp32 weights.
+ * With prompt-prefix sharing (prefix_share.h) every step runs once per
+ * unique token, attention included: a continuation's query rows attend the
+ * prefix's keys and values where they are (armo_attention_ex_bf16's
+ * prefix_of), so no row is duplicated.
  * Every CUDA call is checked; errors carry file:line.  A kernel that fails
  * while it runs (an illegal address) is only seen at the next
  * synchronisation: the batch then fails with a message that says so, and
@@ -79,6 +83,11 @@ typedef struct {
     float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
     /* pinned host mirrors */
     int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_exp_rows, *p_back_rows, *p_cu_exp;
+    /* prefix sharing: prefix_of per sequence for attention's second key
+     * range, held in the buffers device_memory.h still sizes as the expanded
+     * cu_seqlens ([S + 1], allocated when sharing; the other expansion
+     * buffers and the split q, k, v are no longer used: see profiling/RESULTS.md) */
+    int32_t *d_prefix_of, *p_prefix_of;
     int32_t *head_seg;           /* head index -> segment (host) */
     float *p_out;
     size_t out_floats;
@@ -330,6 +339,8 @@ static void act_bind(engine *g) {
     g->q_exp = a[ARMO_ACT_Q_EXP], g->k_exp = a[ARMO_ACT_K_EXP], g->v_exp = a[ARMO_ACT_V_EXP];
     g->attn_exp = a[ARMO_ACT_ATTN_EXP], g->d_exp_rows = a[ARMO_ACT_EXP_ROWS];
     g->d_back_rows = a[ARMO_ACT_BACK_ROWS], g->d_cu_exp = a[ARMO_ACT_CU_EXP];
+    g->d_prefix_of = g->d_cu_exp;
+    g->p_prefix_of = g->p_cu_exp;
     const armo_config *c = &g->cfg;
     const size_t S = (size_t)g->cap.seqs,
                  K = (size_t)(c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels);
@@ -390,6 +401,7 @@ static int act_alloc(engine *g, armo_batch_shape s, armo_err *e) {
     if (E && (pinned(&g->p_exp_rows, E * 4, e) || pinned(&g->p_back_rows, T * 4, e) ||
               pinned(&g->p_cu_exp, (S + 1) * 4, e)))
         return -1;
+    g->p_prefix_of = g->p_cu_exp;
     g->head_seg = malloc(S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
     for (size_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
@@ -464,39 +476,32 @@ static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, armo_e
 
 /* ---- forward -------------------------------------------------------------------- */
 
-/* q, k, v out of the fused [n, q | k | v] GEMM output */
-static int split_qkv(engine *g, int n, armo_err *e) {
-    const armo_config *c = &g->cfg;
-    size_t q = (size_t)c->num_heads * c->head_dim * 2,
-           kv = (size_t)c->num_kv_heads * c->head_dim * 2;
-    size_t pitch = q + 2 * kv;
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->q, q, g->qkv, pitch, q, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->k, kv, (char *)g->qkv + q, pitch, kv, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->v, kv, (char *)g->qkv + q + kv, pitch, kv, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    return 0;
-}
-
-/* Attention of one layer: on the packed layout, or (prefix sharing) on the
- * expanded one with q/k/v gathered in and the output scattered back. */
+/* RoPE and attention of one layer, both in place on the fused [n, q | k | v]
+ * QKV output (row stride (nh + 2 nkv) hd); with prefix sharing the
+ * continuations' rows attend their prefix's keys too (d_prefix_of). */
 static int attention(engine *g, int n, int nseq, int max_len, const armo_expansion *x,
                      armo_err *e) {
     const armo_config *c = &g->cfg;
     const int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+    const int qd = nh * hd, kvd = nkv * hd, stride = qd + 2 * kvd;
     cudaStream_t st = g->stream;
-    if (x->identity) {
-        KERNEL(g, e, armo_attention_bf16, (g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len,
-                                             nh, nkv, hd, st));
-        return 0;
-    }
-    KERNEL(g, e, armo_gather_rows_bf16, (g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KERNEL(g, e, armo_attention_bf16, (g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp,
-                                         x->nseq_exp, x->n_exp, x->max_len_exp, nh, nkv, hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
+    KERNEL(g, e, armo_rope_strided_bf16, (g->qkv, stride, g->qkv + qd, stride, n, nh, nkv, hd,
+                                          g->d_pos, g->inv_freq, st));
+    const armo_attn_args a = {.out = g->attn,
+                              .q = g->qkv,
+                              .k = g->qkv + qd,
+                              .v = g->qkv + qd + kvd,
+                              .q_stride = stride,
+                              .kv_stride = stride,
+                              .cu_seqlens = g->d_cu,
+                              .prefix_of = x->identity ? NULL : g->d_prefix_of,
+                              .nseq = nseq,
+                              .n = n,
+                              .max_seqlen = max_len,
+                              .nh = nh,
+                              .nkv = nkv,
+                              .hd = hd};
+    KERNEL(g, e, armo_attention_ex_bf16, (&a, ARMO_ATTN_AUTO, st));
     return 0;
 }
 
@@ -520,34 +525,36 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         nvtxRangePushA(range);
         g->layer = l;
         GEMM(g, e, "qkv", g->qkv, g->xn, D->wqkv, n, H, qkvd);
-        if (split_qkv(g, n, e)) return -1;
-        KERNEL(g, e, armo_rope_bf16, (g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
         if (attention(g, n, nseq, max_len, x, e)) return -1;
         int rows = n;
-        if (last) { /* only the head's rows from here on: gather them first */
-            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->attn, g->d_rows, m, qd, st));
-            ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2,
-                                             cudaMemcpyDeviceToDevice, st));
-            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->x, g->d_rows, m, H, st));
-            ARMO_CUDA_TRY(
-                e, cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
+        /* residual, normed rows, attention rows, o-projection output */
+        uint16_t *res = g->x, *nrm = g->xn, *att = g->attn, *proj = g->o;
+        if (last) { /* only the head's rows from here on: gather them first,
+                     * attention rows into o and residual rows into xn (both
+                     * free now), in one launch */
+            KERNEL(g, e, armo_gather_rows2_bf16, (g->o, g->attn, qd, g->xn, g->x, H, g->d_rows, m,
+                                                  st));
+            att = g->o, res = g->xn, proj = nrm = g->x;
             rows = m;
         }
-        GEMM(g, e, "o", g->o, g->attn, D->wo, rows, qd, H);
-        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
-        GEMM(g, e, "gate|up", g->gu, g->xn, D->wgu, rows, H, 2 * I);
+        GEMM(g, e, "o", proj, att, D->wo, rows, qd, H);
+        KERNEL(g, e, armo_add_rmsnorm_bf16, (res, proj, nrm, D->mlp_norm, rows, H, eps, st));
+        GEMM(g, e, "gate|up", g->gu, nrm, D->wgu, rows, H, 2 * I);
         KERNEL(g, e, armo_swiglu_bf16, (g->act_swiglu, g->gu, rows, I, st));
         GEMM(g, e, "down", g->o, g->act_swiglu, D->wdown, rows, I, H);
-        const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
-        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        if (last) /* the final norm writes the head's fp32 input rows */
+            KERNEL(g, e, armo_add_rmsnorm_f32_bf16,
+                   (res, g->o, g->h_rows_f32, g->final_norm, rows, H, eps, st));
+        else
+            KERNEL(g, e, armo_add_rmsnorm_bf16,
+                   (res, g->o, g->xn, g->layers[l + 1].attn_norm, rows, H, eps, st));
         nvtxRangePop();
     }
     g->layer = -1;
     PHASE_MARK(g, 3);
     nvtxRangePushA("armo.head");
-    /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
+    /* h_rows_f32 rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
     int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
-    KERNEL(g, e, armo_gather_rows_f32, (g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
         KERNEL(g, e, armo_gated_head_f32, (&g->head, g->h_rows_f32,
                                              g->h_rows_f32 + (size_t)nhead * H, nhead, g->rewards,
@@ -626,18 +633,10 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
         e, done, cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
-    if (!x.identity) {
-        memcpy(g->p_exp_rows, x.exp_rows, (size_t)x.n_exp * 4);
-        memcpy(g->p_back_rows, x.back_rows, (size_t)n * 4);
-        memcpy(g->p_cu_exp, x.cu_exp, (size_t)(x.nseq_exp + 1) * 4);
+    if (!x.identity) { /* attention's second key range per sequence */
+        memcpy(g->p_prefix_of, prefix_of, (size_t)nseq * 4);
         ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_exp_rows, g->p_exp_rows, (size_t)x.n_exp * 4,
-                                           cudaMemcpyHostToDevice, st));
-        ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_back_rows, g->p_back_rows, (size_t)n * 4,
-                                           cudaMemcpyHostToDevice, st));
-        ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
+                           cudaMemcpyAsync(g->d_prefix_of, g->p_prefix_of, (size_t)nseq * 4,
                                            cudaMemcpyHostToDevice, st));
     }
     nvtxRangePop();
