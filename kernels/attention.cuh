@@ -108,12 +108,12 @@ __device__ __forceinline__ bool chunk_nonfinite(uint4 v) {
 }
 
 template <int HD>
-__global__ void __launch_bounds__(FA_THREADS)
-flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
-                  const uint16_t *__restrict__ k, const uint16_t *__restrict__ v, int q_stride_in,
-                  int kv_stride_in, const int32_t *__restrict__ cu_seqlens,
-                  const int32_t *__restrict__ prefix_of, int nseq, int n, int nh, int nkv,
-                  float scale_log2) {
+__device__ __forceinline__ void
+flash_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
+                const uint16_t *__restrict__ k, const uint16_t *__restrict__ v, int q_stride_in,
+                int kv_stride_in, const int32_t *__restrict__ cu_seqlens,
+                const int32_t *__restrict__ prefix_of, int nseq, int n, int nh, int nkv,
+                float scale_log2) {
     static_assert(HD % 16 == 0 && HD <= 128, "head_dim must be a multiple of 16, at most 128");
     constexpr int CH = HD / 8;             /* 16-byte chunks per row */
     constexpr int NT_S = FA_BN / 8;        /* n-tiles of S per warp */
@@ -353,6 +353,30 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
         }
     }
 }
+
+#define FA_PARAMS                                                                          \
+    uint16_t *__restrict__ out, const uint16_t *__restrict__ q,                            \
+        const uint16_t *__restrict__ k, const uint16_t *__restrict__ v, int q_stride_in,   \
+        int kv_stride_in, const int32_t *__restrict__ cu_seqlens,                          \
+        const int32_t *__restrict__ prefix_of, int nseq, int n, int nh, int nkv, float scale_log2
+#define FA_ARGS                                                                            \
+    out, q, k, v, q_stride_in, kv_stride_in, cu_seqlens, prefix_of, nseq, n, nh, nkv, scale_log2
+
+template <int HD>
+__global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(FA_PARAMS) {
+    flash_attn_body<HD>(FA_ARGS);
+}
+
+/* head_dim 128 asks for 3 blocks per SM (<= 168 registers): the prefix and
+ * non-finite checks of issue 20 took it to 169, 2 blocks, otherwise.  The
+ * other head dims keep the compiler's own choice (a minimum there costs
+ * them a block). */
+template <>
+__global__ void __launch_bounds__(FA_THREADS, 3) flash_attn_kernel<128>(FA_PARAMS) {
+    flash_attn_body<128>(FA_ARGS);
+}
+#undef FA_PARAMS
+#undef FA_ARGS
 
 /* ---- simple variant ---- */
 #define SA_WARPS 4
