@@ -18,45 +18,47 @@ static int check_args(const armo_attn_args *a) {
            a->nh <= 65535 && a->q_stride >= a->nh * a->hd && a->kv_stride >= a->nkv * a->hd;
 }
 
-static cudaError_t simple_launch(const armo_attn_args *a, cudaStream_t stream) {
-    if (!check_args(a) || a->hd > SA_MAX_HD) return cudaErrorInvalidValue;
-    if (a->n == 0 || a->nseq == 0) return cudaSuccess;
-    dim3 grid((unsigned)a->n, (unsigned)a->nh);
+static cudaError_t simple_launch(const armo_attn_args *args, cudaStream_t stream) {
+    if (!check_args(args) || args->hd > SA_MAX_HD) return cudaErrorInvalidValue;
+    const armo_attn_args a = *args; /* by value: a recorded launch keeps it */
+    if (a.n == 0 || a.nseq == 0) return cudaSuccess;
+    dim3 grid((unsigned)a.n, (unsigned)a.nh);
     simple_attn_kernel<<<grid, SA_WARPS * 32, 0, stream>>>(
-        a->out, a->q, a->k, a->v, a->q_stride, a->kv_stride, a->cu_seqlens, a->prefix_of, a->nseq,
-        a->nh, a->nkv, a->hd, 1.0f / sqrtf((float)a->hd));
+        a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of, a.nseq,
+        a.nh, a.nkv, a.hd, 1.0f / sqrtf((float)a.hd));
     return cudaGetLastError();
 }
 
-static cudaError_t flash_launch(const armo_attn_args *a, cudaStream_t stream) {
-    if (!check_args(a) || !armo_attention_flash_supports(a->hd)) return cudaErrorInvalidValue;
-    if ((((uintptr_t)a->out | (uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) & 15) != 0 ||
-        a->q_stride % 8 != 0 || a->kv_stride % 8 != 0)
+static cudaError_t flash_launch(const armo_attn_args *args, cudaStream_t stream) {
+    if (!check_args(args) || !armo_attention_flash_supports(args->hd)) return cudaErrorInvalidValue;
+    const armo_attn_args a = *args; /* by value: a recorded launch keeps it */
+    if ((((uintptr_t)a.out | (uintptr_t)a.q | (uintptr_t)a.k | (uintptr_t)a.v) & 15) != 0 ||
+        a.q_stride % 8 != 0 || a.kv_stride % 8 != 0)
         return cudaErrorInvalidValue; /* 16-byte vector loads / 4-byte stores */
-    if (a->n == 0 || a->nseq == 0) return cudaSuccess;
-    dim3 grid(armo_ceil_div(a->n, FA_BM), (unsigned)a->nh);
-    const float scale_log2 = 1.4426950408889634f / sqrtf((float)a->hd);
+    if (a.n == 0 || a.nseq == 0) return cudaSuccess;
+    dim3 grid(armo_ceil_div(a.n, FA_BM), (unsigned)a.nh);
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)a.hd);
     /* written out per head_dim: the emulator names a launch by its text */
-    switch (a->hd) {
+    switch (a.hd) {
     case 128:
         flash_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(
-            a->out, a->q, a->k, a->v, a->q_stride, a->kv_stride, a->cu_seqlens, a->prefix_of,
-            a->nseq, a->n, a->nh, a->nkv, scale_log2);
+            a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
+            a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     case 64:
         flash_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(
-            a->out, a->q, a->k, a->v, a->q_stride, a->kv_stride, a->cu_seqlens, a->prefix_of,
-            a->nseq, a->n, a->nh, a->nkv, scale_log2);
+            a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
+            a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     case 32:
         flash_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(
-            a->out, a->q, a->k, a->v, a->q_stride, a->kv_stride, a->cu_seqlens, a->prefix_of,
-            a->nseq, a->n, a->nh, a->nkv, scale_log2);
+            a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
+            a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     default: /* 16 */
         flash_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(
-            a->out, a->q, a->k, a->v, a->q_stride, a->kv_stride, a->cu_seqlens, a->prefix_of,
-            a->nseq, a->n, a->nh, a->nkv, scale_log2);
+            a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
+            a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     }
     return cudaGetLastError();

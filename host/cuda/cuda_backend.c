@@ -54,6 +54,14 @@ typedef struct {
     uint16_t *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
 } dev_layer;
 
+/* One captured forward pass: the bucket it was captured for and the graph. */
+#define GRAPH_CACHE 8
+#define GRAPH_MAX_TOKENS 2048 /* "small" batches: above this launch overhead is noise */
+typedef struct {
+    int n, nseq, m, shared;
+    cudaGraphExec_t exec;
+} graph_entry;
+
 typedef struct {
     armo_config cfg;
     int device;
@@ -98,6 +106,11 @@ typedef struct {
     /* debugging: ARMO_CUDA_SYNC=1 synchronises after every launch */
     int sync_each;
     int layer;                   /* the layer being enqueued, -1 outside the layers */
+    /* CUDA graphs (ARMO_CUDA_GRAPHS=1, read at creation): see graph_bucket */
+    int use_graphs;
+    graph_entry graphs[GRAPH_CACHE];
+    int ngraphs;
+    int64_t graph_captures, graph_launches;
     /* set when work failed while running: such errors are sticky (the CUDA
      * context refuses all later work), so later batches fail at once, saying why */
     char failed[200];
@@ -350,8 +363,15 @@ static void act_bind(engine *g) {
     g->score = g->rewards ? g->coefs + S * K : NULL;
 }
 
+/* Drops every captured graph (they hold the activation buffers' addresses). */
+static void graphs_drop(engine *g) {
+    for (int i = 0; i < g->ngraphs; i++) cudaGraphExecDestroy(g->graphs[i].exec);
+    g->ngraphs = 0;
+}
+
 /* Frees every activation buffer and host mirror (the stream must be idle). */
 static void act_free(engine *g) {
+    graphs_drop(g);
     for (int i = 0; i < ARMO_ACT_COUNT; i++) {
         if (g->act[i]) cudaFree(g->act[i]);
         g->act[i] = NULL;
@@ -568,6 +588,82 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
     return 0;
 }
 
+/* ---- CUDA graphs for small batches (ARMO_CUDA_GRAPHS=1) ---------------------
+ *
+ * A small batch pays a launch per kernel and GEMM, about 9 per layer.  With
+ * graphs on, a batch of at most GRAPH_MAX_TOKENS tokens is padded to its
+ * shape bucket (tokens to a power of two, at least 64; sequences to a power
+ * of two above the count, the first extra one holding the padding tokens
+ * and the rest empty; head rows to a power of two, the extra ones reading
+ * row 0), and the whole forward pass is captured once per bucket and then
+ * replayed with cudaGraphLaunch: the batch's own ids, positions, cu_seqlens
+ * and head rows are uploaded into the same buffers before each launch.  The
+ * padding sequence is a sequence of its own, so no real row sees it; its
+ * head rows are never read.  Graphs hold buffer addresses: they are dropped
+ * whenever the activation buffers are reallocated.  Off with timing or
+ * ARMO_CUDA_SYNC=1 (a capture cannot synchronise). */
+
+static int pow2_at_least(int64_t v, int64_t lo) {
+    int64_t p = lo;
+    while (p < v) p *= 2;
+    return (int)p;
+}
+
+/* The bucket of a batch (1) or 0 when it runs without a graph. */
+static int graph_bucket(const engine *g, int64_t n, int nseq, int nhead, int64_t *nb, int *nseqb,
+                        int *nheadb) {
+    if (!g->use_graphs || g->timing || g->sync_each || n > GRAPH_MAX_TOKENS) return 0;
+    *nb = pow2_at_least(n, 64);
+    *nseqb = pow2_at_least(nseq + 1, 2);
+    *nheadb = pow2_at_least(nhead, 1);
+    return *nb <= g->max_tokens && *nseqb <= g->max_seqs;
+}
+
+/* The forward pass of bucket (n, nseq, m, shared): replayed from its graph,
+ * captured first if this bucket has none yet. */
+static int forward_graph(engine *g, int n, int nseq, int m, const armo_expansion *x,
+                         armo_err *e) {
+    const int shared = !x->identity;
+    graph_entry *ge = NULL;
+    for (int i = 0; i < g->ngraphs; i++)
+        if (g->graphs[i].n == n && g->graphs[i].nseq == nseq && g->graphs[i].m == m &&
+            g->graphs[i].shared == shared)
+            ge = &g->graphs[i];
+    if (!ge) {
+        if (g->ngraphs == GRAPH_CACHE) { /* the oldest goes */
+            ARMO_CUDA_TRY(e, cudaGraphExecDestroy(g->graphs[0].exec));
+            memmove(&g->graphs[0], &g->graphs[1], (GRAPH_CACHE - 1) * sizeof g->graphs[0]);
+            g->ngraphs--;
+        }
+        cudaGraph_t graph = NULL;
+        ARMO_CUDA_TRY(e, cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
+        /* max_len only bounds-checks (>= 0): n covers every sequence */
+        const int frc = forward(g, n, nseq, n, m, x, e);
+        const cudaError_t end = cudaStreamEndCapture(g->stream, &graph);
+        if (frc) {
+            if (end == cudaSuccess && graph) cudaGraphDestroy(graph);
+            return armo_err_prefix(e, "capturing a CUDA graph (ARMO_CUDA_GRAPHS=1)");
+        }
+        ARMO_CUDA_TRY(e, end);
+        cudaGraphExec_t exec = NULL;
+        const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        ARMO_CUDA_TRY(e, inst);
+        ge = &g->graphs[g->ngraphs++];
+        *ge = (graph_entry){n, nseq, m, shared, exec};
+        g->graph_captures++;
+    }
+    ARMO_CUDA_TRY(e, cudaGraphLaunch(ge->exec, g->stream));
+    g->graph_launches++;
+    return 0;
+}
+
+int64_t armo_cuda_graph_stats(const armo_backend *b, int64_t *captures) {
+    const engine *g = b->impl;
+    if (captures) *captures = g->graph_captures;
+    return g->graph_launches;
+}
+
 /* armo embed's hook (backend.h hidden_out): head h's input rows from the
  * downloaded h_rows (h_last rows, then ArmoRM's h_prompt rows). */
 static void put_hidden(float *dst, const float *h_rows, int h, int nhead, int H, int armorm) {
@@ -608,40 +704,54 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
     ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
-    if (ensure_capacity(g, n, nseq, x.identity ? 0 : x.n_exp, e)) goto done;
     int nhead = 0;
+    for (int s = 0; s < nseq; s++) nhead += !x.is_prefix[s];
+    /* the shape the device runs: the batch's own, or its graph bucket's
+     * (padded: see graph_bucket) */
+    int64_t nb = n;
+    int nseqb = nseq, nheadb = nhead;
+    const int graphed = graph_bucket(g, n, nseq, nhead, &nb, &nseqb, &nheadb);
+    if (!graphed) nb = n, nseqb = nseq, nheadb = nhead;
+    if (ensure_capacity(g, nb, nseqb, x.identity ? 0 : x.n_exp, e)) goto done;
+    nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
-    for (int h = 0; h < nhead; h++) {
-        int s = g->head_seg[h];
-        g->p_rows[h] = cu[s + 1] - 1;
-        if (armorm) g->p_rows[nhead + h] = armo_expansion_row(cu, prefix_of, s, gpos[s]);
+    for (int h = 0; h < nheadb; h++) {
+        const int real = h < nhead;
+        const int s = real ? g->head_seg[h] : 0;
+        g->p_rows[h] = real ? cu[s + 1] - 1 : 0;
+        if (armorm) g->p_rows[nheadb + h] = real ? armo_expansion_row(cu, prefix_of, s, gpos[s]) : 0;
     }
     memcpy(g->p_ids, ids, (size_t)n * 4);
     memcpy(g->p_pos, x.pos, (size_t)n * 4);
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
-    int m = armorm ? 2 * nhead : nhead;
+    for (int64_t t = n; t < nb; t++) g->p_ids[t] = 0, g->p_pos[t] = (int32_t)(t - n);
+    for (int s = nseq + 1; s <= nseqb; s++) g->p_cu[s] = (int32_t)nb;
+    int m = armorm ? 2 * nheadb : nheadb;
     cudaStream_t st = g->stream;
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[0], g->stream));
     nvtxRangePushA("armo.upload");
     ARMO_CUDA_TRY_GOTO(
-        e, done, cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+        e, done, cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)nb * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
-        e, done, cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+        e, done, cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)nb * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
         e, done,
-        cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
+        cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseqb + 1) * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
         e, done, cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
     if (!x.identity) { /* attention's second key range per sequence */
         memcpy(g->p_prefix_of, prefix_of, (size_t)nseq * 4);
+        for (int s = nseq; s < nseqb; s++) g->p_prefix_of[s] = -1;
         ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_prefix_of, g->p_prefix_of, (size_t)nseq * 4,
+                           cudaMemcpyAsync(g->d_prefix_of, g->p_prefix_of, (size_t)nseqb * 4,
                                            cudaMemcpyHostToDevice, st));
     }
     nvtxRangePop();
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[1], g->stream));
-    if (forward(g, (int)n, nseq, x.max_len_exp, m, &x, e)) goto done;
+    if (graphed ? forward_graph(g, (int)nb, nseqb, m, &x, e)
+                : forward(g, (int)n, nseq, x.max_len_exp, m, &x, e))
+        goto done;
     nvtxRangePushA("armo.download");
     ARMO_CUDA_TRY_GOTO(
         e, done,
@@ -705,9 +815,9 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         }
         const int H = c->hidden_size;
         armo_result_check_finite(r, h_rows + (size_t)h * H,
-                                 armorm ? h_rows + (size_t)(nhead + h) * H : NULL, H);
+                                 armorm ? h_rows + (size_t)(nheadb + h) * H : NULL, H);
         if (b->hidden_out && b->hidden_out[s])
-            put_hidden(b->hidden_out[s], h_rows, h, nhead, H, armorm);
+            put_hidden(b->hidden_out[s], h_rows, h, nheadb, H, armorm);
     }
     rc = 0;
 done:
@@ -792,6 +902,8 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     ARMO_CUDA_TRY(e, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     const char *sync = getenv("ARMO_CUDA_SYNC");
     g->sync_each = sync && *sync && strcmp(sync, "0") != 0;
+    const char *graphs = getenv("ARMO_CUDA_GRAPHS");
+    g->use_graphs = graphs && *graphs && strcmp(graphs, "0") != 0;
     g->layer = -1;
     if (armo_gemm_create(&g->gemm, ARMO_DEV_GEMM_WORKSPACE_BYTES, e)) return -1;
     /* a ceiling, not an allocation: activations come with the first batch */
