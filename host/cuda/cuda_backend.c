@@ -85,17 +85,11 @@ typedef struct {
     void *act[ARMO_ACT_COUNT];   /* device buffers, device_memory.h's list */
     size_t act_bytes;
     int64_t grows;
-    uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act_swiglu;
-    uint16_t *q_exp, *k_exp, *v_exp, *attn_exp;
-    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota, *d_exp_rows, *d_back_rows, *d_cu_exp;
+    uint16_t *x, *xn, *qkv, *attn, *o, *gu, *act_swiglu;
+    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_prefix_of;
     float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
     /* pinned host mirrors */
-    int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_exp_rows, *p_back_rows, *p_cu_exp;
-    /* prefix sharing: prefix_of per sequence for attention's second key
-     * range, held in the buffers device_memory.h still sizes as the expanded
-     * cu_seqlens ([S + 1], allocated when sharing; the other expansion
-     * buffers and the split q, k, v are no longer used: see profiling/RESULTS.md) */
-    int32_t *d_prefix_of, *p_prefix_of;
+    int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_prefix_of;
     int32_t *head_seg;           /* head index -> segment (host) */
     float *p_out;
     size_t out_floats;
@@ -342,18 +336,12 @@ static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e
 static void act_bind(engine *g) {
     void **a = g->act;
     g->x = a[ARMO_ACT_X], g->xn = a[ARMO_ACT_XN], g->qkv = a[ARMO_ACT_QKV];
-    g->q = a[ARMO_ACT_Q], g->k = a[ARMO_ACT_K], g->v = a[ARMO_ACT_V];
     g->attn = a[ARMO_ACT_ATTN], g->o = a[ARMO_ACT_O], g->gu = a[ARMO_ACT_GU];
     g->act_swiglu = a[ARMO_ACT_SWIGLU];
     g->d_ids = a[ARMO_ACT_IDS], g->d_pos = a[ARMO_ACT_POS], g->d_cu = a[ARMO_ACT_CU];
-    g->d_rows = a[ARMO_ACT_ROWS], g->d_iota = a[ARMO_ACT_IOTA];
+    g->d_rows = a[ARMO_ACT_ROWS], g->d_prefix_of = a[ARMO_ACT_PREFIX_OF];
     g->h_rows_f32 = a[ARMO_ACT_HEAD_IN], g->rewards = a[ARMO_ACT_HEAD_OUT];
     g->scratch = a[ARMO_ACT_HEAD_SCRATCH];
-    g->q_exp = a[ARMO_ACT_Q_EXP], g->k_exp = a[ARMO_ACT_K_EXP], g->v_exp = a[ARMO_ACT_V_EXP];
-    g->attn_exp = a[ARMO_ACT_ATTN_EXP], g->d_exp_rows = a[ARMO_ACT_EXP_ROWS];
-    g->d_back_rows = a[ARMO_ACT_BACK_ROWS], g->d_cu_exp = a[ARMO_ACT_CU_EXP];
-    g->d_prefix_of = g->d_cu_exp;
-    g->p_prefix_of = g->p_cu_exp;
     const armo_config *c = &g->cfg;
     const size_t S = (size_t)g->cap.seqs,
                  K = (size_t)(c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels);
@@ -376,8 +364,7 @@ static void act_free(engine *g) {
         if (g->act[i]) cudaFree(g->act[i]);
         g->act[i] = NULL;
     }
-    int32_t **pinned[] = {&g->p_ids, &g->p_pos, &g->p_cu, &g->p_rows,
-                          &g->p_exp_rows, &g->p_back_rows, &g->p_cu_exp};
+    int32_t **pinned[] = {&g->p_ids, &g->p_pos, &g->p_cu, &g->p_rows, &g->p_prefix_of};
     for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
         if (*pinned[i]) cudaFreeHost(*pinned[i]);
         *pinned[i] = NULL;
@@ -418,17 +405,9 @@ static int act_alloc(engine *g, armo_batch_shape s, armo_err *e) {
         pinned(&g->p_cu, (S + 1) * 4, e) || pinned(&g->p_rows, 2 * S * 4, e) ||
         pinned(&g->p_out, g->out_floats * 4, e))
         return -1;
-    if (E && (pinned(&g->p_exp_rows, E * 4, e) || pinned(&g->p_back_rows, T * 4, e) ||
-              pinned(&g->p_cu_exp, (S + 1) * 4, e)))
-        return -1;
-    g->p_prefix_of = g->p_cu_exp;
+    if (E && pinned(&g->p_prefix_of, S * 4, e)) return -1;
     g->head_seg = malloc(S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
-    for (size_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
-    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->d_iota, g->p_rows, 2 * S * 4, cudaMemcpyHostToDevice,
-                                     g->stream));
-    /* p_rows is refilled by every batch */
-    ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
     return 0;
 }
 
@@ -712,7 +691,8 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     int nseqb = nseq, nheadb = nhead;
     const int graphed = graph_bucket(g, n, nseq, nhead, &nb, &nseqb, &nheadb);
     if (!graphed) nb = n, nseqb = nseq, nheadb = nhead;
-    if (ensure_capacity(g, nb, nseqb, x.identity ? 0 : x.n_exp, e)) goto done;
+    /* sharing needs prefix_of only (S entries): any E > 0 says so */
+    if (ensure_capacity(g, nb, nseqb, x.identity ? 0 : 1, e)) goto done;
     nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
