@@ -16,7 +16,10 @@
  *     pick another GEMM algorithm, so only the bounds apply there);
  *   - the expected captures and replays: one capture per new bucket, a
  *     replay for a batch of a known bucket, none over the limit, and a new
- *     capture after the buffers were reallocated (graphs hold addresses). */
+ *     capture after the buffers were reallocated (graphs hold addresses);
+ *   - on the emulator, the captured forward pass holds exactly the expected
+ *     operations: 9 launches and GEMMs per layer (the count of issue 20's
+ *     profiling/RESULTS.md section, held by a test). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,10 @@
 #include "host/engine/backend_open.h"
 #include "tests/util/test_util.h"
 #include "weights/random_model.h"
+
+#ifdef ARMO_EMULATED
+long armo_emu_last_graph_ops(void); /* tests/emu/cuda/runtime.cpp */
+#endif
 
 #define VEC_TOL 5e-2
 #define GATE_TOL 1e-1
@@ -162,6 +169,23 @@ int main(void) {
         const int lens_s[] = {20, 5, 7};
         const int32_t pre_s[] = {-1, 0, 0};
         run_batch(&b, "ragged 10+1+37 (bucket 64/4/4)", lens_a, 3, NULL, 1, 1, 1);
+#ifdef ARMO_EMULATED
+        {
+            /* the captured forward pass, operation by operation (launches
+             * and GEMMs): embedding + first norm; per layer QKV GEMM, RoPE,
+             * attention, o GEMM, add+norm, gate|up GEMM, SwiGLU, down GEMM,
+             * add+norm (9: no q/k/v copies, issue 20); the last layer's
+             * head-row gather; the head (regression, the gating MLP's
+             * layers, the gate) */
+            const long want = 2 + 9L * m.cfg.num_layers + 1 + 1 + (m.cfg.gating_n_hidden + 1) + 1;
+            const long got = armo_emu_last_graph_ops();
+            CHECK(got == want, "the forward pass holds %ld operations, expected %ld (2 + 9 per "
+                               "layer x %d + 1 + head %d)", got, want, m.cfg.num_layers,
+                  m.cfg.gating_n_hidden + 3);
+            printf("forward pass: %ld operations (%d layers: 9 per layer)\n", got,
+                   m.cfg.num_layers);
+        }
+#endif
         run_batch(&b, "the same shape, other tokens", lens_a, 3, NULL, 2, 1, 2);
         run_batch(&b, "5+6 (another bucket)", lens_c, 2, NULL, 3, 2, 3);
         run_batch(&b, "shared prefix 20 + 5, 7", lens_s, 3, pre_s, 4, 3, 4);

@@ -75,6 +75,7 @@ struct graph {
 std::map<void *, graph *> g_capturing; // stream -> the graph it is capturing
 std::map<void *, graph *> g_graphs, g_execs;
 long g_graph_launches = 0;
+long g_last_instantiated_ops = -1; // operations of the graph instantiated last
 
 bool capturing_locked(cudaStream_t s) { return s && g_capturing.count((void *)s); }
 
@@ -474,6 +475,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned 
     if (it == g_graphs.end()) die("cudaGraphInstantiate of something that is not a graph");
     graph *e = new graph(*it->second);
     g_execs[e] = e;
+    g_last_instantiated_ops = (long)e->ops.size();
     *exec = (cudaGraphExec_t)e;
     return cudaSuccess;
 }
@@ -506,4 +508,11 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g) {
     delete it->second;
     g_graphs.erase(it);
     return cudaSuccess;
+}
+
+// For tests: the operations (kernel launches and GEMMs) of the graph
+// instantiated last, -1 before any: a static count of a whole forward pass.
+extern "C" long armo_emu_last_graph_ops(void) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    return g_last_instantiated_ops;
 }
