@@ -54,6 +54,13 @@ cudaError_t armo_add_rmsnorm_bf16(uint16_t *residual, const uint16_t *delta, uin
                                   const uint16_t *w, int n, int dim, float eps,
                                   cudaStream_t stream);
 
+/* The same with the normalised rows written as fp32 (bf16-rounded values,
+ * as armo_gather_rows_f32 of the bf16 output would give): out [n, dim]
+ * float.  The engine's final norm writes the head's input rows with it. */
+cudaError_t armo_add_rmsnorm_f32_bf16(uint16_t *residual, const uint16_t *delta, float *out,
+                                      const uint16_t *w, int n, int dim, float eps,
+                                      cudaStream_t stream);
+
 /* ---- 3. RoPE (kernels/rope.cu) ---------------------------------------------
  * In-place rotate-half RoPE (HF convention: dim j pairs with j + head_dim/2)
  * on q [n, nh*head_dim] and k [n, nkv*head_dim] (k may be NULL with nkv 0);
@@ -62,6 +69,12 @@ cudaError_t armo_add_rmsnorm_bf16(uint16_t *residual, const uint16_t *delta, uin
  * the scaling lives entirely in the table).  Angles and sin/cos in fp32. */
 cudaError_t armo_rope_bf16(uint16_t *q, uint16_t *k, int n, int nh, int nkv, int head_dim,
                            const int32_t *pos, const float *inv_freq, cudaStream_t stream);
+/* The same with row strides (elements between tokens, >= nh*head_dim and
+ * nkv*head_dim): the engine rotates q and k in place inside the fused QKV
+ * output (q = qkv, k = qkv + nh*hd, both strides (nh + 2 nkv) * hd). */
+cudaError_t armo_rope_strided_bf16(uint16_t *q, int q_stride, uint16_t *k, int k_stride, int n,
+                                   int nh, int nkv, int head_dim, const int32_t *pos,
+                                   const float *inv_freq, cudaStream_t stream);
 
 /* ---- 4. attention (kernels/attention.cu) ------------------------------------
  * Causal GQA attention over packed variable-length sequences.
@@ -92,6 +105,32 @@ cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t *q, const u
                                        const uint16_t *v, const int32_t *cu_seqlens, int nseq,
                                        int n, int max_seqlen, int nh, int nkv, int hd,
                                        cudaStream_t stream);
+
+/* The general form, both variants: q, k, v read with their own row strides
+ * (elements between consecutive tokens), so that attention reads them in
+ * place from the fused [n, q | k | v] QKV output (q = qkv, k = qkv + nh*hd,
+ * v = qkv + (nh+nkv)*hd, q_stride = kv_stride = (nh + 2 nkv) * hd; each a
+ * multiple of 8 for the flash kernel's 16-byte loads); out stays dense
+ * [n, nh*hd].  prefix_of (device int32 [nseq], or NULL) gives query rows a
+ * second, separate key range: a row of sequence s with p = prefix_of[s] >= 0
+ * attends every key of sequence p (cu_seqlens[p] .. cu_seqlens[p+1]-1, all
+ * visible) and then its own keys causally, so that prompt-prefix sharing's
+ * continuations read the shared prefix's keys and values where they are,
+ * without duplicated rows (p < s, one level: prefix_share.h's rules).
+ * Keys a row does not attend never reach its output, even when their V rows
+ * hold NaN or Inf; a non-finite V row among the keys it does attend makes
+ * the row non-finite, as in the CPU reference.
+ * variant: ARMO_ATTN_AUTO (as armo_attention_bf16), _FLASH or _SIMPLE. */
+typedef struct {
+    uint16_t *out;               /* [n, nh*hd] */
+    const uint16_t *q, *k, *v;
+    int q_stride, kv_stride;     /* elements per token row of q, and of k and v */
+    const int32_t *cu_seqlens;   /* [nseq + 1] */
+    const int32_t *prefix_of;    /* [nseq] or NULL */
+    int nseq, n, max_seqlen, nh, nkv, hd;
+} armo_attn_args;
+enum { ARMO_ATTN_AUTO = 0, ARMO_ATTN_FLASH = 1, ARMO_ATTN_SIMPLE = 2 };
+cudaError_t armo_attention_ex_bf16(const armo_attn_args *a, int variant, cudaStream_t stream);
 /* 1 when armo_attention_bf16 uses the simple variant (ARMO_ATTN=simple). */
 int armo_attention_use_simple(void);
 /* 1 when the flash kernel takes this head_dim (16, 32, 64, 128). */
@@ -108,6 +147,11 @@ cudaError_t armo_swiglu_bf16(uint16_t *out, const uint16_t *gate_up, int n, int 
  * (every index must be a valid row of x: the caller owns that). */
 cudaError_t armo_gather_rows_bf16(uint16_t *out, const uint16_t *x, const int32_t *rows, int m,
                                   int hidden, cudaStream_t stream);
+/* Two row gathers with one row list, in one launch:
+ * out_a[r, :] = a[rows[r], :] (width_a) and out_b[r, :] = b[rows[r], :] (width_b). */
+cudaError_t armo_gather_rows2_bf16(uint16_t *out_a, const uint16_t *a, int width_a,
+                                   uint16_t *out_b, const uint16_t *b, int width_b,
+                                   const int32_t *rows, int m, cudaStream_t stream);
 /* The same, converting to fp32: out [m, hidden] float. */
 cudaError_t armo_gather_rows_f32(float *out, const uint16_t *x, const int32_t *rows, int m,
                                  int hidden, cudaStream_t stream);

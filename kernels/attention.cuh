@@ -22,7 +22,15 @@
  *   folded in).  A row may see whole tiles of masked keys (before its
  *   sequence starts): its running max stays -inf and the guard below keeps
  *   its sums at 0 until its first valid key.  K/V rows past the batch are
- *   zero-filled so that masked keys contribute 0 * 0, never 0 * garbage.
+ *   zero-filled so that masked keys contribute 0 * 0, never 0 * garbage;
+ *   a V row holding Inf or NaN (a neighbouring sequence gone non-finite, or
+ *   a later token of the row's own sequence) is zeroed in the tile too and
+ *   flagged, and only the rows that attend it are made NaN at the store
+ *   (P = 0 for a masked key, but 0 * NaN would be NaN in P·V).
+ *   q, k and v are read with their own row strides (in place in the fused
+ *   QKV output).  With prefix_of, a row of a continuation also attends its
+ *   prefix sequence's keys (all of them), read where they are: the block
+ *   walks the tiles of its rows' prefixes, then its own keys.
  *   Single-buffered loads: simple before fast.
  *
  * simple (ARMO_ATTN=simple): one block of 4 warps per (token, query head);
@@ -50,23 +58,62 @@
 #define FA_THREADS 128
 #define FA_PAD 8      /* bf16 elements of row padding: keeps 16-byte rows, spreads banks */
 
-/* First token of the sequence holding packed token t: cu_seqlens[s] for the
- * largest s < nseq with cu_seqlens[s] <= t (skips empty sequences). */
-__device__ __forceinline__ int seq_start(const int32_t *cu_seqlens, int nseq, int t) {
+/* The sequence holding packed token t: the largest s < nseq with
+ * cu_seqlens[s] <= t (skips empty sequences). */
+__device__ __forceinline__ int seq_index(const int32_t *cu_seqlens, int nseq, int t) {
     int lo = 0, hi = nseq - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) / 2;
         if (cu_seqlens[mid] <= t) lo = mid; else hi = mid - 1;
     }
-    return cu_seqlens[lo];
+    return lo;
+}
+
+/* First token of the sequence holding packed token t. */
+__device__ __forceinline__ int seq_start(const int32_t *cu_seqlens, int nseq, int t) {
+    return cu_seqlens[seq_index(cu_seqlens, nseq, t)];
+}
+
+/* The key ranges of a query row: its own sequence [first, row] (causal) and
+ * its prefix's whole sequence [pre_lo, pre_hi) (empty without one). */
+struct attn_keys {
+    int first, pre_lo, pre_hi;
+};
+
+__device__ __forceinline__ attn_keys row_keys(const int32_t *cu_seqlens, const int32_t *prefix_of,
+                                              int nseq, int t) {
+    const int s = seq_index(cu_seqlens, nseq, t);
+    attn_keys r;
+    r.first = cu_seqlens[s];
+    r.pre_lo = r.pre_hi = 0;
+    if (prefix_of) {
+        const int p = prefix_of[s];
+        if (p >= 0) r.pre_lo = cu_seqlens[p], r.pre_hi = cu_seqlens[p + 1];
+    }
+    return r;
+}
+
+__device__ __forceinline__ bool key_visible(const attn_keys &r, int row, int key) {
+    return (key >= r.first && key <= row) || (key >= r.pre_lo && key < r.pre_hi);
+}
+
+/* 1 when one of the 8 bf16 of a 16-byte chunk is Inf or NaN (exponent all ones). */
+__device__ __forceinline__ bool chunk_nonfinite(uint4 v) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    bool bad = false;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        bad |= (w[i] & 0x7f80u) == 0x7f80u || (w[i] & 0x7f800000u) == 0x7f800000u;
+    return bad;
 }
 
 template <int HD>
-__global__ void __launch_bounds__(FA_THREADS)
-flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
-                  const uint16_t *__restrict__ k, const uint16_t *__restrict__ v,
-                  const int32_t *__restrict__ cu_seqlens, int nseq, int n, int nh, int nkv,
-                  float scale_log2) {
+__device__ __forceinline__ void
+flash_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
+                const uint16_t *__restrict__ k, const uint16_t *__restrict__ v, int q_stride_in,
+                int kv_stride_in, const int32_t *__restrict__ cu_seqlens,
+                const int32_t *__restrict__ prefix_of, int nseq, int n, int nh, int nkv,
+                float scale_log2) {
     static_assert(HD % 16 == 0 && HD <= 128, "head_dim must be a multiple of 16, at most 128");
     constexpr int CH = HD / 8;             /* 16-byte chunks per row */
     constexpr int NT_S = FA_BN / 8;        /* n-tiles of S per warp */
@@ -92,6 +139,9 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     constexpr int VT_ROW = FA_BN + FA_PAD; /* 72 bf16 per head dim */
     constexpr int VT_SKEW = 256 / HD;      /* bf16 added per 8 head dims: 2, 4, 8, 16 */
     __shared__ __align__(16) uint16_t vt_s[HD * VT_ROW + (HD / 8) * VT_SKEW];
+    /* vbad_s[j]: key j of the tile has a non-finite V element (its V row is
+     * zeroed in vt_s; the rows that attend key j are made NaN at the end) */
+    __shared__ __align__(16) uint8_t vbad_s[FA_BN];
     static_assert(FA_BM == FA_BN, "qk_s holds a Q tile and a K tile in turn");
     static_assert((FA_BN + FA_PAD) % 64 == 8 && FA_BN == 64,
                   "the V tile's bank analysis assumes 64 keys in rows of 36 words");
@@ -99,7 +149,8 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     const int q0 = blockIdx.x * FA_BM; /* first packed token of this block */
     const int h = blockIdx.y;
     const int kvh = h / (nh / nkv);
-    const size_t q_stride = (size_t)nh * HD, kv_stride = (size_t)nkv * HD;
+    const size_t q_stride = (size_t)q_stride_in, kv_stride = (size_t)kv_stride_in;
+    const size_t out_stride = (size_t)nh * HD;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3;
     const int q_last = min(q0 + FA_BM, n) - 1; /* last valid row of the block */
@@ -131,21 +182,46 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     float m_run[2] = {-INFINITY, -INFINITY}; /* running max (log2 units), rows g and g+8 */
     float l_run[2] = {0.0f, 0.0f};           /* this thread's partial row sums */
     const int row_a = q0 + wr, row_b = row_a + 8; /* packed token index of this thread's rows */
-    /* first key of each row's sequence (rows past the batch: the last one's) */
-    const int start_a = seq_start(cu_seqlens, nseq, min(row_a, n - 1));
-    const int start_b = seq_start(cu_seqlens, nseq, min(row_b, n - 1));
+    /* key ranges of each row (rows past the batch: the last one's) */
+    const attn_keys keys_a = row_keys(cu_seqlens, prefix_of, nseq, min(row_a, n - 1));
+    const attn_keys keys_b = row_keys(cu_seqlens, prefix_of, nseq, min(row_b, n - 1));
+    bool poison_a = false, poison_b = false; /* a visible key's V row is non-finite */
     const int k_first = seq_start(cu_seqlens, nseq, q0);
+    /* prefix keys of the block's rows: the union [p_lo, p_hi) of their
+     * sequences' prefix ranges (sequences seq(q0) .. seq(q_last); the same
+     * loads in every thread).  A prefix lies before its continuations, so the
+     * tiles run over [p_lo, p_hi) and then jump to the own keys. */
+    int p_lo = k_first, p_hi = 0;
+    if (prefix_of) {
+        const int s_hi = seq_index(cu_seqlens, nseq, q_last);
+        for (int s = seq_index(cu_seqlens, nseq, q0); s <= s_hi; s++) {
+            const int p = prefix_of[s];
+            if (p < 0 || cu_seqlens[s + 1] == cu_seqlens[s]) continue;
+            p_lo = min(p_lo, cu_seqlens[p]);
+            p_hi = max(p_hi, cu_seqlens[p + 1]);
+        }
+    }
 
-    for (int k0 = k_first; k0 <= q_last; k0 += FA_BN) {
+    for (int k0 = p_lo; k0 <= q_last;) {
         /* ---- K tile (row-major) and V tile (transposed) -> shared ---- */
+        /* the trip count is the same in every thread (FA_BN * CH is a multiple
+         * of FA_THREADS) and a key's CH chunks are CH consecutive lanes of one
+         * warp: the ballot below gathers a key's chunks */
         for (int idx = tid; idx < FA_BN * CH; idx += FA_THREADS) {
             const int r = idx / CH, c = idx % CH;
             uint4 kval = make_uint4(0, 0, 0, 0), vval = make_uint4(0, 0, 0, 0);
+            bool bad = false;
             if (k0 + r < n) {
                 const size_t off = (size_t)(k0 + r) * kv_stride + (size_t)kvh * HD + c * 8;
                 kval = *reinterpret_cast<const uint4 *>(k + off);
                 vval = *reinterpret_cast<const uint4 *>(v + off);
+                /* a masked key's P is 0, but 0 * NaN is NaN in P·V: non-finite
+                 * V never enters the tile; the rows that attend it are marked */
+                bad = chunk_nonfinite(vval);
+                if (bad) vval = make_uint4(0, 0, 0, 0);
             }
+            const unsigned bal = __ballot_sync(0xffffffffu, bad);
+            if (c == 0) vbad_s[r] = ((bal >> lane) & ((1u << CH) - 1u)) != 0u;
             *reinterpret_cast<uint4 *>(&qk_s[r][c * 8]) = kval;
             const uint32_t vw[4] = {vval.x, vval.y, vval.z, vval.w};
             uint16_t *const vcol = vt_s + c * (8 * VT_ROW + VT_SKEW) + r; /* dim c*8, key r */
@@ -156,6 +232,23 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
         }
         __syncthreads();
+
+        /* ---- rows attending a key whose V row was non-finite (rare: one
+         * broadcast read of the tile's flags, then the slow check) ---- */
+        {
+            const uint4 f = *reinterpret_cast<const uint4 *>(vbad_s);
+            const uint4 f2 = *reinterpret_cast<const uint4 *>(vbad_s + 16);
+            const uint4 f3 = *reinterpret_cast<const uint4 *>(vbad_s + 32);
+            const uint4 f4 = *reinterpret_cast<const uint4 *>(vbad_s + 48);
+            if ((f.x | f.y | f.z | f.w | f2.x | f2.y | f2.z | f2.w | f3.x | f3.y | f3.z | f3.w |
+                 f4.x | f4.y | f4.z | f4.w) != 0u) {
+                for (int j = 0; j < FA_BN; j++) {
+                    if (!vbad_s[j]) continue;
+                    poison_a |= key_visible(keys_a, row_a, k0 + j);
+                    poison_b |= key_visible(keys_b, row_b, k0 + j);
+                }
+            }
+        }
 
         /* ---- S = Q · Kᵀ (16 x 64 per warp) ---- */
         float s[NT_S][4];
@@ -172,16 +265,17 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
         }
 
-        /* ---- scale, block-diagonal causal mask: key in [start(row), row] ---- */
+        /* ---- scale, block-diagonal causal mask: key in [start(row), row],
+         * or in the row's prefix ---- */
 #pragma unroll
         for (int j = 0; j < NT_S; j++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int key = k0 + j * 8 + 2 * t4 + (e & 1);
-                const int row = e < 2 ? row_a : row_b;
-                const int first = e < 2 ? start_a : start_b;
+                const bool vis = e < 2 ? key_visible(keys_a, row_a, key)
+                                       : key_visible(keys_b, row_b, key);
                 const float x = s[j][e] * scale_log2;
-                s[j][e] = (key > row || key < first) ? -INFINITY : x;
+                s[j][e] = vis ? x : -INFINITY;
             }
         }
 
@@ -235,7 +329,9 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
                 mma_bf16_16816(o[nt], pa, b0, b1);
             }
         }
-        __syncthreads(); /* the next tile overwrites qk_s and vt_s */
+        __syncthreads(); /* the next tile overwrites qk_s, vt_s and vbad_s */
+        k0 += FA_BN;
+        if (k0 >= p_hi && k0 < k_first) k0 = k_first; /* past the prefixes: the own keys */
     }
 
     /* ---- normalise and store the rows inside the batch (each has key = row) ---- */
@@ -246,15 +342,41 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const float inv = 1.0f / l;
         const int row = rr == 0 ? row_a : row_b;
+        const bool poison = rr == 0 ? poison_a : poison_b;
         if (row < n) {
-            uint16_t *dst = out + (size_t)row * q_stride + (size_t)h * HD;
+            uint16_t *dst = out + (size_t)row * out_stride + (size_t)h * HD;
 #pragma unroll
             for (int nt = 0; nt < NT_O; nt++)
                 *reinterpret_cast<uint32_t *>(dst + nt * 8 + 2 * t4) =
-                    pack_bf16x2(o[nt][2 * rr] * inv, o[nt][2 * rr + 1] * inv);
+                    poison ? 0x7fc07fc0u
+                           : pack_bf16x2(o[nt][2 * rr] * inv, o[nt][2 * rr + 1] * inv);
         }
     }
 }
+
+#define FA_PARAMS                                                                          \
+    uint16_t *__restrict__ out, const uint16_t *__restrict__ q,                            \
+        const uint16_t *__restrict__ k, const uint16_t *__restrict__ v, int q_stride_in,   \
+        int kv_stride_in, const int32_t *__restrict__ cu_seqlens,                          \
+        const int32_t *__restrict__ prefix_of, int nseq, int n, int nh, int nkv, float scale_log2
+#define FA_ARGS                                                                            \
+    out, q, k, v, q_stride_in, kv_stride_in, cu_seqlens, prefix_of, nseq, n, nh, nkv, scale_log2
+
+template <int HD>
+__global__ void __launch_bounds__(FA_THREADS) flash_attn_kernel(FA_PARAMS) {
+    flash_attn_body<HD>(FA_ARGS);
+}
+
+/* head_dim 128 asks for 3 blocks per SM (<= 168 registers): the prefix and
+ * non-finite checks of issue 20 took it to 169, 2 blocks, otherwise.  The
+ * other head dims keep the compiler's own choice (a minimum there costs
+ * them a block). */
+template <>
+__global__ void __launch_bounds__(FA_THREADS, 3) flash_attn_kernel<128>(FA_PARAMS) {
+    flash_attn_body<128>(FA_ARGS);
+}
+#undef FA_PARAMS
+#undef FA_ARGS
 
 /* ---- simple variant ---- */
 #define SA_WARPS 4
@@ -262,16 +384,22 @@ flash_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
 
 __global__ void __launch_bounds__(SA_WARPS * 32)
 simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                   const int32_t *cu_seqlens, int nseq, int nh, int nkv, int hd, float scale) {
+                   int q_stride_in, int kv_stride_in, const int32_t *cu_seqlens,
+                   const int32_t *prefix_of, int nseq, int nh, int nkv, int hd, float scale) {
     __shared__ float warp_max_s[SA_WARPS];
     __shared__ float warp_l_s[SA_WARPS];
     __shared__ float warp_acc_s[SA_WARPS][SA_MAX_HD];
     const int tok = blockIdx.x, h = blockIdx.y;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int first = seq_start(cu_seqlens, nseq, tok); /* keys first..tok */
+    /* keys: the prefix's pre_lo..pre_hi-1 (if any), then first..tok; key
+     * number j of the nkeys */
+    const attn_keys rk = row_keys(cu_seqlens, prefix_of, nseq, tok);
+    const int npre = rk.pre_hi - rk.pre_lo, nkeys = npre + tok - rk.first + 1;
+#define SA_KEY(j) ((j) < npre ? rk.pre_lo + (j) : rk.first + (j) - npre)
     const int kvh = h / (nh / nkv);
     const int per_lane = (hd + 31) / 32; /* lane owns dims lane + 32c < hd */
-    const size_t q_stride = (size_t)nh * hd, kv_stride = (size_t)nkv * hd;
+    const size_t q_stride = (size_t)q_stride_in, kv_stride = (size_t)kv_stride_in;
+    const size_t out_stride = (size_t)nh * hd;
     /* fixed-bound unrolled loops with a guard keep qv / acc in registers */
     float qv[SA_MAX_HD / 32];
 #pragma unroll
@@ -282,7 +410,8 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
 
     /* pass 1: max score */
     float mx = -INFINITY;
-    for (int j = first + warp; j <= tok; j += SA_WARPS) {
+    for (int jj = warp; jj < nkeys; jj += SA_WARPS) {
+        const int j = SA_KEY(jj);
         const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
         float d = 0.0f;
 #pragma unroll
@@ -299,7 +428,8 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     float l = 0.0f, acc[SA_MAX_HD / 32];
 #pragma unroll
     for (int c = 0; c < SA_MAX_HD / 32; c++) acc[c] = 0.0f;
-    for (int j = first + warp; j <= tok; j += SA_WARPS) {
+    for (int jj = warp; jj < nkeys; jj += SA_WARPS) {
+        const int j = SA_KEY(jj);
         const uint16_t *kr = k + (size_t)j * kv_stride + (size_t)kvh * hd;
         const uint16_t *vr = v + (size_t)j * kv_stride + (size_t)kvh * hd;
         float d = 0.0f;
@@ -322,8 +452,9 @@ simple_attn_kernel(uint16_t *out, const uint16_t *q, const uint16_t *k, const ui
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float a = 0.0f;
         for (int w = 0; w < SA_WARPS; w++) a += warp_acc_s[w][d];
-        out[(size_t)tok * q_stride + (size_t)h * hd + d] = f32_to_bf16_bits(a / lsum);
+        out[(size_t)tok * out_stride + (size_t)h * hd + d] = f32_to_bf16_bits(a / lsum);
     }
+#undef SA_KEY
 }
 
 #endif

@@ -22,4 +22,17 @@ __global__ void gather_rows_f32_kernel(float *out, const uint16_t *x, const int3
     for (int c = threadIdx.x; c < hidden; c += blockDim.x) dst[c] = bf16_bits_to_f32(src[c]);
 }
 
+/* Two gathers with one row list in one launch (blockIdx.y: 0 the first
+ * source, 1 the second): the last layer's attention rows and residual rows. */
+__global__ void gather_rows2_bf16_kernel(uint16_t *out_a, const uint16_t *a, int width_a,
+                                         uint16_t *out_b, const uint16_t *b, int width_b,
+                                         const int32_t *rows) {
+    const int r = blockIdx.x;
+    const bool first = blockIdx.y == 0;
+    const int width = first ? width_a : width_b;
+    const uint16_t *src = (first ? a : b) + (size_t)rows[r] * width;
+    uint16_t *dst = (first ? out_a : out_b) + (size_t)r * width;
+    for (int c = threadIdx.x; c < width; c += blockDim.x) dst[c] = src[c];
+}
+
 #endif

@@ -47,9 +47,12 @@ extern "C" cudaError_t armo_gated_head_f32(const armo_head_params *hw, const flo
         x = y;
     }
     const int threads = (hw->k + 31) / 32 * 32;
-    armo_gate_kernel<<<nseq, threads, 0, stream>>>(x, rewards, hw->transform, hw->k,
-                                                   hw->temperature, hw->logit_scale, gating,
-                                                   coefficients, score);
+    /* values, not hw->: a launch recorded by a stream capture keeps them */
+    const float *transform = hw->transform;
+    const int k = hw->k;
+    const float temperature = hw->temperature, logit_scale = hw->logit_scale;
+    armo_gate_kernel<<<nseq, threads, 0, stream>>>(x, rewards, transform, k, temperature,
+                                                   logit_scale, gating, coefficients, score);
     return cudaGetLastError();
 }
 

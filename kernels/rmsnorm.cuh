@@ -29,8 +29,17 @@ __global__ void rmsnorm_kernel(uint16_t *out, const uint16_t *x, const uint16_t 
     }
 }
 
-__global__ void add_rmsnorm_kernel(uint16_t *residual, const uint16_t *delta, uint16_t *out,
-                                   const uint16_t *w, int dim, float eps) {
+/* Stores the normalised value: bf16 bits, or fp32 holding the same
+ * bf16-rounded value (the head's fp32 input rows, so that folding the head's
+ * gather into the last norm changes no bit). */
+__device__ __forceinline__ void rms_store(uint16_t *p, float v) { *p = f32_to_bf16_bits(v); }
+__device__ __forceinline__ void rms_store(float *p, float v) {
+    *p = bf16_bits_to_f32(f32_to_bf16_bits(v));
+}
+
+template <typename Out>
+__device__ __forceinline__ void add_rmsnorm_row(uint16_t *residual, const uint16_t *delta, Out *out,
+                                                const uint16_t *w, int dim, float eps) {
     __shared__ float red[33];
     const size_t row = (size_t)blockIdx.x * dim;
     float ss = 0.0f;
@@ -46,8 +55,20 @@ __global__ void add_rmsnorm_kernel(uint16_t *residual, const uint16_t *delta, ui
     for (int c = threadIdx.x; c < dim; c += blockDim.x) {
         /* same thread, same element as written above */
         const float v = bf16_bits_to_f32(residual[row + c]);
-        out[row + c] = f32_to_bf16_bits(v * inv * bf16_bits_to_f32(w[c]));
+        rms_store(&out[row + c], v * inv * bf16_bits_to_f32(w[c]));
     }
+}
+
+__global__ void add_rmsnorm_kernel(uint16_t *residual, const uint16_t *delta, uint16_t *out,
+                                   const uint16_t *w, int dim, float eps) {
+    add_rmsnorm_row(residual, delta, out, w, dim, eps);
+}
+
+/* The same, the normalised rows written as fp32 (the last layer's final
+ * norm straight into the head's input rows: no separate gather pass). */
+__global__ void add_rmsnorm_f32_kernel(uint16_t *residual, const uint16_t *delta, float *out,
+                                       const uint16_t *w, int dim, float eps) {
+    add_rmsnorm_row(residual, delta, out, w, dim, eps);
 }
 
 #endif

@@ -93,10 +93,12 @@ LAUNCH_TABLE = {
     # RMS_THREADS = 256 (rmsnorm.cuh), LIN_WARPS * 32 = 256 (head.cuh)
     "rmsnorm_kernel":          dict(launcher="rmsnorm.cu", block="RMS_THREADS"),
     "add_rmsnorm_kernel":      dict(launcher="rmsnorm.cu", block="RMS_THREADS"),
+    "add_rmsnorm_f32_kernel":  dict(launcher="rmsnorm.cu", block="RMS_THREADS"),
     "embed_vec_kernel":        dict(launcher="embedding.cu", block="128"),
     "embed_scalar_kernel":     dict(launcher="embedding.cu", block="256"),
     "gather_rows_bf16_kernel": dict(launcher="gather.cu", block="256"),
     "gather_rows_f32_kernel":  dict(launcher="gather.cu", block="256"),
+    "gather_rows2_bf16_kernel": dict(launcher="gather.cu", block="256"),
     "linear_f32_kernel":       dict(launcher="head.cu", block="LIN_WARPS * 32"),
     "armo_gate_kernel":        dict(launcher="head.cu", block="threads", threads=32,
                                     why="(k + 31) / 32 * 32 at run time; ArmoRM's k = 19 -> 32"),

@@ -3,17 +3,21 @@
  * Forward for a packed batch of n tokens in nseq sequences, residual stream
  * x in bf16:
  *   x = embed(ids); xn = rmsnorm(x, attn_norm[0])
- *   per layer: qkv = xn·Wqkvᵀ (fused) -> q, k, v; RoPE(q, k); attention;
+ *   per layer: qkv = xn·Wqkvᵀ (fused); RoPE on q and k in place inside qkv;
+ *              attention reading q, k, v in place (strided);
  *              x += attn·Woᵀ, xn = rmsnorm(x) (fused add+norm);
  *              gu = xn·Wguᵀ (fused gate|up); x += swiglu(gu)·Wdownᵀ,
  *              xn = rmsnorm(x, next layer's attn_norm)
  * The last layer runs attention for every token (its keys and values are
  * needed) but the output projection, the MLP and the final norm only for the
  * rows that feed the head (the last token and the gating token of each
- * sequence).  The head reads those rows in fp32 with fp32 weights.
- * With prompt-prefix sharing (prefix_share.h) every per-token step runs once
- * per unique token; attention alone runs on the expanded layout, gathered
- * before and scattered back after.
+ * sequence): one launch gathers their attention and residual rows, and the
+ * final norm writes the head's fp32 input rows directly.  The head reads
+ * those rows in fp32 with fp32 weights.
+ * With prompt-prefix sharing (prefix_share.h) every step runs once per
+ * unique token, attention included: a continuation's query rows attend the
+ * prefix's keys and values where they are (armo_attention_ex_bf16's
+ * prefix_of), so no row is duplicated.
  * Every CUDA call is checked; errors carry file:line.  A kernel that fails
  * while it runs (an illegal address) is only seen at the next
  * synchronisation: the batch then fails with a message that says so, and
@@ -52,6 +56,14 @@ typedef struct {
     uint16_t *attn_norm, *wqkv, *wo, *mlp_norm, *wgu, *wdown;
 } dev_layer;
 
+/* One captured forward pass: the bucket it was captured for and the graph. */
+#define GRAPH_CACHE 8
+#define GRAPH_MAX_TOKENS 2048 /* "small" batches: above this launch overhead is noise */
+typedef struct {
+    int n, nseq, m, shared;
+    cudaGraphExec_t exec;
+} graph_entry;
+
 typedef struct {
     armo_config cfg;             /* a TP rank's: its heads and intermediate columns */
     int device;
@@ -79,12 +91,11 @@ typedef struct {
     void *act[ARMO_ACT_COUNT];   /* device buffers, device_memory.h's list */
     size_t act_bytes;
     int64_t grows;
-    uint16_t *x, *xn, *qkv, *q, *k, *v, *attn, *o, *gu, *act_swiglu;
-    uint16_t *q_exp, *k_exp, *v_exp, *attn_exp;
-    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_iota, *d_exp_rows, *d_back_rows, *d_cu_exp;
+    uint16_t *x, *xn, *qkv, *attn, *o, *gu, *act_swiglu;
+    int32_t *d_ids, *d_pos, *d_cu, *d_rows, *d_prefix_of;
     float *h_rows_f32, *rewards, *gating, *coefs, *score, *scratch;
     /* pinned host mirrors */
-    int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_exp_rows, *p_back_rows, *p_cu_exp;
+    int32_t *p_ids, *p_pos, *p_cu, *p_rows, *p_prefix_of;
     int32_t *head_seg;           /* head index -> segment (host) */
     float *p_out;
     size_t out_floats;
@@ -95,6 +106,11 @@ typedef struct {
     /* debugging: ARMO_CUDA_SYNC=1 synchronises after every launch */
     int sync_each;
     int layer;                   /* the layer being enqueued, -1 outside the layers */
+    /* CUDA graphs (ARMO_CUDA_GRAPHS=1, read at creation): see graph_bucket */
+    int use_graphs;
+    graph_entry graphs[GRAPH_CACHE];
+    int ngraphs;
+    int64_t graph_captures, graph_launches;
     /* set when work failed while running: such errors are sticky (the CUDA
      * context refuses all later work), so later batches fail at once, saying why */
     char failed[200];
@@ -368,16 +384,12 @@ static int upload_weights(engine *g, const armo_model *m, int quiet, armo_err *e
 static void act_bind(engine *g) {
     void **a = g->act;
     g->x = a[ARMO_ACT_X], g->xn = a[ARMO_ACT_XN], g->qkv = a[ARMO_ACT_QKV];
-    g->q = a[ARMO_ACT_Q], g->k = a[ARMO_ACT_K], g->v = a[ARMO_ACT_V];
     g->attn = a[ARMO_ACT_ATTN], g->o = a[ARMO_ACT_O], g->gu = a[ARMO_ACT_GU];
     g->act_swiglu = a[ARMO_ACT_SWIGLU];
     g->d_ids = a[ARMO_ACT_IDS], g->d_pos = a[ARMO_ACT_POS], g->d_cu = a[ARMO_ACT_CU];
-    g->d_rows = a[ARMO_ACT_ROWS], g->d_iota = a[ARMO_ACT_IOTA];
+    g->d_rows = a[ARMO_ACT_ROWS], g->d_prefix_of = a[ARMO_ACT_PREFIX_OF];
     g->h_rows_f32 = a[ARMO_ACT_HEAD_IN], g->rewards = a[ARMO_ACT_HEAD_OUT];
     g->scratch = a[ARMO_ACT_HEAD_SCRATCH];
-    g->q_exp = a[ARMO_ACT_Q_EXP], g->k_exp = a[ARMO_ACT_K_EXP], g->v_exp = a[ARMO_ACT_V_EXP];
-    g->attn_exp = a[ARMO_ACT_ATTN_EXP], g->d_exp_rows = a[ARMO_ACT_EXP_ROWS];
-    g->d_back_rows = a[ARMO_ACT_BACK_ROWS], g->d_cu_exp = a[ARMO_ACT_CU_EXP];
     const armo_config *c = &g->cfg;
     const size_t S = (size_t)g->cap.seqs,
                  K = (size_t)(c->arch == ARMO_ARCH_ARMORM ? c->num_objectives : c->num_labels);
@@ -387,14 +399,20 @@ static void act_bind(engine *g) {
     g->score = g->rewards ? g->coefs + S * K : NULL;
 }
 
+/* Drops every captured graph (they hold the activation buffers' addresses). */
+static void graphs_drop(engine *g) {
+    for (int i = 0; i < g->ngraphs; i++) cudaGraphExecDestroy(g->graphs[i].exec);
+    g->ngraphs = 0;
+}
+
 /* Frees every activation buffer and host mirror (the stream must be idle). */
 static void act_free(engine *g) {
+    graphs_drop(g);
     for (int i = 0; i < ARMO_ACT_COUNT; i++) {
         if (g->act[i]) cudaFree(g->act[i]);
         g->act[i] = NULL;
     }
-    int32_t **pinned[] = {&g->p_ids, &g->p_pos, &g->p_cu, &g->p_rows,
-                          &g->p_exp_rows, &g->p_back_rows, &g->p_cu_exp};
+    int32_t **pinned[] = {&g->p_ids, &g->p_pos, &g->p_cu, &g->p_rows, &g->p_prefix_of};
     for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
         if (*pinned[i]) cudaFreeHost(*pinned[i]);
         *pinned[i] = NULL;
@@ -435,16 +453,9 @@ static int act_alloc(engine *g, armo_batch_shape s, armo_err *e) {
         pinned(&g->p_cu, (S + 1) * 4, e) || pinned(&g->p_rows, 2 * S * 4, e) ||
         pinned(&g->p_out, g->out_floats * 4, e))
         return -1;
-    if (E && (pinned(&g->p_exp_rows, E * 4, e) || pinned(&g->p_back_rows, T * 4, e) ||
-              pinned(&g->p_cu_exp, (S + 1) * 4, e)))
-        return -1;
+    if (E && pinned(&g->p_prefix_of, S * 4, e)) return -1;
     g->head_seg = malloc(S * sizeof *g->head_seg);
     if (!g->head_seg) return armo_err_set(e, "out of host memory");
-    for (size_t i = 0; i < 2 * S; i++) g->p_rows[i] = (int32_t)i;
-    ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->d_iota, g->p_rows, 2 * S * 4, cudaMemcpyHostToDevice,
-                                     g->stream));
-    /* p_rows is refilled by every batch */
-    ARMO_CUDA_TRY(e, cudaStreamSynchronize(g->stream));
     return 0;
 }
 
@@ -527,39 +538,32 @@ static int ensure_capacity(engine *g, int64_t n, int nseq, int64_t n_exp, int64_
 
 /* ---- forward -------------------------------------------------------------------- */
 
-/* q, k, v out of the fused [n, q | k | v] GEMM output */
-static int split_qkv(engine *g, int n, armo_err *e) {
-    const armo_config *c = &g->cfg;
-    size_t q = (size_t)c->num_heads * c->head_dim * 2,
-           kv = (size_t)c->num_kv_heads * c->head_dim * 2;
-    size_t pitch = q + 2 * kv;
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->q, q, g->qkv, pitch, q, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->k, kv, (char *)g->qkv + q, pitch, kv, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    ARMO_CUDA_TRY(e, cudaMemcpy2DAsync(g->v, kv, (char *)g->qkv + q + kv, pitch, kv, (size_t)n,
-                                       cudaMemcpyDeviceToDevice, g->stream));
-    return 0;
-}
-
-/* Attention of one layer: on the packed layout, or (prefix sharing) on the
- * expanded one with q/k/v gathered in and the output scattered back. */
+/* RoPE and attention of one layer, both in place on the fused [n, q | k | v]
+ * QKV output (row stride (nh + 2 nkv) hd); with prefix sharing the
+ * continuations' rows attend their prefix's keys too (d_prefix_of). */
 static int attention(engine *g, int n, int nseq, int max_len, const armo_expansion *x,
                      armo_err *e) {
     const armo_config *c = &g->cfg;
     const int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+    const int qd = nh * hd, kvd = nkv * hd, stride = qd + 2 * kvd;
     cudaStream_t st = g->stream;
-    if (x->identity) {
-        KERNEL(g, e, armo_attention_bf16, (g->attn, g->q, g->k, g->v, g->d_cu, nseq, n, max_len,
-                                             nh, nkv, hd, st));
-        return 0;
-    }
-    KERNEL(g, e, armo_gather_rows_bf16, (g->q_exp, g->q, g->d_exp_rows, x->n_exp, nh * hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->k_exp, g->k, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->v_exp, g->v, g->d_exp_rows, x->n_exp, nkv * hd, st));
-    KERNEL(g, e, armo_attention_bf16, (g->attn_exp, g->q_exp, g->k_exp, g->v_exp, g->d_cu_exp,
-                                         x->nseq_exp, x->n_exp, x->max_len_exp, nh, nkv, hd, st));
-    KERNEL(g, e, armo_gather_rows_bf16, (g->attn, g->attn_exp, g->d_back_rows, n, nh * hd, st));
+    KERNEL(g, e, armo_rope_strided_bf16, (g->qkv, stride, g->qkv + qd, stride, n, nh, nkv, hd,
+                                          g->d_pos, g->inv_freq, st));
+    const armo_attn_args a = {.out = g->attn,
+                              .q = g->qkv,
+                              .k = g->qkv + qd,
+                              .v = g->qkv + qd + kvd,
+                              .q_stride = stride,
+                              .kv_stride = stride,
+                              .cu_seqlens = g->d_cu,
+                              .prefix_of = x->identity ? NULL : g->d_prefix_of,
+                              .nseq = nseq,
+                              .n = n,
+                              .max_seqlen = max_len,
+                              .nh = nh,
+                              .nkv = nkv,
+                              .hd = hd};
+    KERNEL(g, e, armo_attention_ex_bf16, (&a, ARMO_ATTN_AUTO, st));
     return 0;
 }
 
@@ -583,36 +587,38 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
         nvtxRangePushA(range);
         g->layer = l;
         GEMM(g, e, "qkv", g->qkv, g->xn, D->wqkv, n, H, qkvd);
-        if (split_qkv(g, n, e)) return -1;
-        KERNEL(g, e, armo_rope_bf16, (g->q, g->k, n, nh, nkv, hd, g->d_pos, g->inv_freq, st));
         if (attention(g, n, nseq, max_len, x, e)) return -1;
         int rows = n;
-        if (last) { /* only the head's rows from here on: gather them first */
-            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->attn, g->d_rows, m, qd, st));
-            ARMO_CUDA_TRY(e, cudaMemcpyAsync(g->attn, g->o, (size_t)m * qd * 2,
-                                             cudaMemcpyDeviceToDevice, st));
-            KERNEL(g, e, armo_gather_rows_bf16, (g->o, g->x, g->d_rows, m, H, st));
-            ARMO_CUDA_TRY(
-                e, cudaMemcpyAsync(g->x, g->o, (size_t)m * H * 2, cudaMemcpyDeviceToDevice, st));
+        /* residual, normed rows, attention rows, o-projection output */
+        uint16_t *res = g->x, *nrm = g->xn, *att = g->attn, *proj = g->o;
+        if (last) { /* only the head's rows from here on: gather them first,
+                     * attention rows into o and residual rows into xn (both
+                     * free now), in one launch */
+            KERNEL(g, e, armo_gather_rows2_bf16, (g->o, g->attn, qd, g->xn, g->x, H, g->d_rows, m,
+                                                  st));
+            att = g->o, res = g->xn, proj = nrm = g->x;
             rows = m;
         }
-        GEMM(g, e, "o", g->o, g->attn, D->wo, rows, qd, H);
-        ALLREDUCE(g, e, "o_proj", g->o, rows);
-        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, D->mlp_norm, rows, H, eps, st));
-        GEMM(g, e, "gate|up", g->gu, g->xn, D->wgu, rows, H, 2 * I);
+        GEMM(g, e, "o", proj, att, D->wo, rows, qd, H);
+        ALLREDUCE(g, e, "o_proj", proj, rows);
+        KERNEL(g, e, armo_add_rmsnorm_bf16, (res, proj, nrm, D->mlp_norm, rows, H, eps, st));
+        GEMM(g, e, "gate|up", g->gu, nrm, D->wgu, rows, H, 2 * I);
         KERNEL(g, e, armo_swiglu_bf16, (g->act_swiglu, g->gu, rows, I, st));
         GEMM(g, e, "down", g->o, g->act_swiglu, D->wdown, rows, I, H);
         ALLREDUCE(g, e, "down_proj", g->o, rows);
-        const uint16_t *next_norm = last ? g->final_norm : g->layers[l + 1].attn_norm;
-        KERNEL(g, e, armo_add_rmsnorm_bf16, (g->x, g->o, g->xn, next_norm, rows, H, eps, st));
+        if (last) /* the final norm writes the head's fp32 input rows */
+            KERNEL(g, e, armo_add_rmsnorm_f32_bf16,
+                   (res, g->o, g->h_rows_f32, g->final_norm, rows, H, eps, st));
+        else
+            KERNEL(g, e, armo_add_rmsnorm_bf16,
+                   (res, g->o, g->xn, g->layers[l + 1].attn_norm, rows, H, eps, st));
         nvtxRangePop();
     }
     g->layer = -1;
     PHASE_MARK(g, 3);
     nvtxRangePushA("armo.head");
-    /* xn rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
+    /* h_rows_f32 rows [0, nhead) are h_last, [nhead, 2 nhead) h_prompt (ArmoRM) */
     int nhead = c->arch == ARMO_ARCH_ARMORM ? m / 2 : m;
-    KERNEL(g, e, armo_gather_rows_f32, (g->h_rows_f32, g->xn, g->d_iota, m, H, st));
     if (c->arch == ARMO_ARCH_ARMORM) {
         KERNEL(g, e, armo_gated_head_f32, (&g->head, g->h_rows_f32,
                                              g->h_rows_f32 + (size_t)nhead * H, nhead, g->rewards,
@@ -624,6 +630,84 @@ static int forward(engine *g, int n, int nseq, int max_len, int m, const armo_ex
     nvtxRangePop();
     PHASE_MARK(g, 4);
     return 0;
+}
+
+/* ---- CUDA graphs for small batches (ARMO_CUDA_GRAPHS=1) ---------------------
+ *
+ * A small batch pays a launch per kernel and GEMM, about 9 per layer.  With
+ * graphs on, a batch of at most GRAPH_MAX_TOKENS tokens is padded to its
+ * shape bucket (tokens to a power of two, at least 64; sequences to a power
+ * of two above the count, the first extra one holding the padding tokens
+ * and the rest empty; head rows to a power of two, the extra ones reading
+ * row 0), and the whole forward pass is captured once per bucket and then
+ * replayed with cudaGraphLaunch: the batch's own ids, positions, cu_seqlens
+ * and head rows are uploaded into the same buffers before each launch.  The
+ * padding sequence is a sequence of its own, so no real row sees it; its
+ * head rows are never read.  Graphs hold buffer addresses: they are dropped
+ * whenever the activation buffers are reallocated.  Off with timing or
+ * ARMO_CUDA_SYNC=1 (a capture cannot synchronise). */
+
+static int pow2_at_least(int64_t v, int64_t lo) {
+    int64_t p = lo;
+    while (p < v) p *= 2;
+    return (int)p;
+}
+
+/* The bucket of a batch (1) or 0 when it runs without a graph. */
+static int graph_bucket(const engine *g, int64_t n, int nseq, int nhead, int64_t *nb, int *nseqb,
+                        int *nheadb) {
+    /* not under tensor parallel: the all-reduces are not captured (untested) */
+    if (!g->use_graphs || g->timing || g->sync_each || g->tp > 1 || n > GRAPH_MAX_TOKENS)
+        return 0;
+    *nb = pow2_at_least(n, 64);
+    *nseqb = pow2_at_least(nseq + 1, 2);
+    *nheadb = pow2_at_least(nhead, 1);
+    return *nb <= g->max_tokens && *nseqb <= g->max_seqs;
+}
+
+/* The forward pass of bucket (n, nseq, m, shared): replayed from its graph,
+ * captured first if this bucket has none yet. */
+static int forward_graph(engine *g, int n, int nseq, int m, const armo_expansion *x,
+                         armo_err *e) {
+    const int shared = !x->identity;
+    graph_entry *ge = NULL;
+    for (int i = 0; i < g->ngraphs; i++)
+        if (g->graphs[i].n == n && g->graphs[i].nseq == nseq && g->graphs[i].m == m &&
+            g->graphs[i].shared == shared)
+            ge = &g->graphs[i];
+    if (!ge) {
+        if (g->ngraphs == GRAPH_CACHE) { /* the oldest goes */
+            ARMO_CUDA_TRY(e, cudaGraphExecDestroy(g->graphs[0].exec));
+            memmove(&g->graphs[0], &g->graphs[1], (GRAPH_CACHE - 1) * sizeof g->graphs[0]);
+            g->ngraphs--;
+        }
+        cudaGraph_t graph = NULL;
+        ARMO_CUDA_TRY(e, cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
+        /* max_len only bounds-checks (>= 0): n covers every sequence */
+        const int frc = forward(g, n, nseq, n, m, x, e);
+        const cudaError_t end = cudaStreamEndCapture(g->stream, &graph);
+        if (frc) {
+            if (end == cudaSuccess && graph) cudaGraphDestroy(graph);
+            return armo_err_prefix(e, "capturing a CUDA graph (ARMO_CUDA_GRAPHS=1)");
+        }
+        ARMO_CUDA_TRY(e, end);
+        cudaGraphExec_t exec = NULL;
+        const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        ARMO_CUDA_TRY(e, inst);
+        ge = &g->graphs[g->ngraphs++];
+        *ge = (graph_entry){n, nseq, m, shared, exec};
+        g->graph_captures++;
+    }
+    ARMO_CUDA_TRY(e, cudaGraphLaunch(ge->exec, g->stream));
+    g->graph_launches++;
+    return 0;
+}
+
+int64_t armo_cuda_graph_stats(const armo_backend *b, int64_t *captures) {
+    const engine *g = b->impl;
+    if (captures) *captures = g->graph_captures;
+    return g->graph_launches;
 }
 
 /* armo embed's hook (backend.h hidden_out): head h's input rows from the
@@ -666,49 +750,56 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
     ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
-    if (ensure_capacity(g, n, nseq, x.identity ? 0 : x.n_exp, &b->max_batch_tokens_now, e))
-        goto done;
     int nhead = 0;
+    for (int s = 0; s < nseq; s++) nhead += !x.is_prefix[s];
+    /* the shape the device runs: the batch's own, or its graph bucket's
+     * (padded: see graph_bucket) */
+    int64_t nb = n;
+    int nseqb = nseq, nheadb = nhead;
+    const int graphed = graph_bucket(g, n, nseq, nhead, &nb, &nseqb, &nheadb);
+    if (!graphed) nb = n, nseqb = nseq, nheadb = nhead;
+    /* sharing needs prefix_of only (S entries): any E > 0 says so */
+    if (ensure_capacity(g, nb, nseqb, x.identity ? 0 : 1, &b->max_batch_tokens_now, e))
+        goto done;
+    nhead = 0;
     for (int s = 0; s < nseq; s++)
         if (!x.is_prefix[s]) g->head_seg[nhead++] = s;
-    for (int h = 0; h < nhead; h++) {
-        int s = g->head_seg[h];
-        g->p_rows[h] = cu[s + 1] - 1;
-        if (armorm) g->p_rows[nhead + h] = armo_expansion_row(cu, prefix_of, s, gpos[s]);
+    for (int h = 0; h < nheadb; h++) {
+        const int real = h < nhead;
+        const int s = real ? g->head_seg[h] : 0;
+        g->p_rows[h] = real ? cu[s + 1] - 1 : 0;
+        if (armorm) g->p_rows[nheadb + h] = real ? armo_expansion_row(cu, prefix_of, s, gpos[s]) : 0;
     }
     memcpy(g->p_ids, ids, (size_t)n * 4);
     memcpy(g->p_pos, x.pos, (size_t)n * 4);
     memcpy(g->p_cu, cu, (size_t)(nseq + 1) * 4);
-    int m = armorm ? 2 * nhead : nhead;
+    for (int64_t t = n; t < nb; t++) g->p_ids[t] = 0, g->p_pos[t] = (int32_t)(t - n);
+    for (int s = nseq + 1; s <= nseqb; s++) g->p_cu[s] = (int32_t)nb;
+    int m = armorm ? 2 * nheadb : nheadb;
     cudaStream_t st = g->stream;
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[0], g->stream));
     nvtxRangePushA("armo.upload");
     ARMO_CUDA_TRY_GOTO(
-        e, done, cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+        e, done, cudaMemcpyAsync(g->d_ids, g->p_ids, (size_t)nb * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
-        e, done, cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+        e, done, cudaMemcpyAsync(g->d_pos, g->p_pos, (size_t)nb * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
         e, done,
-        cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice, st));
+        cudaMemcpyAsync(g->d_cu, g->p_cu, (size_t)(nseqb + 1) * 4, cudaMemcpyHostToDevice, st));
     ARMO_CUDA_TRY_GOTO(
         e, done, cudaMemcpyAsync(g->d_rows, g->p_rows, (size_t)m * 4, cudaMemcpyHostToDevice, st));
-    if (!x.identity) {
-        memcpy(g->p_exp_rows, x.exp_rows, (size_t)x.n_exp * 4);
-        memcpy(g->p_back_rows, x.back_rows, (size_t)n * 4);
-        memcpy(g->p_cu_exp, x.cu_exp, (size_t)(x.nseq_exp + 1) * 4);
+    if (!x.identity) { /* attention's second key range per sequence */
+        memcpy(g->p_prefix_of, prefix_of, (size_t)nseq * 4);
+        for (int s = nseq; s < nseqb; s++) g->p_prefix_of[s] = -1;
         ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_exp_rows, g->p_exp_rows, (size_t)x.n_exp * 4,
-                                           cudaMemcpyHostToDevice, st));
-        ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_back_rows, g->p_back_rows, (size_t)n * 4,
-                                           cudaMemcpyHostToDevice, st));
-        ARMO_CUDA_TRY_GOTO(e, done,
-                           cudaMemcpyAsync(g->d_cu_exp, g->p_cu_exp, (size_t)(x.nseq_exp + 1) * 4,
+                           cudaMemcpyAsync(g->d_prefix_of, g->p_prefix_of, (size_t)nseqb * 4,
                                            cudaMemcpyHostToDevice, st));
     }
     nvtxRangePop();
     if (g->timing) ARMO_CUDA_TRY_GOTO(e, done, cudaEventRecord(g->phase_ev[1], g->stream));
-    if (forward(g, (int)n, nseq, x.max_len_exp, m, &x, e)) goto done;
+    if (graphed ? forward_graph(g, (int)nb, nseqb, m, &x, e)
+                : forward(g, (int)n, nseq, x.max_len_exp, m, &x, e))
+        goto done;
     nvtxRangePushA("armo.download");
     ARMO_CUDA_TRY_GOTO(
         e, done,
@@ -772,9 +863,9 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         }
         const int H = c->hidden_size;
         armo_result_check_finite(r, h_rows + (size_t)h * H,
-                                 armorm ? h_rows + (size_t)(nhead + h) * H : NULL, H);
+                                 armorm ? h_rows + (size_t)(nheadb + h) * H : NULL, H);
         if (b->hidden_out && b->hidden_out[s])
-            put_hidden(b->hidden_out[s], h_rows, h, nhead, H, armorm);
+            put_hidden(b->hidden_out[s], h_rows, h, nheadb, H, armorm);
     }
     rc = 0;
 done:
@@ -877,6 +968,8 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     ARMO_CUDA_TRY(e, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     const char *sync = getenv("ARMO_CUDA_SYNC");
     g->sync_each = sync && *sync && strcmp(sync, "0") != 0;
+    const char *graphs = getenv("ARMO_CUDA_GRAPHS");
+    g->use_graphs = graphs && *graphs && strcmp(graphs, "0") != 0;
     g->layer = -1;
     if (armo_gemm_create(&g->gemm, ARMO_DEV_GEMM_WORKSPACE_BYTES, e)) return -1;
     /* a ceiling, not an allocation: activations come with the first batch */

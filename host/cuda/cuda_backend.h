@@ -40,4 +40,11 @@ armo_backend *armo_cuda_tp_group_open(const armo_model *m, const armo_backend_op
                                       const int *dev, int tp, armo_err *e);
 int armo_cuda_device_count(void);
 
+/* CUDA graphs (environment ARMO_CUDA_GRAPHS=1 at open, off by default): a
+ * batch of at most 2048 tokens is padded to its shape bucket and its
+ * forward pass replayed from a graph captured once per bucket (no speed-up
+ * measured yet).  Returns the graph launches of backend b (a CUDA backend)
+ * so far, and its captures in *captures (may be NULL). */
+int64_t armo_cuda_graph_stats(const armo_backend *b, int64_t *captures);
+
 #endif

@@ -43,9 +43,6 @@ size_t armo_dev_activation_buffer(const armo_config *c, armo_batch_shape s, armo
     case ARMO_ACT_X: n = "x", bytes = R * H * 2; break;
     case ARMO_ACT_XN: n = "xn", bytes = R * H * 2; break;
     case ARMO_ACT_QKV: n = "qkv", bytes = T * (q + 2 * kv) * 2; break;
-    case ARMO_ACT_Q: n = "q", bytes = T * q * 2; break;
-    case ARMO_ACT_K: n = "k", bytes = T * kv * 2; break;
-    case ARMO_ACT_V: n = "v", bytes = T * kv * 2; break;
     case ARMO_ACT_ATTN: n = "attn", bytes = R * q * 2; break;
     case ARMO_ACT_O: n = "o", bytes = R * max64(H, q) * 2; break;
     case ARMO_ACT_GU: n = "gate|up", bytes = R * 2 * I * 2; break;
@@ -54,17 +51,10 @@ size_t armo_dev_activation_buffer(const armo_config *c, armo_batch_shape s, armo
     case ARMO_ACT_POS: n = "positions", bytes = T * 4; break;
     case ARMO_ACT_CU: n = "cu_seqlens", bytes = (S + 1) * 4; break;
     case ARMO_ACT_ROWS: n = "head rows", bytes = 2 * S * 4; break;
-    case ARMO_ACT_IOTA: n = "iota", bytes = 2 * S * 4; break;
     case ARMO_ACT_HEAD_IN: n = "head inputs", bytes = 2 * S * H * 4; break;
     case ARMO_ACT_HEAD_OUT: n = "head outputs", bytes = S * (3 * K + 1) * 4; break;
     case ARMO_ACT_HEAD_SCRATCH: n = "head scratch", bytes = armorm ? 2 * S * widest * 4 : 0; break;
-    case ARMO_ACT_Q_EXP: n = "expanded q", bytes = E * q * 2; break;
-    case ARMO_ACT_K_EXP: n = "expanded k", bytes = E * kv * 2; break;
-    case ARMO_ACT_V_EXP: n = "expanded v", bytes = E * kv * 2; break;
-    case ARMO_ACT_ATTN_EXP: n = "expanded attention", bytes = E * q * 2; break;
-    case ARMO_ACT_EXP_ROWS: n = "expansion rows", bytes = E * 4; break;
-    case ARMO_ACT_BACK_ROWS: n = "expansion back rows", bytes = E > 0 ? T * 4 : 0; break;
-    case ARMO_ACT_CU_EXP: n = "expanded cu_seqlens", bytes = E > 0 ? (S + 1) * 4 : 0; break;
+    case ARMO_ACT_PREFIX_OF: n = "prefix_of", bytes = E > 0 ? S * 4 : 0; break;
     case ARMO_ACT_COUNT: break;
     }
     if (name) *name = n;

@@ -41,7 +41,8 @@ typedef struct {
     int64_t tokens;              /* T: tokens of the batch */
     int64_t seqs;                /* S: sequences (segments) of the batch */
     int64_t exp_rows;            /* E: rows of the expanded attention layout under
-                                  * prefix sharing; 0: no expansion buffers */
+                                  * prefix sharing (the CPU backend's; the CUDA
+                                  * backend only asks E > 0: sharing on); 0: off */
 } armo_batch_shape;
 
 /* Device bytes of the weights as the CUDA backend uploads them: backbone
@@ -52,9 +53,13 @@ size_t armo_dev_weight_bytes(const armo_config *c);
 
 /* Device bytes of the activation buffers for a batch of shape s: residual
  * stream, normed input, attention output, o, gate|up and SwiGLU on
- * max(T, 2S) rows; fused QKV and split q, k, v, ids and positions on T;
+ * max(T, 2S) rows; fused QKV (RoPE and attention work in place in it), ids
+ * and positions on T;
  * cu_seqlens, head rows, head inputs (fp32), head outputs and scratch on S;
- * with E > 0 the expanded q, k, v, attention and their row maps. */
+ * with E > 0 (prefix sharing) attention's prefix_of on S.  (Until issue 20
+ * the CUDA backend also held split q, k, v copies and, with sharing, an
+ * expanded attention layout of E rows; its attention now reads the fused
+ * QKV output and the prefix's keys in place.) */
 size_t armo_dev_activation_bytes(const armo_config *c, armo_batch_shape s);
 
 /* The activation buffers, one by one (the CUDA backend allocates exactly
@@ -63,9 +68,6 @@ typedef enum {
     ARMO_ACT_X = 0,              /* residual stream, bf16 [R, H] */
     ARMO_ACT_XN,                 /* normed input of each block [R, H] */
     ARMO_ACT_QKV,                /* fused QKV GEMM output [T, q + 2 kv] */
-    ARMO_ACT_Q,                  /* [T, q] */
-    ARMO_ACT_K,                  /* [T, kv] */
-    ARMO_ACT_V,                  /* [T, kv] */
     ARMO_ACT_ATTN,               /* attention output [R, q] */
     ARMO_ACT_O,                  /* o / down output, gathered rows [R, max(H, q)] */
     ARMO_ACT_GU,                 /* fused gate|up [R, 2 I] */
@@ -74,17 +76,10 @@ typedef enum {
     ARMO_ACT_POS,                /* int32 [T] */
     ARMO_ACT_CU,                 /* int32 [S + 1] */
     ARMO_ACT_ROWS,               /* head rows, int32 [2 S] */
-    ARMO_ACT_IOTA,               /* 0, 1, ..., int32 [2 S] */
     ARMO_ACT_HEAD_IN,            /* head inputs, fp32 [2 S, H] */
     ARMO_ACT_HEAD_OUT,           /* rewards, gating, coefficients, score: fp32 [S (3 K + 1)] */
     ARMO_ACT_HEAD_SCRATCH,       /* ArmoRM gating MLP: fp32 [2 S widest]; 0 otherwise */
-    ARMO_ACT_Q_EXP,              /* expanded layout (E > 0 only): [E, q] */
-    ARMO_ACT_K_EXP,              /* [E, kv] */
-    ARMO_ACT_V_EXP,              /* [E, kv] */
-    ARMO_ACT_ATTN_EXP,           /* [E, q] */
-    ARMO_ACT_EXP_ROWS,           /* int32 [E] */
-    ARMO_ACT_BACK_ROWS,          /* int32 [T] */
-    ARMO_ACT_CU_EXP,             /* int32 [S + 1] */
+    ARMO_ACT_PREFIX_OF,          /* prefix sharing (E > 0 only): int32 [S] */
     ARMO_ACT_COUNT
 } armo_act_buffer;
 
@@ -101,7 +96,8 @@ armo_batch_shape armo_dev_budget_shape(int64_t max_tokens, int max_seqs, int sha
 typedef struct {
     size_t weights, workspace, activations, total;
     /* activation bytes per token of a large batch, the part of them that
-     * prefix sharing's expanded layout takes, and per sequence */
+     * prefix sharing adds (none since the CUDA attention reads the prefix
+     * in place), and per sequence */
     double per_token, per_token_shared, per_seq;
 } armo_dev_need;
 

@@ -6,16 +6,18 @@
  * MLP then run once per unique token; only attention needs the prefix's keys
  * and values next to each continuation's own.
  *
- * Both backends do that with one device-friendly trick, built here on the
- * host: an *expanded* packed layout in which every continuation appears as
- * the full sequence [prefix rows ; own rows] (and a standalone segment as
- * itself).  Per layer: gather q, k, v rows into the expanded layout, run the
- * ordinary causal varlen attention on it, gather the output rows back.  The
- * prefix's own query rows are attended once per continuation (identical
- * results; the first copy is kept) — a small cost beside the GEMM work saved,
- * and it needs no special attention kernel.  RoPE positions of a
- * continuation start at its prefix's length, so every row sees exactly what
- * it would see in the unshared sequence. */
+ * The CPU backend does that with one trick, built here on the host: an
+ * *expanded* packed layout in which every continuation appears as the full
+ * sequence [prefix rows ; own rows] (and a standalone segment as itself).
+ * Per layer: gather q, k, v rows into the expanded layout, run the ordinary
+ * causal varlen attention on it, gather the output rows back.  The prefix's
+ * own query rows are attended once per continuation (identical results; the
+ * first copy is kept).  The CUDA backend no longer expands (issue 20): its
+ * attention kernels take prefix_of and let a continuation's rows attend the
+ * prefix's keys where they are; it still uses pos, full_len, is_prefix and
+ * the expansion's size checks from here.  RoPE positions of a continuation
+ * start at its prefix's length, so every row sees exactly what it would see
+ * in the unshared sequence. */
 #ifndef ARMO_PREFIX_SHARE_H
 #define ARMO_PREFIX_SHARE_H
 

@@ -63,6 +63,28 @@ int main(void) {
           "gather_rows_f32 must be an exact copy");
     CHECK(gpu_rel_err(hb_got, h_ref, 2 * (size_t)nseq * H, &nan) == 0.0 && nan == 0,
           "gather_rows_bf16 must be an exact copy");
+    /* the two-source gather (the engine's last layer): the same rows of the
+     * hidden states (width H) and of its first H/2 columns read as a
+     * narrower [n, H/2]... matrix: a second source of another width */
+    {
+        uint16_t *d_a = gpu_alloc_poisoned(2 * (size_t)nseq * H * 2);
+        uint16_t *d_b = gpu_alloc_poisoned(2 * (size_t)nseq * (H / 2) * 2);
+        GPU_CHECK(armo_gather_rows2_bf16(d_a, d_hid, H, d_b, d_hid, H / 2, d_rows, 2 * nseq, 0));
+        float *ga = gpu_download_bf16_as_f32(d_a, 2 * (size_t)nseq * H);
+        float *gb = gpu_download_bf16_as_f32(d_b, 2 * (size_t)nseq * (H / 2));
+        CHECK(gpu_rel_err(ga, h_ref, 2 * (size_t)nseq * H, &nan) == 0.0 && nan == 0,
+              "gather_rows2_bf16 (first source) must be an exact copy");
+        size_t bad = 0;
+        for (int r = 0; r < 2 * nseq; r++)
+            for (int c = 0; c < H / 2; c++)
+                bad += gb[(size_t)r * (H / 2) + c] != hidf[(size_t)rows[r] * (H / 2) + c];
+        CHECK(bad == 0, "gather_rows2_bf16 (second source, width %d): %zu elements differ", H / 2,
+              bad);
+        gpu_free(d_a);
+        gpu_free(d_b);
+        free(ga);
+        free(gb);
+    }
 
     /* ArmoRM head weights */
     armo_head_params hw;

@@ -95,6 +95,16 @@ static void test_rmsnorm(void) {
     REFUSED(armo_add_rmsnorm_bf16(res, x, out, w, ROWS, H, nan, 0));
     check_untouched("add_rmsnorm out", out, bytes);
     check_bytes("add_rmsnorm residual (in place)", res, bytes, INPUT_BYTE);
+    /* its fp32-output twin: the same checks, both outputs untouched */
+    float *out32 = gpu_alloc_poisoned((size_t)ROWS * H * 4);
+    ACCEPTED(armo_add_rmsnorm_f32_bf16(res, x, out32, w, 0, H, 1e-5f, 0));
+    REFUSED(armo_add_rmsnorm_f32_bf16(res, x, out32, w, -1, H, 1e-5f, 0));
+    REFUSED(armo_add_rmsnorm_f32_bf16(res, x, out32, w, ROWS, 0, 1e-5f, 0));
+    REFUSED(armo_add_rmsnorm_f32_bf16(res, x, out32, w, ROWS, H, -1e-6f, 0));
+    REFUSED(armo_add_rmsnorm_f32_bf16(res, x, out32, w, ROWS, H, nan, 0));
+    check_untouched("add_rmsnorm_f32 out", out32, (size_t)ROWS * H * 4);
+    check_bytes("add_rmsnorm_f32 residual (in place)", res, bytes, INPUT_BYTE);
+    gpu_free(out32);
     gpu_free(x); gpu_free(w); gpu_free(out); gpu_free(res);
 }
 
@@ -117,6 +127,11 @@ static void test_rope(void) {
     REFUSED(armo_rope_bf16(q, NULL, ROWS, nh, 1, hd, pos, inv, 0));      /* k NULL, nkv 1 */
     REFUSED(armo_rope_bf16(NULL, k, ROWS, 1, nkv, hd, pos, inv, 0));     /* q NULL, nh 1 */
     REFUSED(armo_rope_bf16(q, k, 0, nh, nkv, 63, pos, inv, 0));          /* before n == 0 */
+    /* strided: a row stride below the heads' width is refused */
+    ACCEPTED(armo_rope_strided_bf16(q, nh * hd, k, nkv * hd, 0, nh, nkv, hd, pos, inv, 0));
+    REFUSED(armo_rope_strided_bf16(q, nh * hd - 1, k, nkv * hd, ROWS, nh, nkv, hd, pos, inv, 0));
+    REFUSED(armo_rope_strided_bf16(q, nh * hd, k, nkv * hd - 2, ROWS, nh, nkv, hd, pos, inv, 0));
+    REFUSED(armo_rope_strided_bf16(q, 0, k, nkv * hd, 0, nh, nkv, hd, pos, inv, 0));
     check_bytes("rope q", q, qb, INPUT_BYTE);
     check_bytes("rope k", k, kb, INPUT_BYTE);
     gpu_free(q); gpu_free(k); gpu_free(pos); gpu_free(inv);
@@ -183,6 +198,32 @@ static void test_attention(void) {
     REFUSED(armo_attention_flash_bf16(out, q + 1, k, v, cu, 0, 0, 0, nh, nkv, hd, 0));
     if (!armo_attention_use_simple()) /* the dispatcher picks flash for hd 64 */
         REFUSED(armo_attention_bf16(out, q + 1, k, v, cu, 1, 1, 1, nh, nkv, hd, 0));
+    /* the general form: strides below the widths, flash strides that break
+     * 16-byte rows, an unknown variant, a NULL argument block */
+    for (int variant = ARMO_ATTN_AUTO; variant <= ARMO_ATTN_SIMPLE; variant++) {
+        armo_attn_args a = {.out = out, .q = q, .k = k, .v = v, .q_stride = nh * hd,
+                            .kv_stride = nkv * hd, .cu_seqlens = cu, .prefix_of = NULL,
+                            .nseq = 1, .n = 1, .max_seqlen = 1, .nh = nh, .nkv = nkv, .hd = hd};
+        armo_attn_args b = a;
+        b.q_stride = nh * hd - 8;
+        REFUSED(armo_attention_ex_bf16(&b, variant, 0));
+        b = a;
+        b.kv_stride = nkv * hd - 8;
+        REFUSED(armo_attention_ex_bf16(&b, variant, 0));
+        b = a;
+        b.n = b.nseq = 0;
+        ACCEPTED(armo_attention_ex_bf16(&b, variant, 0));
+        b.nh = 4, b.nkv = 3;
+        REFUSED(armo_attention_ex_bf16(&b, variant, 0));
+    }
+    {
+        armo_attn_args a = {.out = out, .q = q, .k = k, .v = v, .q_stride = nh * hd + 4,
+                            .kv_stride = nkv * hd, .cu_seqlens = cu, .prefix_of = NULL,
+                            .nseq = 1, .n = 1, .max_seqlen = 1, .nh = nh, .nkv = nkv, .hd = hd};
+        REFUSED(armo_attention_ex_bf16(&a, ARMO_ATTN_FLASH, 0)); /* rows not 16-byte */
+        REFUSED(armo_attention_ex_bf16(&a, 7, 0));
+        REFUSED(armo_attention_ex_bf16(NULL, ARMO_ATTN_AUTO, 0));
+    }
     check_untouched("attention out", out, qb);
     gpu_free(q); gpu_free(k); gpu_free(v); gpu_free(out); gpu_free(cu);
 }
@@ -213,6 +254,10 @@ static void test_gather(void) {
     REFUSED(armo_gather_rows_f32(of, x, rows, -1, H, 0));
     REFUSED(armo_gather_rows_f32(of, x, rows, ROWS, 0, 0));
     REFUSED(armo_gather_rows_f32(of, x, rows, ROWS, -H, 0));
+    ACCEPTED(armo_gather_rows2_bf16(ob, x, H, ob, x, H, rows, 0, 0));
+    REFUSED(armo_gather_rows2_bf16(ob, x, H, ob, x, H, rows, -1, 0));
+    REFUSED(armo_gather_rows2_bf16(ob, x, 0, ob, x, H, rows, ROWS, 0));
+    REFUSED(armo_gather_rows2_bf16(ob, x, H, ob, x, -H, rows, ROWS, 0));
     check_untouched("gather bf16 out", ob, (size_t)ROWS * H * 2);
     check_untouched("gather f32 out", of, (size_t)ROWS * H * 4);
     gpu_free(rows); gpu_free(x); gpu_free(ob); gpu_free(of);

@@ -1,4 +1,5 @@
-/* test_rmsnorm.c — armo_rmsnorm_bf16 and armo_add_rmsnorm_bf16 against
+/* test_rmsnorm.c — armo_rmsnorm_bf16 and armo_add_rmsnorm_bf16 (and its
+ * fp32-output twin armo_add_rmsnorm_f32_bf16, bit for bit) against
  * cpu_rmsnorm / cpu_add_rmsnorm at hidden 4096 on a ragged packed batch
  * (1 + 7 + 128 + 1000 + 8192 rows) and at an odd width (dim 100, 3 rows). */
 #include <stdlib.h>
@@ -50,6 +51,30 @@ static void run_case(int n, int dim, uint64_t seed) {
     const double rerr = gpu_rel_err(res, res_ref, count, &nan);
     CHECK(nan == 0 && rerr <= 1e-2, "add_rmsnorm residual: rel err %.3g, %zu NaN", rerr, nan);
     printf("add_rmsnorm  n %5d dim %4d: rel err out %.3g residual %.3g\n", n, dim, err, rerr);
+
+    /* the same with fp32 output (the engine's final norm into the head's
+     * rows): bit for bit the bf16 variant's output, widened, from the same
+     * residual and delta; the residual written the same way */
+    {
+        uint16_t *d_x2 = gpu_upload(x, count * 2);
+        float *d_out32 = gpu_alloc_poisoned(count * 4);
+        GPU_CHECK(armo_add_rmsnorm_f32_bf16(d_x2, d_delta, d_out32, d_w, n, dim, eps, 0));
+        float *out32 = gpu_host_alloc(count * 4);
+        gpu_download(out32, d_out32, count * 4);
+        float *res2 = gpu_download_bf16_as_f32(d_x2, count);
+        size_t diff = 0, rdiff = 0;
+        for (size_t i = 0; i < count; i++) {
+            diff += memcmp(&out32[i], &out[i], 4) != 0;
+            rdiff += memcmp(&res2[i], &res[i], 4) != 0;
+        }
+        CHECK(diff == 0 && rdiff == 0,
+              "add_rmsnorm_f32 n %d dim %d: %zu outputs and %zu residuals differ from the bf16 "
+              "variant's", n, dim, diff, rdiff);
+        gpu_free(d_x2);
+        gpu_free(d_out32);
+        free(out32);
+        free(res2);
+    }
 
     gpu_free(d_x); gpu_free(d_delta); gpu_free(d_w); gpu_free(d_out);
     free(x); free(delta); free(w); free(xf); free(deltaf); free(wf); free(ref); free(res_ref);

@@ -2,7 +2,8 @@
  * 500000) and llama3-scaled (factor 8, low 1, high 4, original 8192) tables
  * from armo_rope_inv_freq, on packed q [n, 32*128] and k [n, 8*128] with
  * positions restarting per sequence (lengths 1, 7, 128, 1000, 8192), plus
- * head_dim 64. */
+ * head_dim 64; and armo_rope_strided_bf16 in place in a fused [n, q | k | v]
+ * buffer, bit for bit the dense launch's result with v untouched. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,37 @@ static void run_case(int llama3, int nh, int nkv, int hd, uint64_t seed) {
           llama3 ? "llama3" : "default", hd, ek, nan_k);
     printf("rope %-7s nh %d nkv %d hd %d n %d: rel err q %.3g k %.3g\n",
            llama3 ? "llama3" : "default", nh, nkv, hd, n, eq, ek);
+
+    /* in place in the fused [n, q | k | v] layout: the same values, bit for
+     * bit, and the v columns untouched */
+    {
+        const int qd = nh * hd, kvd = nkv * hd, stride = qd + 2 * kvd;
+        uint16_t *qkv = gpu_host_alloc((size_t)n * stride * 2);
+        for (int t = 0; t < n; t++) {
+            memcpy(qkv + (size_t)t * stride, q + (size_t)t * qd, (size_t)qd * 2);
+            memcpy(qkv + (size_t)t * stride + qd, k + (size_t)t * kvd, (size_t)kvd * 2);
+            for (int c = 0; c < kvd; c++) qkv[(size_t)t * stride + qd + kvd + c] = (uint16_t)(t + c);
+        }
+        uint16_t *d_qkv = gpu_upload(qkv, (size_t)n * stride * 2);
+        GPU_CHECK(armo_rope_strided_bf16(d_qkv, stride, d_qkv + qd, stride, n, nh, nkv, hd, d_pos,
+                                         d_inv, 0));
+        uint16_t *got = gpu_host_alloc((size_t)n * stride * 2);
+        uint16_t *dq = gpu_host_alloc(qc * 2), *dk = gpu_host_alloc(kc * 2);
+        gpu_download(got, d_qkv, (size_t)n * stride * 2);
+        gpu_download(dq, d_q, qc * 2);
+        gpu_download(dk, d_k, kc * 2);
+        size_t bad = 0;
+        for (int t = 0; t < n; t++) {
+            bad += memcmp(got + (size_t)t * stride, dq + (size_t)t * qd, (size_t)qd * 2) != 0;
+            bad += memcmp(got + (size_t)t * stride + qd, dk + (size_t)t * kvd, (size_t)kvd * 2) != 0;
+            for (int c = 0; c < kvd; c++)
+                bad += got[(size_t)t * stride + qd + kvd + c] != (uint16_t)(t + c);
+        }
+        CHECK(bad == 0, "rope strided (%s, hd %d): %zu rows or v elements differ from the dense "
+                        "launch", llama3 ? "llama3" : "default", hd, bad);
+        gpu_free(d_qkv);
+        free(qkv); free(got); free(dq); free(dk);
+    }
 
     gpu_free(d_q); gpu_free(d_k); gpu_free(d_pos); gpu_free(d_inv);
     free(pos); free(inv_freq); free(q); free(k); free(qf); free(kf); free(qo); free(ko);

@@ -33,7 +33,8 @@
 static const char *const HOT[] = {
     "flash_attn_kernel<128>", "rmsnorm_kernel",          "add_rmsnorm_kernel",
     "rope_kernel",            "swiglu_pair_kernel",      "embed_vec_kernel",
-    "gather_rows_bf16_kernel", "gather_rows_f32_kernel",
+    "gather_rows_bf16_kernel", "gather_rows_f32_kernel", "gather_rows2_bf16_kernel",
+    "add_rmsnorm_f32_kernel",
 };
 #define HOT_MAX_RATE 1.0
 
@@ -149,6 +150,19 @@ static void run_attention(void) {
               "armo_attention_flash_bf16");
         note_shape(cases[c].kernel, cases[c].shape);
         if (hd == 128) {
+            /* the engine's launch: q, k, v in place in one fused [n, q | k | v]
+             * buffer, and prefix sharing's second key range (sequence 2
+             * continues sequence 0, sequence 4 continues 3) */
+            const int stride = (nh + 2 * nkv) * hd;
+            uint16_t *qkv = dev_bf16((size_t)N_TOK * stride, 2.0f);
+            const int32_t pre[5] = {-1, -1, 0, -1, 3};
+            int32_t *d_pre = dev_i32(pre, 5);
+            const armo_attn_args a = {.out = o, .q = qkv, .k = qkv + nh * hd,
+                                      .v = qkv + (nh + nkv) * hd, .q_stride = stride,
+                                      .kv_stride = stride, .cu_seqlens = d_cu, .prefix_of = d_pre,
+                                      .nseq = nseq, .n = N_TOK, .max_seqlen = 80, .nh = nh,
+                                      .nkv = nkv, .hd = hd};
+            check(armo_attention_ex_bf16(&a, ARMO_ATTN_FLASH, 0), "armo_attention_ex_bf16");
             check(armo_attention_simple_bf16(o, q, k, v, d_cu, nseq, N_TOK, 80, nh, nkv, hd, 0),
                   "armo_attention_simple_bf16");
             note_shape("simple_attn_kernel", cases[c].shape);
@@ -165,6 +179,10 @@ static void run_layer_kernels(void) {
     check(armo_add_rmsnorm_bf16(x, delta, out, w, N_TOK, HIDDEN, 1e-5f, 0),
           "armo_add_rmsnorm_bf16");
     note_shape("add_rmsnorm_kernel", "200 x 1024");
+    float *out32 = dev(act * 4);
+    check(armo_add_rmsnorm_f32_bf16(x, delta, out32, w, N_TOK, HIDDEN, 1e-5f, 0),
+          "armo_add_rmsnorm_f32_bf16");
+    note_shape("add_rmsnorm_f32_kernel", "200 x 1024");
 
     /* RoPE on q [200, 8 x 128] and k [200, 2 x 128] */
     uint16_t *q = dev_bf16((size_t)N_TOK * 8 * 128, 2.0f), *k = dev_bf16((size_t)N_TOK * 2 * 128, 2.0f);
@@ -176,6 +194,11 @@ static void run_layer_kernels(void) {
     float *d_inv = dev(sizeof inv);
     check(cudaMemcpy(d_inv, inv, sizeof inv, cudaMemcpyHostToDevice), "cudaMemcpy");
     check(armo_rope_bf16(q, k, N_TOK, 8, 2, 128, d_pos, d_inv, 0), "armo_rope_bf16");
+    /* and in place in the fused [n, q | k | v] layout, as the engine runs it */
+    uint16_t *qkv = dev_bf16((size_t)N_TOK * 12 * 128, 2.0f);
+    check(armo_rope_strided_bf16(qkv, 12 * 128, qkv + 8 * 128, 12 * 128, N_TOK, 8, 2, 128, d_pos,
+                                 d_inv, 0),
+          "armo_rope_strided_bf16");
     note_shape("rope_kernel", "200 tokens, 8 q / 2 kv heads, hd 128");
 
     uint16_t *gate_up = dev_bf16((size_t)N_TOK * 2 * INTER, 2.0f);
@@ -198,6 +221,10 @@ static void run_layer_kernels(void) {
     note_shape("gather_rows_bf16_kernel", "5 rows of 1024");
     check(armo_gather_rows_f32(g32, x, d_rows, 5, HIDDEN, 0), "armo_gather_rows_f32");
     note_shape("gather_rows_f32_kernel", "5 rows of 1024");
+    uint16_t *g16b = dev((size_t)5 * HIDDEN * 2);
+    check(armo_gather_rows2_bf16(g16, x, HIDDEN, g16b, delta, HIDDEN, d_rows, 5, 0),
+          "armo_gather_rows2_bf16");
+    note_shape("gather_rows2_bf16_kernel", "5 rows of 1024, two sources");
 
     /* ArmoRM gated head (1024 -> 256 -> 256 -> 19 objectives) and a single head */
     armo_head_params hw;

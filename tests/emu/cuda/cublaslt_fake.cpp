@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -1240,15 +1241,14 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoGetHeuristic(
 
 // ---- matmul ----
 
-cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
-                                           cublasLtMatmulDesc_t computeDesc, const void *alpha,
-                                           const void *A, cublasLtMatrixLayout_t Adesc,
-                                           const void *B, cublasLtMatrixLayout_t Bdesc,
-                                           const void *beta, const void *C,
-                                           cublasLtMatrixLayout_t Cdesc, void *D,
-                                           cublasLtMatrixLayout_t Ddesc,
-                                           const cublasLtMatmulAlgo_t *algo, void *workspace,
-                                           size_t workspaceSizeInBytes, cudaStream_t stream) {
+static cublasStatus_t matmul_now(cublasLtHandle_t lightHandle,
+                                 cublasLtMatmulDesc_t computeDesc, const void *alpha,
+                                 const void *A, cublasLtMatrixLayout_t Adesc, const void *B,
+                                 cublasLtMatrixLayout_t Bdesc, const void *beta, const void *C,
+                                 cublasLtMatrixLayout_t Cdesc, void *D,
+                                 cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t *algo,
+                                 void *workspace, size_t workspaceSizeInBytes,
+                                 cudaStream_t stream) {
     const char *call = "cublasLtMatmul";
     if (!context_of(lightHandle))
         return refuse(CUBLAS_STATUS_NOT_INITIALIZED, call,
@@ -1390,3 +1390,57 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
 }
 
 } // extern "C"
+
+// A matmul on a stream that captures a CUDA graph (emu.h) is recorded with
+// its scalars, algorithm and descriptors by value (cuBLASLt reads them when
+// the call is made: a caller may destroy its descriptors right after, as
+// kernels/gemm.cu does) and runs when the graph is launched; the handle, the
+// workspace and the matrices must still be alive then, as on a GPU.
+cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t lightHandle,
+                                           cublasLtMatmulDesc_t computeDesc, const void *alpha,
+                                           const void *A, cublasLtMatrixLayout_t Adesc,
+                                           const void *B, cublasLtMatrixLayout_t Bdesc,
+                                           const void *beta, const void *C,
+                                           cublasLtMatrixLayout_t Cdesc, void *D,
+                                           cublasLtMatrixLayout_t Ddesc,
+                                           const cublasLtMatmulAlgo_t *algo, void *workspace,
+                                           size_t workspaceSizeInBytes, cudaStream_t stream) {
+    if (!emu::stream_capturing(stream) || !alpha || !beta || !desc_of(computeDesc) ||
+        !layout_of(Adesc) || !layout_of(Bdesc) || !layout_of(Cdesc) || !layout_of(Ddesc))
+        return matmul_now(lightHandle, computeDesc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D,
+                          Ddesc, algo, workspace, workspaceSizeInBytes, stream);
+    struct Snapshot {
+        MatmulDesc op;
+        Layout l[4];
+    };
+    std::shared_ptr<Snapshot> snap = std::make_shared<Snapshot>();
+    snap->op = *desc_of(computeDesc);
+    snap->l[0] = *layout_of(Adesc);
+    snap->l[1] = *layout_of(Bdesc);
+    snap->l[2] = *layout_of(Cdesc);
+    snap->l[3] = *layout_of(Ddesc);
+    float alpha_f, beta_f;
+    memcpy(&alpha_f, alpha, sizeof alpha_f);
+    memcpy(&beta_f, beta, sizeof beta_f);
+    const bool has_algo = algo != nullptr;
+    cublasLtMatmulAlgo_t algo_v;
+    if (has_algo) algo_v = *algo;
+    emu::capture_record(stream, [=]() {
+        float a = alpha_f, b = beta_f;
+        cublasLtMatmulAlgo_t al = algo_v;
+        Snapshot *sn = snap.get();
+        const cublasStatus_t st = matmul_now(
+            lightHandle, reinterpret_cast<cublasLtMatmulDesc_t>(&sn->op), &a, A,
+            reinterpret_cast<cublasLtMatrixLayout_t>(&sn->l[0]), B,
+            reinterpret_cast<cublasLtMatrixLayout_t>(&sn->l[1]), &b, C,
+            reinterpret_cast<cublasLtMatrixLayout_t>(&sn->l[2]), D,
+            reinterpret_cast<cublasLtMatrixLayout_t>(&sn->l[3]), has_algo ? &al : nullptr,
+            workspace, workspaceSizeInBytes, stream);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            fprintf(stderr, "cublaslt_fake: a cublasLtMatmul recorded in a CUDA graph failed when "
+                            "the graph ran (status %d)\n", (int)st);
+            abort();
+        }
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -42,6 +42,9 @@
 #include <cuda_runtime_api.h>
 #include <vector_types.h>
 
+#include <functional>
+#include <type_traits>
+
 namespace emu {
 
 struct warp_slot;
@@ -83,9 +86,30 @@ typedef void (*kernel_body_fn)(void *ctx);
 void run_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
                 size_t dynamic_smem, cudaStream_t stream, kernel_body_fn body, void *ctx);
 
+/* CUDA graphs, minimally (runtime.cpp): while a stream captures
+ * (cudaStreamBeginCapture .. cudaStreamEndCapture), a launch or a
+ * cublasLtMatmul on it is recorded instead of run; cudaGraphLaunch of the
+ * instantiated graph runs the recorded operations in order.  A launch's
+ * arguments are the values they had at capture: translate_launches.py's
+ * body lambdas capture by value. */
+bool stream_capturing(cudaStream_t stream);
+void capture_record(cudaStream_t stream, std::function<void()> op);
+/* cudaGraphLaunch calls so far (for tests) */
+long graph_launches(void);
+
 template <typename F>
 static inline void launch(const char *kernel, const char *file, int line, F &&body, dim3 grid,
                           dim3 block, size_t dynamic_smem = 0, cudaStream_t stream = 0) {
+    typedef typename std::decay<F>::type Body;
+    if (stream_capturing(stream)) {
+        Body copy = body;
+        capture_record(stream, [=]() {
+            Body b = copy;
+            run_launch(kernel, file, line, grid, block, dynamic_smem, stream,
+                       [](void *ctx) { (*static_cast<Body *>(ctx))(); }, (void *)&b);
+        });
+        return;
+    }
     run_launch(kernel, file, line, grid, block, dynamic_smem, stream,
                [](void *ctx) { (*static_cast<F *>(ctx))(); }, (void *)&body);
 }

@@ -37,8 +37,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
@@ -66,6 +68,18 @@ const char *g_legacy_copy = nullptr;       // an unsynchronised pageable H2D cud
 long g_mallocs = 0;
 std::map<void *, event> g_events;
 int g_device = 0;
+
+// CUDA graphs, minimally: a graph (and an instantiated one) is the list of
+// operations recorded while its stream captured (emu.h)
+struct graph {
+    std::vector<std::function<void()>> ops;
+};
+std::map<void *, graph *> g_capturing; // stream -> the graph it is capturing
+std::map<void *, graph *> g_graphs, g_execs;
+long g_graph_launches = 0;
+long g_last_instantiated_ops = -1; // operations of the graph instantiated last
+
+bool capturing_locked(cudaStream_t s) { return s && g_capturing.count((void *)s); }
 
 [[noreturn]] void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void die(const char *fmt, ...) {
@@ -122,6 +136,9 @@ int device_side(const void *p, size_t n, const char *call, const char *what) {
 cudaError_t checked_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
                          const char *call, cudaStream_t stream, bool sync) {
     std::lock_guard<std::mutex> hold(g_lock);
+    if (capturing_locked(stream))
+        die("%s on a stream that is capturing a CUDA graph: copies in graphs are not modelled",
+            call);
     if (sync && synchronise() != cudaSuccess) return g_sticky;
     if (g_sticky != cudaSuccess) return g_sticky;
     if (n == 0) return cudaSuccess;
@@ -220,6 +237,22 @@ void for_each_device_block(void (*fn)(void *ptr, size_t bytes, void *ctx), void 
     for (auto &b : g_blocks)
         if (!b.second.pinned) fn(b.first, b.second.bytes, ctx);
 }
+bool stream_capturing(cudaStream_t stream) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    return capturing_locked(stream);
+}
+
+void capture_record(cudaStream_t stream, std::function<void()> op) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_capturing.find((void *)stream);
+    if (it == g_capturing.end()) die("capture_record on a stream that is not capturing");
+    it->second->ops.push_back(std::move(op));
+}
+
+long graph_launches(void) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    return g_graph_launches;
+}
 } // namespace emu
 
 extern "C" {
@@ -281,6 +314,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     std::lock_guard<std::mutex> hold(g_lock);
+    if (capturing_locked(s)) return cudaErrorStreamCaptureUnsupported;
     if (s && s != cudaStreamLegacy && !g_streams.count((void *)s))
         die("cudaStreamSynchronize of something that is not a stream");
     if (!s || s == cudaStreamLegacy) g_legacy_copy = nullptr;
@@ -416,3 +450,78 @@ const char *cudaGetErrorName(cudaError_t st) {
 }
 
 } // extern "C"
+
+// ---- CUDA graphs (stream capture), minimally: see emu.h ----
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode) {
+    (void)mode;
+    std::lock_guard<std::mutex> hold(g_lock);
+    if (g_sticky != cudaSuccess) return g_sticky;
+    if (!s || s == cudaStreamLegacy) return cudaErrorStreamCaptureUnsupported;
+    if (!g_streams.count((void *)s)) die("cudaStreamBeginCapture of something that is not a stream");
+    if (g_capturing.count((void *)s)) return cudaErrorIllegalState;
+    g_capturing[(void *)s] = new graph;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *out) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_capturing.find((void *)s);
+    if (it == g_capturing.end()) return cudaErrorIllegalState;
+    graph *gr = it->second;
+    g_capturing.erase(it);
+    g_graphs[gr] = gr;
+    *out = (cudaGraph_t)gr;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    *status = capturing_locked(s) ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    (void)flags;
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_graphs.find((void *)g);
+    if (it == g_graphs.end()) die("cudaGraphInstantiate of something that is not a graph");
+    graph *e = new graph(*it->second);
+    g_execs[e] = e;
+    g_last_instantiated_ops = (long)e->ops.size();
+    *exec = (cudaGraphExec_t)e;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    std::vector<std::function<void()>> ops;
+    {
+        std::lock_guard<std::mutex> hold(g_lock);
+        if (g_sticky != cudaSuccess) return g_sticky;
+        auto it = g_execs.find((void *)exec);
+        if (it == g_execs.end()) die("cudaGraphLaunch of something that is not an instantiated graph");
+        if (capturing_locked(s)) die("cudaGraphLaunch into a capturing stream is not modelled");
+        ops = it->second->ops;
+        g_graph_launches++;
+    }
+    for (auto &op : ops) op(); // each launch checks ordering, faults and its configuration
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_execs.find((void *)exec);
+    if (it == g_execs.end()) die("cudaGraphExecDestroy of something that is not an instantiated graph");
+    delete it->second;
+    g_execs.erase(it);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_graphs.find((void *)g);
+    if (it == g_graphs.end()) die("cudaGraphDestroy of something that is not a graph");
+    delete it->second;
+    g_graphs.erase(it);
+    return cudaSuccess;
+}
+
+// For tests: the operations (kernel launches and GEMMs) of the graph
+// instantiated last, -1 before any: a static count of a whole forward pass.
+extern "C" long armo_emu_last_graph_ops(void) {
+    std::lock_guard<std::mutex> hold(g_lock);
+    return g_last_instantiated_ops;
+}

@@ -8,9 +8,9 @@
  *     pointing at ARMO_CUDA_SYNC=1; the next batch is refused at once, naming
  *     the earlier failure (the context is poisoned), and the backend is
  *     marked lost (backend.h) so that data parallel moves its batches;
- *   - the same with ARMO_CUDA_SYNC=1: the message names armo_rope_bf16 and
+ *   - the same with ARMO_CUDA_SYNC=1: the message names armo_rope_strided_bf16 and
  *     layer 1; and a failure in the 2nd flash attention launch names
- *     armo_attention_bf16 and layer 1;
+ *     armo_attention_ex_bf16 and layer 1;
  *   - without a fault, ARMO_CUDA_SYNC=1 changes no result (the sync is a
  *     check, not a behaviour change): scores equal the plain run's bit for bit;
  *   - every cudaMalloc the backend makes failing in turn (the 1st, 2nd, ...):
@@ -272,13 +272,13 @@ int main(void) {
     const char *fault_sync[] = {"ARMO_EMU_FAULT=rope_kernel:2", "ARMO_CUDA_SYNC=1", NULL};
     CHECK(run_child(fault_sync, &o, err, sizeof err) == 0, "fault+sync run: child failed: %s", err);
     printf("fault, sync:      batch 1: %s\n", o.msg1);
-    CHECK(!o.score1_ok && test_contains(o.msg1, "armo_rope_bf16 failed while running (layer 1"),
+    CHECK(!o.score1_ok && test_contains(o.msg1, "armo_rope_strided_bf16 failed while running (layer 1"),
           "fault with ARMO_CUDA_SYNC=1 must name the kernel and layer: %s", o.msg1);
 
     const char *fault_attn[] = {"ARMO_EMU_FAULT=flash_attn_kernel:2", "ARMO_CUDA_SYNC=1", NULL};
     CHECK(run_child(fault_attn, &o, err, sizeof err) == 0, "attention fault: child failed: %s", err);
     printf("attention fault:  batch 1: %s\n", o.msg1);
-    CHECK(!o.score1_ok && test_contains(o.msg1, "armo_attention_bf16 failed while running (layer 1"),
+    CHECK(!o.score1_ok && test_contains(o.msg1, "armo_attention_ex_bf16 failed while running (layer 1"),
           "attention fault with ARMO_CUDA_SYNC=1: %s", o.msg1);
 
     /* every device allocation of the backend's creation failing in turn */

@@ -4,7 +4,7 @@ CPU emulator (tests/emu/cuda), changing nothing but the launch syntax.
 
     kernel<T><<<grid, block[, smem[, stream]]>>>(args);
 becomes
-    ::emu::launch("kernel<T>", "kernels/x.cu", LINE, [&] { kernel<T>(args); }, grid, block[, smem[, stream]]);
+    ::emu::launch("kernel<T>", "kernels/x.cu", LINE, [=] { kernel<T>(args); }, grid, block[, smem[, stream]]);
 
 on the same lines (a #line directive at the top names the original file, so
 compiler messages, sanitizer reports and emulator errors point at the real
@@ -74,7 +74,9 @@ def translate(text, path, name):
         args = text[paren + 1:close - 1]
         line = text.count("\n", 0, at) + 1
         out.append(head[:km.start(1)])
-        out.append(f'::emu::launch("{kernel}", "{name}", {line}, [&] {{ {kernel}({args}); }}, '
+        # [=]: the body holds the arguments' values, so that a launch recorded
+        # by a stream capture (CUDA graphs) replays with them
+        out.append(f'::emu::launch("{kernel}", "{name}", {line}, [=] {{ {kernel}({args}); }}, '
                    f'{config})')
         pos = close
     return "".join(out)
