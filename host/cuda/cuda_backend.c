@@ -720,6 +720,21 @@ static void put_hidden(float *dst, const float *h_rows, int h, int nhead, int H,
         memset(dst + H, 0, (size_t)H * 4);
 }
 
+/* bench/profiling hook: the batch's phase times (its events, recorded and
+ * synchronised) added to g->phase. */
+static int add_phase_times(engine *g, armo_err *e) {
+    float ms[5];
+    for (int i = 0; i < 5; i++)
+        ARMO_CUDA_TRY(e, cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
+    g->phase.upload_ms += ms[0];
+    g->phase.embed_ms += ms[1];
+    g->phase.layers_ms += ms[2];
+    g->phase.head_ms += ms[3];
+    g->phase.download_ms += ms[4];
+    g->phase.calls++;
+    return 0;
+}
+
 static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *cu, int nseq,
                             const int32_t *gpos, const int32_t *prefix_of, armo_result *out,
                             armo_err *e) {
@@ -826,18 +841,7 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
         goto done;
     }
     nvtxRangePop();
-    if (g->timing) { /* bench/profiling hook: accumulate the phase times */
-        float ms[5];
-        for (int i = 0; i < 5; i++)
-            ARMO_CUDA_TRY_GOTO(e, done,
-                               cudaEventElapsedTime(&ms[i], g->phase_ev[i], g->phase_ev[i + 1]));
-        g->phase.upload_ms += ms[0];
-        g->phase.embed_ms += ms[1];
-        g->phase.layers_ms += ms[2];
-        g->phase.head_ms += ms[3];
-        g->phase.download_ms += ms[4];
-        g->phase.calls++;
-    }
+    if (g->timing && add_phase_times(g, e)) goto done;
     /* rewards, gating, coefs: each [cap.seqs, K] blocks; score [cap.seqs] */
     int K = armorm ? c->num_objectives : c->num_labels;
     const size_t S = (size_t)g->cap.seqs;
