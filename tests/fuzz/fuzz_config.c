@@ -65,7 +65,7 @@ static void check_config(const armo_config *c) {
                        c->gating_temperature > 0,
                    "ArmoRM head: %d objectives, %d hidden of %d, T %g", c->num_objectives,
                    c->gating_n_hidden, c->gating_hidden_dim, c->gating_temperature);
-    else
+    else if (c->arch == ARMO_ARCH_SEQCLS) /* a bare backbone has no head */
         FUZZ_CHECK(c->num_labels >= 1 && c->num_labels <= ARMO_MAX_LABELS, "num_labels %d",
                    c->num_labels);
 }
