@@ -1047,27 +1047,3 @@ armo_backend *armo_cuda_backend_create_rank(const armo_model *m, const armo_back
     }
     return b;
 }
-
-armo_backend *armo_cuda_backend_create(const armo_model *m, const armo_backend_opts *o,
-                                       armo_err *e) {
-    if (o && o->tp > 1) { /* a TP group on devices base, base+1, ... */
-        const int base = o->has_device ? o->device : 0;
-        int dev[ARMO_MAX_TP];
-        if (o->tp > ARMO_MAX_TP) {
-            armo_err_set(e, "--tp %d: at most %d", o->tp, ARMO_MAX_TP);
-            return NULL;
-        }
-        for (int r = 0; r < o->tp; r++) dev[r] = base + r;
-        return armo_cuda_tp_group_open(m, o, dev, o->tp, e);
-    }
-    return armo_cuda_backend_create_rank(m, o, 1, 0, NULL, e);
-}
-
-const armo_accel armo_cuda_accel = {
-    .name = "cuda",
-    .open = armo_cuda_backend_create,
-    .open_tp = armo_cuda_tp_group_open,
-    .device_count = armo_cuda_device_count,
-    .gemm_ceiling = armo_cuda_gemm_ceiling,
-    .mem_info = armo_cuda_mem_info,
-};
