@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "host/train/embed_store.h"
+#include "tests/util/backbone_copy.h"
 #include "tests/util/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/st_writer.h"
@@ -102,34 +103,6 @@ static void check_singles(json_t *g, const char *dir, int n, const char *what) {
     armo_embeddings_free(&x);
 }
 
-/* the tiny ArmoRM's backbone saved as a bare LlamaModel: "model." dropped, head left out */
-static int make_llamamodel(const char *src, const char *dst) {
-    char p[4096];
-    snprintf(p, sizeof p, "mkdir -p %s && cp %s/tokenizer*.json %s/ && sed "
-             "'s/LlamaForRewardModelWithGating/LlamaModel/' %s/config.json > %s/config.json",
-             dst, src, dst, src, dst);
-    if (sh(p)) return -1;
-    st_checkpoint ck;
-    armo_err e;
-    snprintf(p, sizeof p, "%s/model.safetensors", src);
-    if (st_open_file(&ck, p, &e)) return -1;
-    st_write_tensor *t = calloc((size_t)ck.ntensors, sizeof *t);
-    int n = 0;
-    for (int i = 0; t && i < ck.ntensors; i++) {
-        const st_tensor *s = &ck.tensors[i];
-        if (strncmp(s->name, "model.", 6)) continue;
-        t[n] = (st_write_tensor){.name = s->name + 6, .dtype = s->dtype, .ndim = s->ndim,
-                                 .data = s->data};
-        for (int d = 0; d < s->ndim; d++) t[n].shape[d] = s->shape[d];
-        n++;
-    }
-    snprintf(p, sizeof p, "%s/model.safetensors", dst);
-    int rc = t ? st_write_file(p, t, n, &e) : -1;
-    free(t);
-    st_close(&ck);
-    return rc;
-}
-
 static void test_pairs(json_t *g, const char *model) {
     char in[700], out[700], cmd[3000];
     snprintf(in, sizeof in, "%s/pairs.jsonl", g_tmp);
@@ -207,7 +180,7 @@ int main(void) {
     check_singles(g, out, n, "causallm");
     /* a bare LlamaModel */
     snprintf(dst, sizeof dst, "%s/llamamodel", g_tmp);
-    CHECK(make_llamamodel(src, dst) == 0, "make llamamodel");
+    CHECK(write_backbone_copy(src, dst, "LlamaModel", 1) == 0, "make llamamodel");
     snprintf(out, sizeof out, "%s/llamamodel-emb", g_tmp);
     snprintf(cmd, sizeof cmd, "%s embed --model %s --input %s --output %s --labels x,y,z --quiet",
              ARMO_EXE, dst, in, out);

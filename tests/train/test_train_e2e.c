@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "host/train/embed_store.h"
+#include "tests/util/backbone_copy.h"
 #include "tests/util/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/st_writer.h"
@@ -149,33 +150,6 @@ static void check_scores(const char *ckdir, const char *pairs_in, const char *em
     st_close(&ck);
 }
 
-/* the tiny backbone as a LlamaForCausalLM holding only "model." tensors */
-static int make_bare(const char *src, const char *dst) {
-    char p[4096];
-    snprintf(p, sizeof p, "mkdir -p %s && cp %s/tokenizer*.json %s/ && sed "
-             "'s/LlamaForRewardModelWithGating/LlamaForCausalLM/' %s/config.json > %s/config.json",
-             dst, src, dst, src, dst);
-    if (sh(p)) return -1;
-    st_checkpoint ck;
-    armo_err e;
-    snprintf(p, sizeof p, "%s/model.safetensors", src);
-    if (st_open_file(&ck, p, &e)) return -1;
-    st_write_tensor *t = calloc((size_t)ck.ntensors, sizeof *t);
-    int n = 0;
-    for (int i = 0; t && i < ck.ntensors; i++) {
-        const st_tensor *s = &ck.tensors[i];
-        if (strncmp(s->name, "model.", 6)) continue;
-        t[n] = (st_write_tensor){.name = s->name, .dtype = s->dtype, .ndim = s->ndim, .data = s->data};
-        for (int d = 0; d < s->ndim; d++) t[n].shape[d] = s->shape[d];
-        n++;
-    }
-    snprintf(p, sizeof p, "%s/model.safetensors", dst);
-    int rc = t ? st_write_file(p, t, n, &e) : -1;
-    free(t);
-    st_close(&ck);
-    return rc;
-}
-
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "%s/test_train_e2e.tmp", ARMO_BINARY_DIR);
     char cmd[16384], ratings[700], pairs[700], src[700], bare[700];
@@ -186,7 +160,7 @@ int main(void) {
     snprintf(src, sizeof src, "%s/tiny-armorm", ARMO_MODELS_DIR);
     snprintf(bare, sizeof bare, "%s/bare", g_tmp);
     CHECK(write_inputs(ratings, pairs) == 0, "inputs");
-    CHECK(make_bare(src, bare) == 0, "bare backbone");
+    CHECK(write_backbone_copy(src, bare, "LlamaForCausalLM", 0) == 0, "bare backbone");
     const char *T = g_tmp, *X = ARMO_EXE;
     snprintf(cmd, sizeof cmd,
              "set -e; %s embed --model %s --input %s --output %s/R --quiet --threads 2; "
