@@ -185,6 +185,14 @@ if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
                        ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 endif()
 
+# armo bench measures CUDA graphs: --no-phase-times lets them run, and the
+# JSON counts the replays (ctest emu_bench_graphs, test_bench_graphs.py)
+add_test(NAME emu_bench_graphs COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/test_bench_graphs.py
+                                       --armo-emu $<TARGET_FILE:armo_emu>
+                                       --work ${ARMO_EMU_RUN_DIR}/bench_graphs)
+set_tests_properties(emu_bench_graphs PROPERTIES LABELS "cpu;emu" TIMEOUT 600
+                     ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+
 # profiling/device_check.sh --dry-run over this build: the GPU session's steps
 # (gpu tests skip cleanly, memcheck's loop, compare's scripts, armo's bench on
 # the emulated CUDA path, bench_kernels' exit 77, the files handed back), so
@@ -195,7 +203,7 @@ if(ARMO_HAVE_CUDA)
   file(MAKE_DIRECTORY ${ARMO_DRY_RUN_OUT})
   add_test(NAME device_check_dry_run
            COMMAND bash ${PROJECT_SOURCE_DIR}/profiling/device_check.sh --dry-run
-                   --steps ctest,memcheck,compare,bench,kernels)
+                   --steps ctest,memcheck,compare,bench,graphs,kernels)
   set_tests_properties(device_check_dry_run PROPERTIES LABELS "cpu;emu" TIMEOUT 900
                        ENVIRONMENT "BUILD=${CMAKE_BINARY_DIR};LOGS=${CMAKE_BINARY_DIR}/device_check.d/logs;OUT=${ARMO_DRY_RUN_OUT};JOBS=2")
   # the deadline: with 45 s, the 60-s bench step must be skipped with a line

@@ -43,7 +43,7 @@
 #   profiling/device_check.sh --prepare          # here: make .deps/
 #   profiling/device_check.sh [--steps LIST]     # on the GPU machine
 #   profiling/device_check.sh --dry-run [--steps LIST]   # here, without a GPU
-#     LIST: comma-separated subset of build,ctest,emu,memcheck,compare,bench,kernels
+#     LIST: comma-separated subset of build,ctest,emu,memcheck,compare,bench,graphs,kernels
 #           (default: all, in that order; later steps need build; emu runs only
 #           in a dry run)
 #   env: JOBS (default nproc), PY (default python3), BUILD (default build),
@@ -153,8 +153,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$STEPS" ]; then
-  STEPS=build,ctest,memcheck,compare,bench,kernels
-  [ $DRY = 1 ] && STEPS=build,ctest,emu,memcheck,compare,bench,kernels
+  STEPS=build,ctest,memcheck,compare,bench,graphs,kernels
+  [ $DRY = 1 ] && STEPS=build,ctest,emu,memcheck,compare,bench,graphs,kernels
 fi
 if [ $DRY = 1 ] && [ -z "${OUT:-}" ]; then
   OUT=$(mktemp -d /tmp/device_check_out.XXXXXX)   # where a GPU run's files would go
@@ -384,6 +384,32 @@ print(s)
 PYEOF
 )
   record bench "$(status_of $RC)" "$SECS" "${KEY:-no result}"
+fi
+
+# ---- 5b. CUDA graphs (issue 20, item 3): the same small-batch run with and without ---
+# ARMO_CUDA_GRAPHS=1, phase timing off (its events keep graphs from running);
+# batches of <= 2048 tokens, the graphs' range.  Key: the replays and the ratio.
+if want graphs && fits graphs 45; then
+  mkdir -p "$LOGS/graphs"
+  if [ $DRY = 1 ]; then
+    GARGS=(--hidden 128 --layers 1 --sequences 4 --ceiling 64)
+    GEXE=$BUILD/armo_emu
+  else
+    GARGS=(--layers 8 --sequences 128 --ceiling 4096)
+    GEXE=$BUILD/armo
+  fi
+  run graphs 150 bash -c "for G in 0 1; do ARMO_CUDA_GRAPHS=\$G '$GEXE' bench --device cuda \
+    ${GARGS[*]} --workload a --max-batch-tokens 2048 --no-phase-times --quiet \
+    --json '$LOGS/graphs/g'\$G.json || exit 1; done"
+  KEY=$("$PY" - "$LOGS/graphs/g0.json" "$LOGS/graphs/g1.json" <<'PYEOF' 2>/dev/null
+import json, sys
+a, b = (json.loads(open(p).readline())["workloads"][0] for p in sys.argv[1:3])
+print("graphs %d/%d batches replayed: %.0f vs %.0f tok/s without (x%.3f)" % (
+    b["cuda_graph_replays"], b["batches"], b["tokens_per_s"], a["tokens_per_s"],
+    b["tokens_per_s"] / a["tokens_per_s"]))
+PYEOF
+)
+  record graphs "$(status_of $RC)" "$SECS" "${KEY:-no result}"
 fi
 
 # ---- 6. kernel microbenchmarks -------------------------------------------------------

@@ -65,13 +65,19 @@ static int run_workload(armo_backend **bs, int nb, const bench_workload *w,
         rc = score_range(bs, nb, w, seqs, groups, 0, gw, o, share, &st, e);
     }
     /* per-phase GPU time, where the backend has it (not through the workers) */
-    int timing = nb == 0 && b->set_timing != NULL;
+    int timing = nb == 0 && o->phase_times && b->set_timing != NULL;
     if (!rc && timing) rc = b->set_timing(b, 1, e);
+    int64_t replays0 = 0, captures0 = 0, replays1 = 0, captures1 = 0;
+    r->has_graphs = nb == 0 && b->graph_stats != NULL;
+    if (r->has_graphs) replays0 = b->graph_stats(b, &captures0);
     if (!rc) {
         memset(&st, 0, sizeof st);
         double t0 = armo_now();
         rc = score_range(bs, nb, w, seqs, groups, 0, w->groups, o, share, &st, e);
         r->seconds = armo_now() - t0;
+        if (r->has_graphs) replays1 = b->graph_stats(b, &captures1);
+        r->graph_replays = replays1 - replays0;
+        r->graph_captures = captures1 - captures0;
         r->tokens_scored = st.tokens;
         r->tokens_computed = st.tokens_computed;
         r->batches = st.batches;

@@ -16,10 +16,12 @@
 
 /* How armo score packs: the token and sequence budgets of a batch, the
  * window of groups sorted together, and 4 x warmup groups scored untimed
- * before each run. */
+ * before each run; phase_times: per-phase GPU time where the backend has it
+ * (its events keep CUDA graphs from being used). */
 typedef struct {
     int64_t max_batch_tokens;
     int max_seqs, window, warmup;
+    int phase_times;
 } bench_pack_opts;
 
 /* One timed run of a workload. */
@@ -30,6 +32,8 @@ typedef struct {
     double seconds;
     int has_phases;
     armo_phase_times phases;
+    int has_graphs;              /* the backend counts CUDA graph replays (graph_stats) */
+    int64_t graph_replays, graph_captures; /* during the timed run */
     double score_sum;            /* a checksum of the scores (sanity, not a reference) */
 } bench_run_result;
 

@@ -74,7 +74,8 @@ static void usage(FILE *f) {
         "NxNxN (--ceiling, default 8192), on the CPU the backend's BLAS GEMM with a\n"
         "1024x1024 fp32 weight on 2048 rows.\n"
         "On CUDA also: GPU time per phase (upload, embed, layers, head, download;\n"
-        "cudaEvents) and device memory (cudaMemGetInfo).  With --tokenizer, workload a\n"
+        "cudaEvents; --no-phase-times leaves them out) and device memory\n"
+        "(cudaMemGetInfo).  With --tokenizer, workload a\n"
         "also times the real tokenizer + chat template on synthetic English text of\n"
         "the same prompt / response lengths (--threads workers).  4 x --warmup groups\n"
         "are scored once untimed before each run.\n\n"
@@ -118,6 +119,10 @@ static void usage(FILE *f) {
         "                          sharing the threads; on CUDA 1, 2, 4, ... visible devices\n"
         "                          (each against N x one device), then --tp 2, 4 (against\n"
         "                          one device)\n"
+        "  --no-phase-times        no per-phase GPU timing: the events between phases\n"
+        "                          keep CUDA graphs (ARMO_CUDA_GRAPHS=1) from being used,\n"
+        "                          so measure graphs with this (and time them against a\n"
+        "                          run without ARMO_CUDA_GRAPHS)\n"
         "  --quiet                 no progress on stderr\n\n"
         "Exit status: 0 done, 1 a run failed or produced non-finite scores, 2 bad\n"
         "arguments.\n",
@@ -128,7 +133,7 @@ typedef struct {
     long sequences, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     long max_batch, max_seqs, window, warmup, threads, seed, ceiling;
     const char *device, *workloads, *model_dir, *tokenizer, *workdir, *json_path, *wl_out;
-    int keep, quiet, no_share, data_parallel;
+    int keep, quiet, no_share, data_parallel, no_phase_times;
 } bench_args;
 
 /* The options (getopt_long: --opt VALUE or --opt=VALUE); the integer ones
@@ -138,7 +143,7 @@ enum {
     OPT_HEAD_DIM, OPT_INTERMEDIATE, OPT_VOCAB, OPT_MAX_BATCH, OPT_MAX_SEQS, OPT_WINDOW,
     OPT_WARMUP, OPT_THREADS, OPT_SEED, OPT_CEILING, /* the integers: k_ints, in this order */
     OPT_DEVICE, OPT_WORKLOAD, OPT_MODEL, OPT_TOKENIZER, OPT_WORKDIR, OPT_JSON, OPT_WORKLOAD_OUT,
-    OPT_KEEP, OPT_QUIET, OPT_NO_SHARE_PREFIX, OPT_DATA_PARALLEL,
+    OPT_KEEP, OPT_QUIET, OPT_NO_SHARE_PREFIX, OPT_DATA_PARALLEL, OPT_NO_PHASE_TIMES,
 };
 static const struct option k_opts[] = {
     {"sequences", required_argument, NULL, OPT_SEQUENCES},
@@ -167,6 +172,7 @@ static const struct option k_opts[] = {
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"no-share-prefix", no_argument, NULL, OPT_NO_SHARE_PREFIX},
     {"data-parallel", no_argument, NULL, OPT_DATA_PARALLEL},
+    {"no-phase-times", no_argument, NULL, OPT_NO_PHASE_TIMES},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {0, 0, 0, 0},
@@ -216,6 +222,7 @@ static int parse_option(int c, const char *v, bench_args *a) {
     case OPT_QUIET: a->quiet = 1; return 0;
     case OPT_NO_SHARE_PREFIX: a->no_share = 1; return 0;
     case OPT_DATA_PARALLEL: a->data_parallel = 1; return 0;
+    case OPT_NO_PHASE_TIMES: a->no_phase_times = 1; return 0;
     case ARMO_OPT_ARG:
         fprintf(stderr, "armo bench: unexpected argument '%s'\n\n", v);
         usage(stderr);
@@ -460,7 +467,8 @@ static json_t *run_and_report(const bench_session *r, const bench_workload *w, d
     const armo_config *cfg = &r->model.cfg;
     const double ceiling = r->ceiling.tflops;
     bench_pack_opts po = {.max_batch_tokens = r->a.max_batch, .max_seqs = (int)r->a.max_seqs,
-                          .window = (int)r->a.window, .warmup = (int)r->a.warmup};
+                          .window = (int)r->a.window, .warmup = (int)r->a.warmup,
+                          .phase_times = !r->a.no_phase_times};
     bench_run_result rs, ru;
     int share = w->name != 'a' && !r->a.no_share;
     armo_err e;
@@ -496,6 +504,10 @@ static json_t *run_and_report(const bench_session *r, const bench_workload *w, d
                p->upload_ms, p->embed_ms, p->layers_ms, p->head_ms, p->download_ms, tot,
                rs.seconds * 1e3);
     }
+    if (rs.has_graphs && (rs.graph_replays > 0 || getenv("ARMO_CUDA_GRAPHS")))
+        printf("    CUDA graphs: %lld of %lld batches replayed, %lld captured in the timed run%s\n",
+               (long long)rs.graph_replays, (long long)rs.batches, (long long)rs.graph_captures,
+               rs.has_phases ? " (phase timing keeps graphs off: --no-phase-times)" : "");
     if (rs.nonfinite) {
         printf("    %lld non-finite scores\n", (long long)rs.nonfinite);
         *failed = 1;
@@ -518,6 +530,8 @@ static json_t *run_and_report(const bench_session *r, const bench_workload *w, d
                           (json_int_t)rs.nonfinite, "score_sum", rs.score_sum);
     json_object_set_new(o, "prefix_sharing", json_boolean(share));
     json_object_set_new(o, "tokens_computed", json_integer(rs.tokens_computed));
+    json_object_set_new(o, "cuda_graph_replays",
+                        rs.has_graphs ? json_integer(rs.graph_replays) : json_null());
     json_object_set_new(o, "unshared", junshared);
     return o;
 }
@@ -560,6 +574,9 @@ static json_t *summary_json(const bench_session *r, double P, json_t *jw, json_t
                         json_pack("{s:I, s:i, s:i, s:i}", "max_batch_tokens",
                                   (json_int_t)a->max_batch, "max_seqs", (int)a->max_seqs,
                                   "window", (int)a->window, "warmup_batches", (int)a->warmup));
+    json_object_set_new(out, "phase_times", json_boolean(!a->no_phase_times));
+    const char *graphs = getenv("ARMO_CUDA_GRAPHS");
+    json_object_set_new(out, "cuda_graphs_env", graphs ? json_string(graphs) : json_null());
     json_object_set_new(out, "gemm_ceiling",
                         json_pack("{s:f, s:[i,i,i], s:s}", "tflops", gc->tflops, "shape", gc->n,
                                   gc->in, gc->out, "what", gc->what));
@@ -605,7 +622,8 @@ static int run_all(bench_session *r) {
     json_t *jdp = json_null();
     if (r->a.data_parallel && r->nwl > 0) {
         bench_pack_opts po = {.max_batch_tokens = r->a.max_batch, .max_seqs = (int)r->a.max_seqs,
-                              .window = (int)r->a.window, .warmup = (int)r->a.warmup};
+                              .window = (int)r->a.window, .warmup = (int)r->a.warmup,
+                          .phase_times = !r->a.no_phase_times};
         json_decref(jdp);
         jdp = bench_dp_report(&r->model, r->device, r->b, (int)r->threads,
                               armo_backend_device_count(r->device), &r->wl[0], &po, &failed);

@@ -1040,6 +1040,7 @@ armo_backend *armo_cuda_backend_create_rank(const armo_model *m, const armo_back
     b->set_timing = set_timing;
     b->get_timing = get_timing;
     b->get_memory = get_memory;
+    b->graph_stats = armo_cuda_graph_stats;
     b->returns_hidden = 1; /* armo embed: the head's input rows, bf16 activations in fp32 */
     if (create(b, g, m, o, e)) {
         cuda_destroy(b);

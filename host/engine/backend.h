@@ -165,6 +165,10 @@ struct armo_backend {
     /* Optional: the device memory the backend holds (device_memory.h
      * computes the same figures from a config). */
     void (*get_memory)(const armo_backend *b, armo_backend_memory *out);
+    /* Optional: the forward passes replayed from a captured CUDA graph so
+     * far (ARMO_CUDA_GRAPHS=1), and the captures in *captures (may be
+     * NULL); for armo bench, which says whether graphs ran. */
+    int64_t (*graph_stats)(const armo_backend *b, int64_t *captures);
     /* `armo embed`'s hook: while the caller sets hidden_out (non-NULL) around
      * a score call, hidden_out[s] (NULL: none wanted) receives segment s's
      * head input rows in fp32: the final-norm output at the last token, then
