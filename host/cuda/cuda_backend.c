@@ -757,11 +757,8 @@ static int cuda_score_batch(armo_backend *b, const int32_t *ids, const int32_t *
     if (nseq == 0) return 0;
     int rc = -1;
     float *h_rows = NULL; /* the head's input rows, downloaded for the finite check */
-    if (x.n_exp > 2 * g->max_tokens) {
-        armo_err_set(e, "shared-prefix batch expands to %d attention rows, over the CUDA backend's "
-                        "%lld", x.n_exp, (long long)(2 * g->max_tokens));
-        goto done;
-    }
+    /* no cap on x.n_exp: attention reads a shared prefix's keys in place
+     * (prefix_of), so a shared batch holds its tokens, never expanded rows */
     /* the current device is per host thread: a caller may have created or
      * used another backend on another device since */
     ARMO_CUDA_TRY_GOTO(e, done, cudaSetDevice(g->device));
@@ -980,8 +977,9 @@ static int create(armo_backend *b, engine *g, const armo_model *m, const armo_ba
     g->max_tokens = o && o->max_batch_tokens > 0 ? o->max_batch_tokens
                                                  : ARMO_DEFAULT_BATCH_TOKENS_CUDA;
     g->max_seqs = o && o->max_seqs > 0 ? o->max_seqs : ARMO_DEFAULT_MAX_SEQS;
-    /* the scheduler keeps shared batches within this */
-    b->max_expanded_rows = 2 * g->max_tokens;
+    /* no cap on a shared batch's expanded rows (backend.h): shared prefixes
+     * are attended in place, so a shared batch holds only its tokens */
+    b->max_expanded_rows = 0;
     if (upload_weights(g, m, o ? o->quiet : 0, e)) return -1;
     float inv[1024];
     armo_rope_inv_freq(c, inv);
