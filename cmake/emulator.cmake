@@ -185,6 +185,14 @@ if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
                        ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 endif()
 
+# the GPU memory check asks each GPU of a data-parallel run (ctest
+# emu_fit_devices, test_fit_devices.sh: one emulated device made small)
+add_test(NAME emu_fit_devices COMMAND bash ${ARMO_EMU_DIR}/test_fit_devices.sh
+                                      $<TARGET_FILE:armo_emu> ${ARMO_MODELS_DIR}/tiny-armorm
+                                      ${ARMO_EMU_RUN_DIR}/fit_devices)
+set_tests_properties(emu_fit_devices PROPERTIES LABELS "cpu;emu" TIMEOUT 600
+                     ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+
 # armo bench measures CUDA graphs: --no-phase-times lets them run, and the
 # JSON counts the replays (ctest emu_bench_graphs, test_bench_graphs.py)
 add_test(NAME emu_bench_graphs COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/test_bench_graphs.py

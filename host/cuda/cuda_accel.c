@@ -30,4 +30,5 @@ const armo_accel armo_cuda_accel = {
     .device_count = armo_cuda_device_count,
     .gemm_ceiling = armo_cuda_gemm_ceiling,
     .mem_info = armo_cuda_mem_info,
+    .mem_info_device = armo_cuda_mem_info_device,
 };

@@ -79,6 +79,22 @@ done:
     return rc;
 }
 
+int armo_cuda_mem_info_device(int dev, size_t *free_bytes, size_t *total_bytes, armo_err *e) {
+    int prev = 0;
+    cudaError_t st = cudaGetDevice(&prev);
+    if (st == cudaSuccess) st = cudaSetDevice(dev);
+    if (st != cudaSuccess)
+        return armo_err_set(e, "%s:%d: selecting CUDA device %d failed: %s", __FILE__, __LINE__,
+                            dev, cudaGetErrorString(st));
+    int rc = armo_cuda_mem_info(free_bytes, total_bytes, e);
+    if (rc) armo_err_prefix(e, "CUDA device %d", dev);
+    st = cudaSetDevice(prev);
+    if (st != cudaSuccess && !rc)
+        return armo_err_set(e, "%s:%d: restoring CUDA device %d failed: %s", __FILE__, __LINE__,
+                            prev, cudaGetErrorString(st));
+    return rc;
+}
+
 int armo_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, armo_err *e) {
     cudaError_t st = cudaMemGetInfo(free_bytes, total_bytes);
     if (st != cudaSuccess)

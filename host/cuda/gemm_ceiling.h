@@ -18,4 +18,8 @@ int armo_cuda_gemm_ceiling(int n, int in, int out, int reps, double *tflops, arm
 /* cudaMemGetInfo on the current device. */
 int armo_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, armo_err *e);
 
+/* cudaMemGetInfo on device dev (the calling thread's current device is
+ * restored after). */
+int armo_cuda_mem_info_device(int dev, size_t *free_bytes, size_t *total_bytes, armo_err *e);
+
 #endif

@@ -82,6 +82,25 @@ void armo_backend_close_workers(armo_backend **b, int n) {
     free(b);
 }
 
+int armo_backend_cuda_devices(const char *devices, int tp, int *dev, int cap, int *n,
+                              armo_err *e) {
+    *n = 0;
+    if (!g_cuda) return armo_err_set(e, "no CUDA backend in this armo");
+    const int visible = g_cuda->device_count();
+    if (devices && *devices) {
+        if (parse_devices(devices, visible, dev, cap, n, e)) return -1;
+    } else {
+        for (*n = 0; *n < visible && *n < cap; (*n)++) dev[*n] = *n;
+    }
+    if (tp > 1 && *n % tp)
+        return armo_err_set(e, "--tp %d does not divide the %d device%s used (--devices, or "
+                               "every visible GPU): each data-parallel worker is a group of "
+                               "%d devices", tp, *n, *n == 1 ? "" : "s", tp);
+    if (tp > 1 && !g_cuda->open_tp)
+        return armo_err_set(e, "--tp: this CUDA backend has no tensor parallel");
+    return 0;
+}
+
 int armo_backend_open_workers(const armo_model *m, const char *kind, const char *devices,
                               int workers, const armo_backend_opts *o, armo_backend ***out,
                               int *nout, armo_err *e) {
@@ -92,19 +111,7 @@ int armo_backend_open_workers(const armo_model *m, const char *kind, const char 
     *out = NULL;
     *nout = 0;
     if (cuda) {
-        if (!g_cuda) return armo_err_set(e, "no CUDA backend in this armo");
-        const int visible = g_cuda->device_count();
-        if (devices && *devices) {
-            if (parse_devices(devices, visible, dev, MAX_WORKERS, &n, e)) return -1;
-        } else {
-            for (n = 0; n < visible && n < MAX_WORKERS; n++) dev[n] = n;
-        }
-        if (o->tp > 1 && n % o->tp)
-            return armo_err_set(e, "--tp %d does not divide the %d device%s used (--devices, or "
-                                   "every visible GPU): each data-parallel worker is a group of "
-                                   "%d devices", o->tp, n, n == 1 ? "" : "s", o->tp);
-        if (o->tp > 1 && !g_cuda->open_tp)
-            return armo_err_set(e, "--tp: this CUDA backend has no tensor parallel");
+        if (armo_backend_cuda_devices(devices, o->tp, dev, MAX_WORKERS, &n, e)) return -1;
         tp = o->tp > 1 ? o->tp : 1;
         n /= tp; /* one worker per group of tp devices */
         if (workers > 0 && workers != n)
@@ -170,6 +177,12 @@ int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_by
     if (strcmp(kind, "cuda") || !g_cuda)
         return armo_err_set(e, "device memory: the %s backend has no device memory", kind);
     return g_cuda->mem_info(free_bytes, total_bytes, e);
+}
+
+int armo_backend_mem_info_device(int dev, size_t *free_bytes, size_t *total_bytes,
+                                 armo_err *e) {
+    if (!g_cuda) return armo_err_set(e, "device memory: no CUDA backend in this armo");
+    return g_cuda->mem_info_device(dev, free_bytes, total_bytes, e);
 }
 
 size_t armo_backend_cpu_weight_bytes(const armo_model *m) { return armo_cpu_weight_bytes(m); }

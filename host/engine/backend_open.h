@@ -27,6 +27,8 @@ typedef struct {
      * reps launches on random data, in TFLOP/s (the denominator of MFU). */
     int (*gemm_ceiling)(int n, int in, int out, int reps, double *tflops, armo_err *e);
     int (*mem_info)(size_t *free_bytes, size_t *total_bytes, armo_err *e);
+    /* the same for device dev */
+    int (*mem_info_device)(int dev, size_t *free_bytes, size_t *total_bytes, armo_err *e);
 } armo_accel;
 
 /* Registers the CUDA backend (once, at start-up; accel must outlive its use). */
@@ -83,5 +85,14 @@ size_t armo_backend_cpu_weight_bytes(const armo_model *m);
 /* Device memory of the accelerator a kind runs on; an error for "cpu". */
 int armo_backend_mem_info(const char *kind, size_t *free_bytes, size_t *total_bytes,
                           armo_err *e);
+
+/* The same for CUDA device dev. */
+int armo_backend_mem_info_device(int dev, size_t *free_bytes, size_t *total_bytes, armo_err *e);
+
+/* The CUDA devices armo_backend_open_workers would use for `devices` (NULL
+ * or "": every visible one) and tp, in dev[0..*n) (cap entries at most),
+ * with the same checks and messages. */
+int armo_backend_cuda_devices(const char *devices, int tp, int *dev, int cap, int *n,
+                              armo_err *e);
 
 #endif

@@ -28,7 +28,8 @@
 //     and from then on every call returns it (a sticky error poisons the
 //     context).  ARMO_EMU_FAIL_ALLOC=K makes the K-th cudaMalloc fail with
 //     cudaErrorMemoryAllocation (not sticky, as on a GPU).
-//     cudaMemGetInfo reports 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES.
+//     cudaMemGetInfo reports 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES
+//     (one value, or one per device: B0,B1,...).
 //   - devices: ARMO_EMU_DEVICES=N (default 1) for data and tensor parallel;
 //     all share the one emulated memory (NCCL: nccl_fake.cpp).
 #include <stdarg.h>
@@ -375,9 +376,17 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
 
 // 64 GiB free of 80, or ARMO_EMU_MEM_FREE_BYTES=N free (read at each call,
 // for the tests of the memory-fit checks; total is then at least N)
+// ARMO_EMU_MEM_FREE_BYTES=B or B0,B1,...: the free bytes of the current
+// device (g_device-th value; the last one for the devices past the list)
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     const char *v = getenv("ARMO_EMU_MEM_FREE_BYTES");
-    *free_bytes = v && *v ? (size_t)strtoull(v, nullptr, 10) : (size_t)64 << 30;
+    *free_bytes = (size_t)64 << 30;
+    for (int d = 0; v && *v; d++) {
+        char *end;
+        *free_bytes = (size_t)strtoull(v, &end, 10);
+        if (d == g_device || *end != ',') break;
+        v = end + 1;
+    }
     *total_bytes = *free_bytes > ((size_t)80 << 30) ? *free_bytes : (size_t)80 << 30;
     return cudaSuccess;
 }
