@@ -1,7 +1,6 @@
 /* cmd_train.c — `armo train STAGE`: the ArmoRM head's training stages on an
  * `armo embed` directory, each writing its piece into a head directory
  * (host/train/: regression.h, debias.h).  This file parses options only. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,79 +73,6 @@ static int parse_frac(const char *opt, const char *s, double lo, double hi, doub
     return 0;
 }
 
-static int run_regression(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"embeddings", required_argument, 0, 'e'}, {"output", required_argument, 0, 'o'},
-        {"objectives", required_argument, 0, 'k'}, {"alphas", required_argument, 0, 'a'},
-        {"seed", required_argument, 0, 's'},       {"val-frac", required_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    armo_regression_opts o = {.val_frac = 0.2};
-    const char *alphas = k_default_alphas;
-    armo_err e;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'e': o.embeddings = optarg; break;
-        case 'o': o.out_dir = optarg; break;
-        case 'k': o.objectives = optarg; break;
-        case 'a': alphas = optarg; break;
-        case 's': if (parse_u64("--seed", optarg, &o.seed)) return 2; break;
-        case 'v': if (parse_frac("--val-frac", optarg, 1e-9, 1 - 1e-9, &o.val_frac)) return 2; break;
-        case 'h': usage(stdout); return 0;
-        default: return 2;
-        }
-    }
-    if (!o.embeddings || !o.out_dir || optind < argc) {
-        fprintf(stderr, "armo train regression: --embeddings and --output are required\n");
-        return 2;
-    }
-    if (armo_parse_grid(alphas, o.alphas, ARMO_RIDGE_MAX_ALPHAS, &o.nalpha, &e) ||
-        armo_train_regression(&o, stdout, &e)) {
-        fprintf(stderr, "armo train regression: %s\n", e.msg);
-        return 2;
-    }
-    return 0;
-}
-
-static int run_debias(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"embeddings", required_argument, 0, 'e'}, {"head", required_argument, 0, 'o'},
-        {"verbosity", required_argument, 0, 'V'},  {"threshold", required_argument, 0, 't'},
-        {"penalties", required_argument, 0, 'p'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    armo_debias_opts o = {.verbosity = "helpsteer-verbosity", .threshold = 0.03};
-    const char *pen = NULL;
-    armo_err e;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'e': o.embeddings = optarg; break;
-        case 'o': o.head_dir = optarg; break;
-        case 'V': o.verbosity = optarg; break;
-        case 't': if (parse_frac("--threshold", optarg, -1, 1, &o.threshold)) return 2; break;
-        case 'p': pen = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: return 2;
-        }
-    }
-    if (!o.embeddings || !o.head_dir || optind < argc) {
-        fprintf(stderr, "armo train debias: --embeddings and --head are required\n");
-        return 2;
-    }
-    if (pen ? armo_parse_grid(pen, o.penalties, ARMO_DEBIAS_MAX_PENALTIES, &o.npen, &e) : 0) {
-        fprintf(stderr, "armo train debias: %s\n", e.msg);
-        return 2;
-    }
-    if (!pen) armo_debias_default_penalties(o.penalties, &o.npen);
-    if (armo_train_debias(&o, stdout, &e)) {
-        fprintf(stderr, "armo train debias: %s\n", e.msg);
-        return 2;
-    }
-    return 0;
-}
-
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
     long v;
     if (armo_parse_long("train", opt, s, lo, hi, &v)) return -1;
@@ -154,83 +80,199 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
     return 0;
 }
 
-static int run_gating(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"pairs", required_argument, 0, 'P'},       {"head", required_argument, 0, 'o'},
-        {"steps", required_argument, 0, 'S'},       {"batch", required_argument, 0, 'B'},
-        {"lr", required_argument, 0, 'l'},          {"weight-decay", required_argument, 0, 'w'},
-        {"hidden-dim", required_argument, 0, 'G'},  {"n-hidden", required_argument, 0, 'N'},
-        {"dropout", required_argument, 0, 'D'},     {"temperature", required_argument, 0, 'T'},
-        {"seed", required_argument, 0, 's'},        {"val-frac", required_argument, 0, 'v'},
-        {"eval-every", required_argument, 0, 'E'},  {"init", required_argument, 0, 'I'},
-        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    armo_gating_opts o;
-    armo_gating_defaults(&o);
-    armo_err e;
-    int c, bad = 0;
-    optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'P': o.pairs = optarg; break;
-        case 'o': o.head_dir = optarg; break;
-        case 'I': o.init = optarg; break;
-        case 'S': bad = parse_int("--steps", optarg, 1, 1 << 30, &o.steps); break;
-        case 'B': bad = parse_int("--batch", optarg, 1, 1 << 24, &o.batch); break;
-        case 'G': bad = parse_int("--hidden-dim", optarg, 1, 1 << 20, &o.hidden_dim); break;
-        case 'N': bad = parse_int("--n-hidden", optarg, 0, 7, &o.n_hidden); break;
-        case 'E': bad = parse_int("--eval-every", optarg, 1, 1 << 30, &o.eval_every); break;
-        case 'l': bad = parse_frac("--lr", optarg, 0, 10, &o.lr); break;
-        case 'w': bad = parse_frac("--weight-decay", optarg, 0, 10, &o.weight_decay); break;
-        case 'D': bad = parse_frac("--dropout", optarg, 0, 0.99, &o.dropout); break;
-        case 'T': bad = parse_frac("--temperature", optarg, 1e-6, 1e6, &o.temperature); break;
-        case 'v': bad = parse_frac("--val-frac", optarg, 1e-9, 1 - 1e-9, &o.val_frac); break;
-        case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
-        case 'q': o.quiet = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return 2;
+/* One option of a stage (c from its table, v its value) into the stage's
+ * options: 0, or -1 after saying why on stderr. */
+typedef int (*stage_option_fn)(int c, const char *v, void *stage_opts);
+
+/* The option loop every stage shares (armo_getopt: "armo train STAGE:
+ * unknown option ..."): 0 to go on, 1 after --help, 2 on a bad argument
+ * (said why). */
+static int parse_stage(int argc, char **argv, const char *cmd, const struct option *opts,
+                       stage_option_fn fn, void *stage_opts) {
+    int c;
+    armo_getopt_begin();
+    while ((c = armo_getopt(argc, argv, cmd, opts)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
         }
+        if (c == ARMO_OPT_BAD) return 2;
+        if (c == ARMO_OPT_ARG) {
+            fprintf(stderr, "armo %s: unexpected argument '%s' (see armo train --help)\n", cmd,
+                    optarg);
+            return 2;
+        }
+        if (fn(c, optarg, stage_opts)) return 2;
     }
-    if (bad) return 2;
-    if (!o.pairs || !o.head_dir || optind < argc) {
-        fprintf(stderr, "armo train gating: --pairs and --head are required\n");
-        return 2;
-    }
-    if (armo_train_gating(&o, stdout, NULL, &e)) {
-        fprintf(stderr, "armo train gating: %s\n", e.msg);
+    if (optind < argc) {
+        fprintf(stderr, "armo %s: unexpected argument '%s' (see armo train --help)\n", cmd,
+                argv[optind]);
         return 2;
     }
     return 0;
 }
 
+/* A stage's end: its error (exit 2) or success (0). */
+static int stage_done(const char *cmd, int rc, const armo_err *e) {
+    if (!rc) return 0;
+    fprintf(stderr, "armo %s: %s\n", cmd, e->msg);
+    return 2;
+}
+
+/* The options every stage names by a letter (the tables below). */
+enum { OPT_EMBEDDINGS = 'e', OPT_OUT = 'o', OPT_SEED = 's', OPT_VAL_FRAC = 'v' };
+
+typedef struct {
+    armo_regression_opts o;
+    const char *alphas;
+} regression_args;
+
+static int regression_option(int c, const char *v, void *p) {
+    regression_args *a = p;
+    switch (c) {
+    case OPT_EMBEDDINGS: a->o.embeddings = v; return 0;
+    case OPT_OUT: a->o.out_dir = v; return 0;
+    case 'k': a->o.objectives = v; return 0;
+    case 'a': a->alphas = v; return 0;
+    case OPT_SEED: return parse_u64("--seed", v, &a->o.seed);
+    default: return parse_frac("--val-frac", v, 1e-9, 1 - 1e-9, &a->o.val_frac);
+    }
+}
+
+static int run_regression(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"embeddings", required_argument, 0, OPT_EMBEDDINGS},
+        {"output", required_argument, 0, OPT_OUT},
+        {"objectives", required_argument, 0, 'k'}, {"alphas", required_argument, 0, 'a'},
+        {"seed", required_argument, 0, OPT_SEED},  {"val-frac", required_argument, 0, OPT_VAL_FRAC},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    static const char cmd[] = "train regression";
+    regression_args a = {.o = {.val_frac = 0.2}, .alphas = k_default_alphas};
+    armo_err e;
+    int rc = parse_stage(argc, argv, cmd, opts, regression_option, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!a.o.embeddings || !a.o.out_dir) {
+        fprintf(stderr, "armo %s: --embeddings and --output are required\n", cmd);
+        return 2;
+    }
+    return stage_done(cmd,
+                      armo_parse_grid(a.alphas, a.o.alphas, ARMO_RIDGE_MAX_ALPHAS, &a.o.nalpha,
+                                      &e) ||
+                          armo_train_regression(&a.o, stdout, &e),
+                      &e);
+}
+
+typedef struct {
+    armo_debias_opts o;
+    const char *penalties;
+} debias_args;
+
+static int debias_option(int c, const char *v, void *p) {
+    debias_args *a = p;
+    switch (c) {
+    case OPT_EMBEDDINGS: a->o.embeddings = v; return 0;
+    case OPT_OUT: a->o.head_dir = v; return 0;
+    case 'V': a->o.verbosity = v; return 0;
+    case 'p': a->penalties = v; return 0;
+    default: return parse_frac("--threshold", v, -1, 1, &a->o.threshold);
+    }
+}
+
+static int run_debias(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"embeddings", required_argument, 0, OPT_EMBEDDINGS},
+        {"head", required_argument, 0, OPT_OUT},
+        {"verbosity", required_argument, 0, 'V'},  {"threshold", required_argument, 0, 't'},
+        {"penalties", required_argument, 0, 'p'},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    static const char cmd[] = "train debias";
+    debias_args a = {.o = {.verbosity = "helpsteer-verbosity", .threshold = 0.03}};
+    armo_err e;
+    int rc = parse_stage(argc, argv, cmd, opts, debias_option, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!a.o.embeddings || !a.o.head_dir) {
+        fprintf(stderr, "armo %s: --embeddings and --head are required\n", cmd);
+        return 2;
+    }
+    if (a.penalties) {
+        if (armo_parse_grid(a.penalties, a.o.penalties, ARMO_DEBIAS_MAX_PENALTIES, &a.o.npen, &e))
+            return stage_done(cmd, -1, &e);
+    } else {
+        armo_debias_default_penalties(a.o.penalties, &a.o.npen);
+    }
+    return stage_done(cmd, armo_train_debias(&a.o, stdout, &e), &e);
+}
+
+static int gating_option(int c, const char *v, void *p) {
+    armo_gating_opts *o = p;
+    switch (c) {
+    case 'P': o->pairs = v; return 0;
+    case OPT_OUT: o->head_dir = v; return 0;
+    case 'I': o->init = v; return 0;
+    case 'S': return parse_int("--steps", v, 1, 1 << 30, &o->steps);
+    case 'B': return parse_int("--batch", v, 1, 1 << 24, &o->batch);
+    case 'G': return parse_int("--hidden-dim", v, 1, 1 << 20, &o->hidden_dim);
+    case 'N': return parse_int("--n-hidden", v, 0, 7, &o->n_hidden);
+    case 'E': return parse_int("--eval-every", v, 1, 1 << 30, &o->eval_every);
+    case 'l': return parse_frac("--lr", v, 0, 10, &o->lr);
+    case 'w': return parse_frac("--weight-decay", v, 0, 10, &o->weight_decay);
+    case 'D': return parse_frac("--dropout", v, 0, 0.99, &o->dropout);
+    case 'T': return parse_frac("--temperature", v, 1e-6, 1e6, &o->temperature);
+    case OPT_VAL_FRAC: return parse_frac("--val-frac", v, 1e-9, 1 - 1e-9, &o->val_frac);
+    case OPT_SEED: return parse_u64("--seed", v, &o->seed);
+    default: o->quiet = 1; return 0; /* --quiet */
+    }
+}
+
+static int run_gating(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"pairs", required_argument, 0, 'P'},       {"head", required_argument, 0, OPT_OUT},
+        {"steps", required_argument, 0, 'S'},       {"batch", required_argument, 0, 'B'},
+        {"lr", required_argument, 0, 'l'},          {"weight-decay", required_argument, 0, 'w'},
+        {"hidden-dim", required_argument, 0, 'G'},  {"n-hidden", required_argument, 0, 'N'},
+        {"dropout", required_argument, 0, 'D'},     {"temperature", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, OPT_SEED},   {"val-frac", required_argument, 0, OPT_VAL_FRAC},
+        {"eval-every", required_argument, 0, 'E'},  {"init", required_argument, 0, 'I'},
+        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    static const char cmd[] = "train gating";
+    armo_gating_opts o;
+    armo_gating_defaults(&o);
+    armo_err e;
+    int rc = parse_stage(argc, argv, cmd, opts, gating_option, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!o.pairs || !o.head_dir) {
+        fprintf(stderr, "armo %s: --pairs and --head are required\n", cmd);
+        return 2;
+    }
+    return stage_done(cmd, armo_train_gating(&o, stdout, NULL, &e), &e);
+}
+
+static int export_option(int c, const char *v, void *p) {
+    armo_export_opts *o = p;
+    switch (c) {
+    case 'H': o->head_dir = v; return 0;
+    case 'b': o->backbone = v; return 0;
+    case OPT_OUT: o->out_dir = v; return 0;
+    default: o->copy = 1; return 0; /* --copy */
+    }
+}
+
 static int run_export(int argc, char **argv) {
     static const struct option opts[] = {
         {"head", required_argument, 0, 'H'}, {"backbone", required_argument, 0, 'b'},
-        {"output", required_argument, 0, 'o'}, {"copy", no_argument, 0, 'c'},
+        {"output", required_argument, 0, OPT_OUT}, {"copy", no_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const char cmd[] = "train export";
     armo_export_opts o = {0};
     armo_err e;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'H': o.head_dir = optarg; break;
-        case 'b': o.backbone = optarg; break;
-        case 'o': o.out_dir = optarg; break;
-        case 'c': o.copy = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return 2;
-        }
-    }
-    if (!o.head_dir || !o.backbone || !o.out_dir || optind < argc) {
-        fprintf(stderr, "armo train export: --head, --backbone and --output are required\n");
+    int rc = parse_stage(argc, argv, cmd, opts, export_option, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!o.head_dir || !o.backbone || !o.out_dir) {
+        fprintf(stderr, "armo %s: --head, --backbone and --output are required\n", cmd);
         return 2;
     }
-    if (armo_train_export(&o, stdout, &e)) {
-        fprintf(stderr, "armo train export: %s\n", e.msg);
-        return 2;
-    }
-    return 0;
+    return stage_done(cmd, armo_train_export(&o, stdout, &e), &e);
 }
 
 int cmd_train(int argc, char **argv) {
