@@ -5,7 +5,9 @@
  * (started per window; thread start-up is noise next to a window's work)
  * prepare it, and while they prepare window k+1 it scores window k batch by
  * batch, in input order, writing after every batch the lines of the
- * records it completed.  Bounding the window bounds memory. */
+ * records it completed.  The scoring workers do not wait at a window's
+ * end: once window k's last batches are taken, window k+1's go to the
+ * queue behind them.  Bounding the window bounds memory (two windows). */
 #include "host/engine/scheduler.h"
 
 #include <errno.h>
@@ -768,66 +770,128 @@ static int run_batch(void *ctx, int k, int w, armo_backend *b, armo_err *e) {
     return rc;
 }
 
-/* Scores window w (prepared): its batches go to the workers, which take
- * them in order as they finish; each batch that comes back completes
- * records, whose lines are written as soon as every earlier record is done.
- * With o->stop set, no new batch starts; those in flight finish and their
- * records are written (the records not written stay in w). */
-static int score_window(window *w, workers *wk, const armo_sched_opts *o, sink *s, armo_err *e) {
+/* One window's scoring as a round of the pool: its groups (group i = job
+ * i), their plan, and per record the sequences still to score. */
+typedef struct {
+    window *w;
+    int begun;                   /* set up (round_end frees it) */
+    armo_seq_group *groups;
+    armo_seq **ptrs;
+    int *remaining;              /* per job: sequences not scored; -1: never written
+                                  * (stopped before it was prepared) */
+    plan pl;
+    round_ctx r;                 /* the pool's ctx for this round */
+    int submitted, returned;     /* batches handed to the pool, and back */
+} wround;
+
+static void round_end(wround *R) {
+    if (R->begun) plan_free(&R->pl);
+    free(R->groups);
+    free(R->ptrs);
+    free(R->remaining);
+    memset(R, 0, sizeof *R);
+}
+
+/* Sets up window w (prepared) as round R and, unless o->stop is set,
+ * submits its batches to the workers (behind any still queued). */
+static int round_begin(wround *R, window *w, workers *wk, const armo_sched_opts *o, armo_err *e) {
+    memset(R, 0, sizeof *R);
+    R->w = w;
     const int n = w->n;
-    armo_seq_group *groups = calloc((size_t)(n ? n : 1), sizeof *groups);
-    armo_seq **ptrs = NULL;
-    int *remaining = calloc((size_t)(n ? n : 1), sizeof *remaining);
-    int total = 0, rc = 0;
+    int total = 0;
     for (int i = 0; i < n; i++)
         if (!w->jobs[i].error) total += w->jobs[i].nseq;
-    ptrs = malloc((size_t)(total ? total : 1) * sizeof *ptrs);
-    if (!groups || !ptrs || !remaining) {
-        free(groups);
-        free(ptrs);
-        free(remaining);
+    const size_t njobs = n > 0 ? (size_t)n : 1, nptrs = total > 0 ? (size_t)total : 1;
+    R->groups = calloc(njobs, sizeof *R->groups);
+    R->ptrs = malloc(nptrs * sizeof *R->ptrs);
+    R->remaining = calloc(njobs, sizeof *R->remaining);
+    if (!R->groups || !R->ptrs || !R->remaining) {
+        round_end(R);
         return armo_err_set(e, "out of memory");
     }
-    for (int i = 0, np = 0; i < n; i++) { /* group i = job i (none when it has an error) */
+    for (int i = 0, np = 0; i < n; i++) {
         armo_job *job = &w->jobs[i];
-        remaining[i] = job->prepared ? 0 : -1; /* -1: never written (stopped before prepared) */
+        R->remaining[i] = job->prepared ? 0 : -1;
         if (job->error || !job->prepared) continue;
-        groups[i].seqs = ptrs + np;
-        groups[i].n = job->nseq;
-        for (int q = 0; q < job->nseq; q++) ptrs[np++] = &job->seqs[q];
+        R->groups[i].seqs = R->ptrs + np;
+        R->groups[i].n = job->nseq;
+        for (int q = 0; q < job->nseq; q++) R->ptrs[np++] = &job->seqs[q];
     }
-    plan pl;
-    if (plan_build(&pl, wk->b[0], groups, n, o, e) == 0) {
-        for (int i = 0; i < wk->n; i++) wk->ws[i].p.quiet = o->quiet;
-        for (int u = 0; u < pl.nu; u++) remaining[pl.units[u].group] += pl.units[u].n;
-        rc = window_flush(w, remaining, s, e); /* records with nothing to score */
-        round_ctx r = {&pl, wk->ws};
-        if (rc == 0 && pl.nb > 0 && !is_set(o->stop))
-            rc = armo_pool_submit(wk->pool, pl.nb, run_batch, &r, o->stop, e);
-        for (int k, st; rc == 0 && pl.nb > 0;) {
-            armo_err pe;
-            st = armo_pool_next(wk->pool, &k, &pe);
-            if (st == ARMO_POOL_END) break;
-            if (st == ARMO_POOL_FATAL) {
-                *e = pe;
-                rc = -1;
-                break;
-            }
-            if (st == ARMO_POOL_ORPHAN) batch_orphan(&pl, k, pe.msg);
-            else plan_count(&pl, k, s->st);
-            for (int u = pl.start[k]; u < pl.start[k + 1]; u++)
-                remaining[pl.units[u].group] -= pl.units[u].n;
-            rc = window_flush(w, remaining, s, e);
+    if (plan_build(&R->pl, wk->b[0], R->groups, n, o, e)) {
+        round_end(R);
+        return -1;
+    }
+    R->begun = 1;
+    for (int i = 0; i < wk->n; i++) wk->ws[i].p.quiet = o->quiet;
+    for (int u = 0; u < R->pl.nu; u++) R->remaining[R->pl.units[u].group] += R->pl.units[u].n;
+    R->r = (round_ctx){&R->pl, wk->ws};
+    if (R->pl.nb > 0 && !is_set(o->stop)) {
+        if (armo_pool_submit(wk->pool, R->pl.nb, run_batch, &R->r, o->stop, e)) return -1;
+        R->submitted = R->pl.nb;
+    }
+    return 0;
+}
+
+/* Batch k of round R came back from the pool with status st. */
+static void round_batch_back(wround *R, int k, int st, const armo_err *pe, armo_sched_stats *ss) {
+    if (st == ARMO_POOL_ORPHAN) batch_orphan(&R->pl, k, pe->msg);
+    else plan_count(&R->pl, k, ss);
+    for (int u = R->pl.start[k]; u < R->pl.start[k + 1]; u++)
+        R->remaining[R->pl.units[u].group] -= R->pl.units[u].n;
+    R->returned++;
+}
+
+/* What begins the next window's round when the pool's queue runs dry (the
+ * workers about to run out of work while cur's last batches are in
+ * flight); NULL: no next window. */
+typedef struct {
+    wround *R;
+    window *w;
+    double *seconds_prepare;
+} next_round;
+
+/* Scores round cur until all its batches are back (or a stop or an error),
+ * writing its records' lines as they complete; with nxt, its window's
+ * batches are submitted behind cur's as soon as the queue runs dry, so that
+ * no worker waits for cur's last batch (their records are written once
+ * they are the oldest).  With o->stop set no new batch starts; those in
+ * flight finish and their records are written. */
+static int score_round(wround *cur, const next_round *nxt, workers *wk,
+                       const armo_sched_opts *o, sink *s, armo_err *e) {
+    int rc = window_flush(cur->w, cur->remaining, s, e); /* nothing to score, or done before */
+    while (rc == 0 && cur->returned < cur->submitted) {
+        if (nxt && !nxt->R->begun && nxt->w->n > 0 && !is_set(o->stop) &&
+            armo_pool_queued(wk->pool) == 0) {
+            window_wait(nxt->w);
+            *nxt->seconds_prepare += nxt->w->t_end - nxt->w->t_start;
+            rc = round_begin(nxt->R, nxt->w, wk, o, e);
+            if (rc) break;
         }
-        /* an error: the batches in flight still use the plan */
-        if (rc) armo_pool_drain(wk->pool);
-        plan_free(&pl);
-    } else {
-        rc = -1;
+        void *ctx = NULL;
+        int k = 0;
+        armo_err pe;
+        const int st = armo_pool_next(wk->pool, &ctx, &k, &pe);
+        if (st == ARMO_POOL_END) break; /* stopped */
+        if (st == ARMO_POOL_FATAL) {
+            *e = pe;
+            rc = -1;
+            break;
+        }
+        wround *R = ctx == &cur->r ? cur : nxt->R;
+        round_batch_back(R, k, st, &pe, s->st);
+        if (R == cur) rc = window_flush(cur->w, cur->remaining, s, e);
     }
-    free(groups);
-    free(ptrs);
-    free(remaining);
+    return rc;
+}
+
+/* Scores window w (prepared) alone: armo_score_jobs. */
+static int score_window(window *w, workers *wk, const armo_sched_opts *o, sink *s, armo_err *e) {
+    wround R;
+    int rc = round_begin(&R, w, wk, o, e);
+    if (rc == 0) rc = score_round(&R, NULL, wk, o, s, e);
+    /* an error: the batches in flight still use the plan */
+    if (rc) armo_pool_drain(wk->pool);
+    round_end(&R);
     return rc;
 }
 
@@ -864,7 +928,8 @@ int armo_score_groups_workers(armo_backend **b, int nb, const armo_seq_group *gr
         if (pl.nb > 0) rc = armo_pool_submit(wk.pool, pl.nb, run_batch, &r, NULL, e);
         for (int k, s; rc == 0 && pl.nb > 0;) {
             armo_err pe;
-            s = armo_pool_next(wk.pool, &k, &pe);
+            void *ctx;
+            s = armo_pool_next(wk.pool, &ctx, &k, &pe);
             if (s == ARMO_POOL_END) break;
             if (s == ARMO_POOL_FATAL) {
                 *e = pe;
@@ -940,22 +1005,38 @@ int armo_schedule_workers(armo_line_reader *in, int64_t in_size, int out_fd,
     if (!rc) rc = feeder_start(&f, in, wsize, e);
     double t0 = armo_now();
     int cur = 0;
+    wround rd[2];
+    memset(rd, 0, sizeof rd);
     if (!rc) rc = take_window(&win[cur], &f, whole ? wsize : 1, o->threads, o, e);
+    /* Two windows in flight at most: cur, the oldest, is scored and written;
+     * the other is prepared meanwhile and its batches go to the workers
+     * when cur's queue runs dry (score_round); once cur is written, the
+     * other is cur and the freed window takes the next records. */
     while (!rc && win[cur].n > 0) {
-        window_wait(&win[cur]);
-        stats->seconds_prepare += win[cur].t_end - win[cur].t_start;
-        int nxt = cur ^ 1;
+        const int nxt = cur ^ 1;
+        if (!rd[cur].begun) {
+            window_wait(&win[cur]);
+            stats->seconds_prepare += win[cur].t_end - win[cur].t_start;
+            rc = round_begin(&rd[cur], &win[cur], &wk, o, e);
+        }
         /* overlap: prepare the next window while this one is scored */
-        if (!is_set(o->stop)) rc = take_window(&win[nxt], &f, whole ? wsize : 0, o->threads, o, e);
-        if (!rc) rc = score_window(&win[cur], &wk, o, &s, e);
+        if (!rc && win[nxt].n == 0 && !is_set(o->stop))
+            rc = take_window(&win[nxt], &f, whole ? wsize : 0, o->threads, o, e);
+        next_round nr = {&rd[nxt], &win[nxt], &stats->seconds_prepare};
+        if (!rc) rc = score_round(&rd[cur], &nr, &wk, o, &s, e);
         if (rc || win[cur].written < win[cur].n) break; /* error, or stopped */
+        round_end(&rd[cur]);
         win[cur].n = win[cur].written = 0;
         cur = nxt;
         if (win[cur].n == 0 && !is_set(o->stop))
             rc = take_window(&win[cur], &f, whole ? wsize : 1, o->threads, o, e);
     }
-    /* what is left (a stop, an error): the reader stopped, the windows'
-     * workers joined, the records not written freed */
+    /* what is left (a stop, an error): the batches in flight back (they use
+     * the plans), the reader stopped, the windows' workers joined, the
+     * records not written freed */
+    if (rd[0].begun || rd[1].begun) armo_pool_drain(wk.pool);
+    round_end(&rd[0]);
+    round_end(&rd[1]);
     int left = win[0].n - win[0].written + win[1].n - win[1].written;
     left += feeder_stop(&f, ops);
     workers_stop(&wk, stats);

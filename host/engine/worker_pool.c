@@ -1,12 +1,15 @@
 /* worker_pool.c — data-parallel workers over one shared task queue (see
  * worker_pool.h).
  *
- * One mutex guards everything: the queue of tasks not started (a deque: a
- * lost worker's task goes back to its front, so that it is the next one
- * run and the output is not held back longer than needed), the list of
- * tasks returned to the caller, the count in flight and which workers are
- * alive.  Workers wait on cv_work; the caller waits on cv_done (with a
- * 100 ms timeout, so that a stop flag set by a signal handler is seen). */
+ * One mutex guards everything: the queue of tasks not started (an array
+ * with room at its front: a lost worker's task goes back there, so that it
+ * is the next one run and the output is not held back longer than needed;
+ * at most one per worker can come back before the next take, so the front
+ * keeps one slot per worker), the list of tasks returned to the caller,
+ * the rounds (each submit's callback, context and tasks not yet returned),
+ * the count in flight and which workers are alive.  Workers wait on
+ * cv_work; the caller waits on cv_done (with a 100 ms timeout, so that a
+ * stop flag set by a signal handler is seen). */
 #include "host/engine/worker_pool.h"
 
 #include <pthread.h>
@@ -16,8 +19,18 @@
 #include <time.h>
 
 typedef struct {
-    int task, status;
+    int round, task;
+} queued;
+
+typedef struct {
+    int round, task, status;
 } finished;
+
+typedef struct {
+    armo_pool_fn fn;
+    void *ctx;
+    int outstanding;             /* tasks not yet returned by armo_pool_next; 0: slot free */
+} round_slot;
 
 typedef struct {
     armo_pool *p;
@@ -32,15 +45,14 @@ struct armo_pool {
     int started;                 /* threads started */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
-    int *queue;                  /* tasks not started: queue[qhead .. qhead+qn) */
+    queued *queue;               /* tasks not started: queue[qhead .. qhead+qn) */
     int qhead, qn, cap;
     finished *fin;               /* tasks back for the caller: fin[fhead .. fn) */
     int fhead, fn;
+    round_slot rounds[ARMO_POOL_MAX_ROUNDS];
     int in_flight;
     int *alive, nalive;
     int *tasks_done;             /* per worker, for the test hook */
-    armo_pool_fn fn_run;
-    void *ctx;
     const atomic_int *stop;
     int quit;
     int fatal;
@@ -53,19 +65,21 @@ static int stopped(const armo_pool *p) { return p->stop && atomic_load(p->stop) 
 
 /* Every task still queued goes back as an orphan (no worker is left). */
 static void orphan_queue(armo_pool *p) {
-    for (int i = 0; i < p->qn; i++)
-        p->fin[p->fn++] = (finished){p->queue[p->qhead + i], ARMO_POOL_ORPHAN};
+    for (int i = 0; i < p->qn; i++) {
+        const queued q = p->queue[p->qhead + i];
+        p->fin[p->fn++] = (finished){q.round, q.task, ARMO_POOL_ORPHAN};
+    }
     p->qn = 0;
 }
 
 /* Under the lock: worker w lost its backend while running `task`. */
-static void worker_lost(armo_pool *p, int w, int task) {
+static void worker_lost(armo_pool *p, int w, queued task) {
     armo_backend *b = p->b[w];
     p->alive[w] = 0;
     p->nalive--;
     snprintf(p->lost_msg, sizeof p->lost_msg, "worker %d (%s: %.100s) failed: %.300s", w, b->name,
              b->device, b->lost ? b->lost : "lost");
-    /* room at the front: the task was taken from there (qhead >= 1) */
+    /* room at the front: qhead >= the tasks in flight (see the top) */
     p->queue[--p->qhead] = task;
     p->qn++;
     if (p->nalive > 0)
@@ -85,19 +99,20 @@ static void *worker_main(void *arg) {
         while (!p->quit && (p->qn == 0 || p->fatal || stopped(p)))
             pthread_cond_wait(&p->cv_work, &p->mu);
         if (p->quit) break;
-        const int task = p->queue[p->qhead++];
+        const queued task = p->queue[p->qhead++];
         p->qn--;
         p->in_flight++;
         if (w == p->hook_worker && p->tasks_done[w] == p->hook_after && !p->b[w]->lost)
             p->b[w]->lost = "made to fail by ARMO_TEST_FAIL_WORKER (test hook)";
+        const round_slot r = p->rounds[task.round];
         pthread_mutex_unlock(&p->mu);
         armo_err e;
         e.msg[0] = 0;
-        const int rc = p->fn_run(p->ctx, task, w, p->b[w], &e);
+        const int rc = r.fn(r.ctx, task.task, w, p->b[w], &e);
         pthread_mutex_lock(&p->mu);
         p->in_flight--;
         if (rc == 0) {
-            p->fin[p->fn++] = (finished){task, ARMO_POOL_DONE};
+            p->fin[p->fn++] = (finished){task.round, task.task, ARMO_POOL_DONE};
             p->tasks_done[w]++;
         } else if (rc == ARMO_POOL_LOST) {
             worker_lost(p, w, task);
@@ -188,33 +203,49 @@ void armo_pool_destroy(armo_pool *p) {
     free(p);
 }
 
+/* Under the lock: room for `more` further tasks (the queue behind its
+ * front room, fin for every task not returned yet); both compacted. */
+static int pool_reserve(armo_pool *p, int more) {
+    int outstanding = more;
+    for (int r = 0; r < ARMO_POOL_MAX_ROUNDS; r++) outstanding += p->rounds[r].outstanding;
+    const int need = p->n + outstanding;
+    if (need > p->cap) {
+        queued *q = realloc(p->queue, (size_t)need * sizeof *q);
+        if (!q) return -1;
+        p->queue = q;
+        finished *f = realloc(p->fin, (size_t)need * sizeof *f);
+        if (!f) return -1;
+        p->fin = f;
+        p->cap = need;
+    }
+    memmove(p->queue + p->n, p->queue + p->qhead, (size_t)p->qn * sizeof *p->queue);
+    p->qhead = p->n;
+    memmove(p->fin, p->fin + p->fhead, (size_t)(p->fn - p->fhead) * sizeof *p->fin);
+    p->fn -= p->fhead;
+    p->fhead = 0;
+    return 0;
+}
+
 int armo_pool_submit(armo_pool *p, int ntasks, armo_pool_fn fn, void *ctx, const atomic_int *stop,
                      armo_err *e) {
     pthread_mutex_lock(&p->mu);
-    if (p->in_flight > 0 || p->fhead < p->fn) {
+    int slot = -1, busy = 0;
+    for (int r = 0; r < ARMO_POOL_MAX_ROUNDS; r++) {
+        if (p->rounds[r].outstanding > 0) busy++;
+        else if (slot < 0) slot = r;
+    }
+    if (slot < 0) {
         pthread_mutex_unlock(&p->mu);
-        return armo_err_set(e, "worker pool: submit before the previous round was drained");
+        return armo_err_set(e, "worker pool: %d rounds already running", ARMO_POOL_MAX_ROUNDS);
     }
-    if (ntasks + 1 > p->cap) {
-        int cap = ntasks + 1;
-        int *q = realloc(p->queue, (size_t)cap * sizeof *q);
-        if (q) p->queue = q;
-        finished *f = realloc(p->fin, (size_t)cap * sizeof *f);
-        if (f) p->fin = f;
-        if (!q || !f) {
-            pthread_mutex_unlock(&p->mu);
-            return armo_err_set(e, "worker pool: out of memory for %d tasks", ntasks);
-        }
-        p->cap = cap;
+    if (pool_reserve(p, ntasks)) {
+        pthread_mutex_unlock(&p->mu);
+        return armo_err_set(e, "worker pool: out of memory for %d tasks", ntasks);
     }
-    p->fn_run = fn;
-    p->ctx = ctx;
+    if (!busy) p->fatal = 0; /* a fresh start */
+    p->rounds[slot] = (round_slot){fn, ctx, ntasks};
     p->stop = stop;
-    p->fatal = 0;
-    p->fhead = p->fn = 0;
-    p->qhead = 1; /* one slot in front for a task that comes back */
-    p->qn = ntasks;
-    for (int i = 0; i < ntasks; i++) p->queue[1 + i] = i;
+    for (int i = 0; i < ntasks; i++) p->queue[p->qhead + p->qn++] = (queued){slot, i};
     if (p->nalive == 0) orphan_queue(p);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
@@ -226,16 +257,26 @@ void armo_pool_drain(armo_pool *p) {
     p->qn = 0;
     while (p->in_flight > 0) pthread_cond_wait(&p->cv_done, &p->mu);
     p->fhead = p->fn = 0;
+    memset(p->rounds, 0, sizeof p->rounds);
     pthread_mutex_unlock(&p->mu);
 }
 
-int armo_pool_next(armo_pool *p, int *task, armo_err *e) {
+int armo_pool_queued(armo_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    const int n = stopped(p) ? 0 : p->qn;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int armo_pool_next(armo_pool *p, void **ctx, int *task, armo_err *e) {
     pthread_mutex_lock(&p->mu);
     int rc;
     for (;;) {
         if (p->fhead < p->fn) {
             const finished f = p->fin[p->fhead++];
             *task = f.task;
+            *ctx = p->rounds[f.round].ctx;
+            p->rounds[f.round].outstanding--;
             rc = f.status;
             if (rc == ARMO_POOL_ORPHAN)
                 armo_err_set(e, "not scored: no worker is left (%s)", p->lost_msg);

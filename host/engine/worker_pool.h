@@ -2,10 +2,13 @@
  * replica (one GPU, or a share of the CPU's threads), pulling tasks (the
  * scheduler's packed batches) from one shared queue as they finish.
  *
- * The pool knows nothing of batches: a task is an index 0..n-1 that a
- * callback runs on a worker's backend.  The caller (scheduler.c) submits a
- * window's batches, then takes finished tasks back one at a time, in the
- * order they finish, and writes what every earlier record completed.
+ * The pool knows nothing of batches: a task is an index 0..n-1 of a round
+ * that the round's callback runs on a worker's backend.  The caller
+ * (scheduler.c) submits a window's batches as one round, then takes
+ * finished tasks back one at a time, in the order they finish, and writes
+ * what every earlier record completed; when the queue runs dry it submits
+ * the next window's round behind the first, so that no worker waits for
+ * the window's last batch.
  *
  * A worker whose backend is lost (backend.h: b->lost, a sticky device
  * failure; the callback returns ARMO_POOL_LOST) is reported on stderr by
@@ -40,22 +43,35 @@ armo_pool *armo_pool_create(armo_backend **backends, int n, armo_err *e);
 /* Waits for the workers to finish their task and stops them. */
 void armo_pool_destroy(armo_pool *p);
 
-/* Queues tasks 0..ntasks-1 (in that order) for fn(ctx, ...).  The previous
- * round must have been drained (armo_pool_next returned ARMO_POOL_END). */
+/* Rounds that may be in the pool at once (submitted, not all returned). */
+#define ARMO_POOL_MAX_ROUNDS 2
+
+/* Queues tasks 0..ntasks-1 (in that order, after every task queued before)
+ * for fn(ctx, ...): one round, told apart from the others by ctx.  A round
+ * may be submitted while earlier ones still run (at most
+ * ARMO_POOL_MAX_ROUNDS not fully returned), so that the workers go on to the
+ * next window's batches while the last of a window are in flight.  stop
+ * (the latest submit's) holds back every queued task. */
 int armo_pool_submit(armo_pool *p, int ntasks, armo_pool_fn fn, void *ctx, const atomic_int *stop,
                      armo_err *e);
 
 enum {
     ARMO_POOL_END = 0,           /* nothing left: all returned, or stop with none in flight */
-    ARMO_POOL_DONE,              /* *task finished */
-    ARMO_POOL_ORPHAN,            /* *task cannot be run: no worker is left (why in *e) */
+    ARMO_POOL_DONE,              /* *task of round *ctx finished */
+    ARMO_POOL_ORPHAN,            /* *task of round *ctx cannot be run: no worker is left
+                                  * (why in *e) */
     ARMO_POOL_FATAL,             /* a task failed fatally (e); none is in flight any more */
 };
-/* Waits for the next task to finish (or be orphaned).  After stop is set,
- * queued tasks are not started: END comes once those in flight are back. */
-int armo_pool_next(armo_pool *p, int *task, armo_err *e);
+/* Waits for the next task of any round to finish (or be orphaned): its
+ * round's ctx in *ctx, its index in *task.  After stop is set, queued tasks
+ * are not started: END comes once those in flight are back. */
+int armo_pool_next(armo_pool *p, void **ctx, int *task, armo_err *e);
 
-/* Abandons the round: no queued task starts; returns once none is in
+/* Tasks queued and not started yet (every round): 0 means the workers
+ * will run out of work as they finish the tasks in flight. */
+int armo_pool_queued(armo_pool *p);
+
+/* Abandons every round: no queued task starts; returns once none is in
  * flight (the caller may then free what the tasks use). */
 void armo_pool_drain(armo_pool *p);
 
