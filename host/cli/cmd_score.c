@@ -606,14 +606,26 @@ static void on_stop_signal(int sig) {
     atomic_store(&g_stop_signal, sig);
 }
 
-static void catch_stop_signals(int on) {
-    struct sigaction sa;
+/* Catches SIGINT / SIGTERM for the rest of the run.  A signal that was
+ * ignored when armo started (a background job's SIGINT, a parent's choice)
+ * stays ignored.  0, or -1 after saying which sigaction failed. */
+static int catch_stop_signals(void) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+    sa.sa_handler = on_stop_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    for (int i = 0; i < 2; i++) {
+        int rc = sigaction(sigs[i], NULL, &old);
+        if (!rc && old.sa_handler != SIG_IGN) rc = sigaction(sigs[i], &sa, NULL);
+        if (rc) {
+            fprintf(stderr, "armo score: sigaction(%s) failed: %s\n",
+                    sigs[i] == SIGINT ? "SIGINT" : "SIGTERM", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* The summary of a run that a signal stopped; its exit status. */
@@ -647,7 +659,7 @@ static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
                           .out_line0 = io->resumed};
     armo_sched_stats st;
     armo_err e;
-    catch_stop_signals(1);
+    if (catch_stop_signals()) return 2;
     int failed =
         armo_schedule_workers(&io->reader, io->in_size, io->out_fd, b, nb, &ops, &so, &st, &e);
     if (failed) {
@@ -660,7 +672,7 @@ static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
                         "the model\n", (long long)st.tokens_computed, (long long)st.tokens);
     st.errors += io->resumed_errors; /* --resume: the kept lines count, as in one run */
     st.records += io->resumed;
-    if (st.errors && !a->quiet)
+    if (st.errors) /* not progress: said with --quiet too */
         fprintf(stderr, "armo score: %lld of %lld records failed (see their \"error\" field)\n",
                 (long long)st.errors, (long long)st.records);
     /* one rank of several: records that failed do not fail the rank (mpirun
