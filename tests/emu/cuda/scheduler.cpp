@@ -371,6 +371,7 @@ void run_block(sched &s) {
                 if (s.fibers[i].state == DONE) live--;
             }
         if (live == 0) {
+            async_copy_block_end();
             if (g_observer) {
                 observe_all_warps(s);
                 g_observer->block_end();
