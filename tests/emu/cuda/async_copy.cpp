@@ -5,16 +5,19 @@
 // copies a thread issues join its current group until commit_group closes
 // it; wait_group N returns once all but the N most recent committed groups
 // of the thread are complete; nothing orders the copies' writes with other
-// accesses before that.  The model takes the latest moment the ISA allows:
-// a copy is performed at the wait that covers it, by the thread that
-// issued it (so its own reads after the wait see it, and the block's after
-// the barrier that follows), never earlier.  A kernel that reads a tile
-// before waiting for it reads the tile's previous contents, and the test
-// comparing with the CPU reference fails; one that issues copies into a
-// buffer other warps still read is caught by the race check's schedules
-// (the warp-serial one lets the copying warp wait, and so land its copies,
-// before the other warps read).  Copies never waited for by the end of the
-// block stop the run.
+// accesses before that.  The model takes the two ends of that window:
+//   - latest (the forward and reversed schedules): a copy is performed at
+//     the wait that covers it, by the thread that issued it (so its own
+//     reads after the wait see it, and the block's after the barrier that
+//     follows), never earlier.  A kernel that reads a tile before waiting
+//     for it reads the tile's previous contents: the test comparing with
+//     the CPU reference fails, and the race check sees the schedules differ;
+//   - earliest (the warp-serial schedule): a copy is performed at its issue.
+//     A kernel that issues copies into a buffer other warps may still read
+//     (a missing barrier before the refill) then overwrites it under them,
+//     which the latest model cannot show when the wait comes after the
+//     next barrier; the race check compares it with the forward run.
+// Copies never waited for by the end of the block stop the run.
 //
 // Per thread of the running block, on the launching OS thread (launches are
 // serialised: scheduler.cpp's g_launch_lock).  Kept out of the kernels'
@@ -46,11 +49,14 @@ thread_copies &mine(void) {
 
 } // namespace
 
-void async_copy_issue(const async_copy &c) {
+bool async_copy_issue(const async_copy &c) {
     if (c.src_size > 16) fail("cp.async: src-size %u exceeds the copy's 16 bytes", c.src_size);
     if (((uintptr_t)c.dst & 15) != 0 || (c.src_size != 0 && ((uintptr_t)c.src & 15) != 0))
         fail("cp.async of 16 bytes: dst %p / src %p not 16-byte aligned", c.dst, c.src);
-    mine().open.push_back(c);
+    thread_copies &t = mine();
+    if (schedule_warp_serial()) return true; // earliest: the shim copies now
+    t.open.push_back(c);
+    return false;
 }
 
 void async_copy_commit(void) {

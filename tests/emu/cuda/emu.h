@@ -81,7 +81,11 @@ void block_barrier(const char *file, int line);
  * issue records a copy in the thread's open group, commit closes that group,
  * and async_copy_due hands back, one at a time and oldest first, the copies
  * of the thread's committed groups older than its `keep` newest, which the
- * shim's wait then performs: a copy lands only at the wait that covers it.
+ * shim's wait then performs: a copy lands only at the wait that covers it
+ * (the latest moment the PTX ISA allows).  In the warp-serial schedule
+ * instead, issue returns true and the shim performs the copy at once (the
+ * earliest moment): a kernel that refills a buffer other warps still read
+ * then differs from the forward schedule, and the race check reports it.
  * The scheduler calls async_copy_block_end once a block's threads have all
  * returned: a copy still pending then (never waited for) stops the run. */
 struct async_copy {
@@ -89,10 +93,12 @@ struct async_copy {
     const void *src;
     unsigned src_size; /* bytes read from src; the rest of the 16 are zeros */
 };
-void async_copy_issue(const async_copy &c);
+bool async_copy_issue(const async_copy &c); /* true: perform it now */
 void async_copy_commit(void);
 bool async_copy_due(int keep, async_copy *out);
 void async_copy_block_end(void);
+/* true while the warp-serial schedule runs (scheduler.cpp) */
+bool schedule_warp_serial(void);
 
 /* Stops the run: prints "armo emu: <kernel> block (x,y,z) thread t: msg". */
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

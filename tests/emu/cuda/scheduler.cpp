@@ -400,6 +400,8 @@ void set_block_observer(const block_observer *obs) { g_observer = obs; }
 
 int running_thread(void) { return S().current; }
 
+bool schedule_warp_serial(void) { return S().warp_serial; }
+
 unsigned current_thread(void) {
     sched &s = S();
     return s.current < 0 ? 0u : (unsigned)s.current;
