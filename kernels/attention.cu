@@ -75,27 +75,27 @@ static cudaError_t pipelined_launch(const armo_attn_args *args, cudaStream_t str
     if (!tiled_args_ok(args)) return cudaErrorInvalidValue;
     const armo_attn_args a = *args; /* by value: a recorded launch keeps it */
     if (a.n == 0 || a.nseq == 0) return cudaSuccess;
-    dim3 grid(armo_ceil_div(a.n, FA_BM), (unsigned)a.nh);
+    dim3 grid(armo_ceil_div(a.n, PA_BM), (unsigned)a.nh);
     const float scale_log2 = 1.4426950408889634f / sqrtf((float)a.hd);
     /* written out per head_dim: the emulator names a launch by its text */
     switch (a.hd) {
     case 128:
-        pipelined_attn_kernel<128><<<grid, FA_THREADS, 0, stream>>>(
+        pipelined_attn_kernel<128><<<grid, PA_THREADS, 0, stream>>>(
             a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
             a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     case 64:
-        pipelined_attn_kernel<64><<<grid, FA_THREADS, 0, stream>>>(
+        pipelined_attn_kernel<64><<<grid, PA_THREADS, 0, stream>>>(
             a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
             a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     case 32:
-        pipelined_attn_kernel<32><<<grid, FA_THREADS, 0, stream>>>(
+        pipelined_attn_kernel<32><<<grid, PA_THREADS, 0, stream>>>(
             a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
             a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;
     default: /* 16 */
-        pipelined_attn_kernel<16><<<grid, FA_THREADS, 0, stream>>>(
+        pipelined_attn_kernel<16><<<grid, PA_THREADS, 0, stream>>>(
             a.out, a.q, a.k, a.v, a.q_stride, a.kv_stride, a.cu_seqlens, a.prefix_of,
             a.nseq, a.n, a.nh, a.nkv, scale_log2);
         break;

@@ -39,23 +39,28 @@
 #ifndef ARMO_ATTENTION_PIPELINED_CUH
 #define ARMO_ATTENTION_PIPELINED_CUH
 
-#include "kernels/attention.cuh"
+#include "kernels/attention_common.cuh"
 #include "kernels/cp_async.cuh"
+#include "kernels/kernel_util.cuh"
 #include "kernels/ldmatrix.cuh"
+#include "kernels/mma.cuh"
 
+#define PA_BM 64      /* query rows per block (16 per warp), as flash's FA_BM */
+#define PA_THREADS 128
+#define PA_PAD 8      /* bf16 of row padding: 16-byte rows, conflict-free ldmatrix */
 /* keys per K/V tile: two stages of K and V must fit 48 KiB */
 #define PA_BN(HD) ((HD) >= 128 ? 32 : 64)
 
 /* Issues the cp.async copies of the K and V tile of keys k0 .. k0+BN-1 into
  * ks / vs (row-major, rows of ROW bf16), zero-filling keys >= n.  Thread tid
- * copies chunks tid, tid + FA_THREADS, ...: the scan after the wait walks the
+ * copies chunks tid, tid + PA_THREADS, ...: the scan after the wait walks the
  * same chunks. */
 template <int HD, int BN, int ROW>
 __device__ __forceinline__ void pa_issue_kv(uint16_t *ks, uint16_t *vs, const uint16_t *k,
                                             const uint16_t *v, size_t kv_stride, int kvh,
                                             int k0, int n, int tid) {
     constexpr int CH = HD / 8;
-    for (int idx = tid; idx < BN * CH; idx += FA_THREADS) {
+    for (int idx = tid; idx < BN * CH; idx += PA_THREADS) {
         const int r = idx / CH, c = idx % CH;
         const bool ok = k0 + r < n;
         const size_t off = ok ? (size_t)(k0 + r) * kv_stride + (size_t)kvh * HD + c * 8 : 0;
@@ -71,8 +76,8 @@ __device__ __forceinline__ void pa_issue_kv(uint16_t *ks, uint16_t *vs, const ui
 template <int HD, int BN, int ROW>
 __device__ __forceinline__ void pa_scan_v(uint16_t *vs, uint8_t *vbad, int tid, int lane) {
     constexpr int CH = HD / 8;
-    static_assert((BN * CH) % FA_THREADS == 0 && 32 % CH == 0, "uniform ballot");
-    for (int idx = tid; idx < BN * CH; idx += FA_THREADS) {
+    static_assert((BN * CH) % PA_THREADS == 0 && 32 % CH == 0, "uniform ballot");
+    for (int idx = tid; idx < BN * CH; idx += PA_THREADS) {
         const int r = idx / CH, c = idx % CH;
         uint4 *chunk = reinterpret_cast<uint4 *>(vs + r * ROW + c * 8);
         const bool bad = chunk_nonfinite(*chunk);
@@ -91,31 +96,31 @@ pipelined_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
                     float scale_log2) {
     static_assert(HD % 16 == 0 && HD <= 128, "head_dim must be a multiple of 16, at most 128");
     constexpr int BN = PA_BN(HD);
-    constexpr int ROW = HD + FA_PAD;       /* bf16 per K / V / Q row in shared memory */
+    constexpr int ROW = HD + PA_PAD;       /* bf16 per K / V / Q row in shared memory */
     constexpr int CH = HD / 8;             /* 16-byte chunks per row */
     constexpr int NT_S = BN / 8;           /* n-tiles of S per warp */
     constexpr int NT_O = HD / 8;           /* n-tiles of O per warp */
     constexpr int KS_QK = HD / 16;         /* k-steps of Q·Kᵀ */
     constexpr int KS_PV = BN / 16;         /* k-steps of P·V */
-    static_assert(2 * BN >= FA_BM, "the Q tile is staged in stage 1's K and V buffers");
+    static_assert(2 * BN >= PA_BM, "the Q tile is staged in stage 1's K and V buffers");
     static_assert(NT_O % 2 == 0, "ldmatrix .x4 gives two n-tiles at a time");
 
     /* [stage][K, V][BN keys][ROW]: stage s's K at (2s) * BN * ROW, its V BN * ROW later */
     __shared__ __align__(16) uint16_t kv_s[2 * 2 * BN * ROW];
     __shared__ __align__(16) uint8_t vbad_s[2][BN]; /* per stage: key j's V row was non-finite */
 
-    const int q0 = blockIdx.x * FA_BM;
+    const int q0 = blockIdx.x * PA_BM;
     const int h = blockIdx.y;
     const int kvh = h / (nh / nkv);
     const size_t q_stride = (size_t)q_stride_in, kv_stride = (size_t)kv_stride_in;
     const size_t out_stride = (size_t)nh * HD;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3;
-    const int q_last = min(q0 + FA_BM, n) - 1;
+    const int q_last = min(q0 + PA_BM, n) - 1;
 
     /* ---- prologue: Q tile -> stage 1's buffers (group 0) ---- */
     uint16_t *const q_s = kv_s + 2 * BN * ROW;
-    for (int idx = tid; idx < FA_BM * CH; idx += FA_THREADS) {
+    for (int idx = tid; idx < PA_BM * CH; idx += PA_THREADS) {
         const int r = idx / CH, c = idx % CH;
         const bool ok = q0 + r < n;
         const size_t off = ok ? (size_t)(q0 + r) * q_stride + (size_t)h * HD + c * 8 : 0;
@@ -296,7 +301,7 @@ pipelined_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
 }
 
 template <int HD>
-__global__ void __launch_bounds__(FA_THREADS)
+__global__ void __launch_bounds__(PA_THREADS)
 pipelined_attn_kernel(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
                       const uint16_t *__restrict__ k, const uint16_t *__restrict__ v,
                       int q_stride_in, int kv_stride_in, const int32_t *__restrict__ cu_seqlens,
