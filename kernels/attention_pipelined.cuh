@@ -17,8 +17,9 @@
  *   - cp.async cannot transpose, so V stays row-major ([key][dim], as K) and
  *     its B fragments come from ldmatrix .x4.trans (ldmatrix.cuh): one
  *     instruction gives two n-tiles' fragments.  Rows of HD + 8 bf16 keep
- *     every 8-row phase of ldmatrix, the cp.async stores and the K fragment
- *     loads on distinct banks (bank_report).
+ *     every 8-row phase of ldmatrix and the K fragment loads on distinct
+ *     banks (bank_report: conflict-free at head_dim 64 and 128; at 32 and 16
+ *     the cp.async stores of the short rows are 2-way, as flash's K stores).
  *   - Non-finite V: the flash kernel zeroes a bad chunk on its way into
  *     shared memory; here the chunk lands as it is, so after the wait each
  *     thread scans the chunks it copied itself (its own copies are visible
@@ -28,8 +29,8 @@
  *     are made NaN at the store, as in flash.
  *   - Shared memory: two stages of K + V at 64 keys (head_dim <= 64) or 32
  *     keys (head_dim 128: 2 x 2 x 32 x 136 x 2 B = 34 KiB, inside the 48 KiB
- *     of static shared memory the emulator models; 64 keys would need
- *     dynamic shared memory).  The Q tile is staged in stage 1's buffers
+ *     a block may declare statically; 64 keys would take 68 KiB, i.e.
+ *     dynamic shared memory, which the emulator does not model).  The Q tile is staged in stage 1's buffers
  *     (2 x 32 rows >= 64 query rows) while tile 0 loads into stage 0.
  *
  * Not done: wgmma / TMA on sm_90a (warpgroup MMA and the tensor-memory
