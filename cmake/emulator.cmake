@@ -5,7 +5,7 @@
 # nothing changed but the launch syntax (tests/emu/cuda/translate_launches.py
 # rewrites <<<...>>> into a call of the emulator), against the shim headers
 # (tests/emu/cuda/shim: threads, barriers, shuffles, votes, atomics, mma.sync
-# fragment layouts), and runs on the fiber scheduler (scheduler.cpp) over a
+# fragment layouts, cp.async groups, ldmatrix), and runs on the fiber scheduler (scheduler.cpp) over a
 # faked CUDA runtime (runtime.cpp) and a faked cuBLASLt (cublaslt_fake.cpp):
 # the library armo_cuda_emu.  It is built with AddressSanitizer (device
 # buffers are heap blocks: a load or store past one is reported) and UBSan
@@ -60,8 +60,8 @@ endforeach()
 file(GLOB ARMO_EMU_HARNESS CONFIGURE_DEPENDS ${ARMO_EMU_DIR}/*.cpp)
 list(FILTER ARMO_EMU_HARNESS EXCLUDE REGEX "/test_[^/]*\\.cpp$")
 add_library(armo_cuda_emu STATIC ${ARMO_EMU_KERNEL_SOURCES} ${ARMO_EMU_HARNESS})
-# the shim first: its cuda_runtime.h, cuda_bf16.h and kernels/mma.cuh stand in
-# for the toolkit's and the kernel's own
+# the shim first: its cuda_runtime.h, cuda_bf16.h and kernels/mma.cuh,
+# cp_async.cuh, ldmatrix.cuh stand in for the toolkit's and the kernel's own
 target_include_directories(armo_cuda_emu BEFORE PRIVATE ${ARMO_EMU_DIR}/shim)
 target_include_directories(armo_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR} ${ARMO_CUDA_HEADERS})
 target_compile_features(armo_cuda_emu PRIVATE cxx_std_17)
@@ -131,11 +131,21 @@ foreach(src ${ARMO_EMU_TESTS})
   endif()
   set_tests_properties(${target} PROPERTIES LABELS "cpu;emu" TIMEOUT 1200 ENVIRONMENT "${env}")
 endforeach()
-# the dispatcher's switch to the simple attention kernel (read once per process)
+# the dispatcher's switch to the simple and the pipelined attention kernels
+# (read once per process)
 if(TARGET emu_attention)
   add_test(NAME emu_attention_simple COMMAND emu_attention WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   set_tests_properties(emu_attention_simple PROPERTIES LABELS "cpu;emu" TIMEOUT 1200
                        ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;ARMO_ATTN=simple")
+  add_test(NAME emu_attention_pipelined COMMAND emu_attention WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_attention_pipelined PROPERTIES LABELS "cpu;emu" TIMEOUT 1200
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;ARMO_ATTN=pipelined")
+endif()
+if(TARGET emu_launch_contract)
+  add_test(NAME emu_launch_contract_pipelined COMMAND emu_launch_contract
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_launch_contract_pipelined PROPERTIES LABELS "cpu;emu" TIMEOUT 600
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;ARMO_ATTN=pipelined")
 endif()
 
 # the CUDA backend's failure paths through the emulator's fault injection

@@ -88,9 +88,11 @@ cudaError_t armo_rope_strided_bf16(uint16_t *q, int q_stride, uint16_t *k, int k
  *
  * armo_attention_bf16 picks the variant: the flash kernel (tensor cores,
  * mma.sync m16n8k16, online softmax; hd 16, 32, 64 or 128) unless the
- * environment variable ARMO_ATTN=simple selects the simple one (read once per
- * process) or hd is one the flash kernel does not take.  The two variants are
- * also callable directly. */
+ * environment variable ARMO_ATTN (read once per process) selects another:
+ * ARMO_ATTN=simple the simple one, ARMO_ATTN=pipelined the pipelined one
+ * (the flash kernel's function and head dims, with cp.async double-buffered
+ * K/V tiles: attention_pipelined.cuh); a hd the flash kernel does not take
+ * goes to the simple one.  The variants are also callable directly. */
 cudaError_t armo_attention_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
                                 const uint16_t *v, const int32_t *cu_seqlens, int nseq, int n,
                                 int max_seqlen, int nh, int nkv, int hd, cudaStream_t stream);
@@ -98,6 +100,12 @@ cudaError_t armo_attention_flash_bf16(uint16_t *out, const uint16_t *q, const ui
                                       const uint16_t *v, const int32_t *cu_seqlens, int nseq,
                                       int n, int max_seqlen, int nh, int nkv, int hd,
                                       cudaStream_t stream);
+/* Pipelined variant (FlashAttention-2 style): as flash, same head dims and
+ * alignment rules. */
+cudaError_t armo_attention_pipelined_bf16(uint16_t *out, const uint16_t *q, const uint16_t *k,
+                                          const uint16_t *v, const int32_t *cu_seqlens, int nseq,
+                                          int n, int max_seqlen, int nh, int nkv, int hd,
+                                          cudaStream_t stream);
 /* Simple variant: one block per (token, query head), scores in fp32 with a
  * two-pass softmax over its keys (max, then exp-sum and weighted V).  Any hd
  * up to 256.  Slow; for checking and bisecting. */
@@ -120,7 +128,8 @@ cudaError_t armo_attention_simple_bf16(uint16_t *out, const uint16_t *q, const u
  * Keys a row does not attend never reach its output, even when their V rows
  * hold NaN or Inf; a non-finite V row among the keys it does attend makes
  * the row non-finite, as in the CPU reference.
- * variant: ARMO_ATTN_AUTO (as armo_attention_bf16), _FLASH or _SIMPLE. */
+ * variant: ARMO_ATTN_AUTO (as armo_attention_bf16), _FLASH, _SIMPLE or
+ * _PIPELINED. */
 typedef struct {
     uint16_t *out;               /* [n, nh*hd] */
     const uint16_t *q, *k, *v;
@@ -129,11 +138,15 @@ typedef struct {
     const int32_t *prefix_of;    /* [nseq] or NULL */
     int nseq, n, max_seqlen, nh, nkv, hd;
 } armo_attn_args;
-enum { ARMO_ATTN_AUTO = 0, ARMO_ATTN_FLASH = 1, ARMO_ATTN_SIMPLE = 2 };
+enum { ARMO_ATTN_AUTO = 0, ARMO_ATTN_FLASH = 1, ARMO_ATTN_SIMPLE = 2, ARMO_ATTN_PIPELINED = 3 };
 cudaError_t armo_attention_ex_bf16(const armo_attn_args *a, int variant, cudaStream_t stream);
+/* The variant ARMO_ATTN names (read once per process): ARMO_ATTN_SIMPLE for
+ * "simple", ARMO_ATTN_PIPELINED for "pipelined", ARMO_ATTN_FLASH otherwise
+ * (unset, "flash" or anything else). */
+int armo_attention_env_variant(void);
 /* 1 when armo_attention_bf16 uses the simple variant (ARMO_ATTN=simple). */
 int armo_attention_use_simple(void);
-/* 1 when the flash kernel takes this head_dim (16, 32, 64, 128). */
+/* 1 when the flash (and pipelined) kernel takes this head_dim (16, 32, 64, 128). */
 int armo_attention_flash_supports(int hd);
 
 /* ---- 5. SwiGLU (kernels/swiglu.cu) -------------------------------------------

@@ -6,9 +6,18 @@
  * that must move at least once) or TFLOP/s (attention: causal FLOPs
  * 4 * Σ len²/2 * nh * hd; GEMM: 2 * n * in * out), next to the card's memory
  * bandwidth computed from its attributes and the H100 SXM reference figures
- * (3.35 TB/s, ~990 TFLOP/s dense bf16).  Inputs are random bf16 in a sane
- * range; numbers are checked by tests/kernels, not here.
- * Usage: bench_kernels [reps]   (exits 77 without a CUDA device). */
+ * (3.35 TB/s, ~990 TFLOP/s dense bf16).  TFLOP/s figures also give the share
+ * of this card's dense bf16 peak, looked up by its name (card_peak_tflops:
+ * NVIDIA's datasheets, dense, without sparsity; "n/a" for a card not in the
+ * table).  Attention runs its variants side by side at ArmoRM's shapes
+ * (32 query / 8 KV heads, head_dim 128, causal) over 16384-token packs of
+ * sequences of 512, 1024, 2048 and 4096 tokens: flash (the default),
+ * pipelined (ARMO_ATTN=pipelined: cp.async double-buffered K/V) and, at 512
+ * and 4096 only and with 2 reps, simple; then "pipelined / flash" as a ratio
+ * of the same run's times.  Inputs are random bf16 in a sane range; numbers
+ * are checked by tests/kernels, not here.
+ * Usage: bench_kernels [reps] [--attention]   (exits 77 without a CUDA
+ * device; --attention: the attention section alone). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +80,34 @@ static void report_bw(const char *name, double ms, double bytes) {
            100.0 * tbps / H100_TBPS, H100_TBPS);
 }
 
-static void report_flops(const char *name, double ms, double flops) {
+/* dense bf16 tensor-core peak of the card, by name (datasheet figures
+ * without sparsity); 0 when the card is not in the table */
+static double g_card_tflops = 0.0;
+static double card_peak_tflops(const char *name) {
+    static const struct {
+        const char *match;
+        double tflops;
+    } table[] = {
+        {"H200", 989.0},      {"H100 PCIe", 756.0}, {"H100 NVL", 835.0},
+        {"H100", 989.0},      /* SXM5 (e.g. "NVIDIA H100 80GB HBM3") */
+        {"A100", 312.0},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strstr(name, table[i].match)) return table[i].tflops;
+    return 0.0;
+}
+
+static double report_flops(const char *name, double ms, double flops) {
     const double tflops = flops / (ms * 1e-3) / 1e12;
-    printf("%-44s %9.3f ms %8.1f TFLOP/s   %5.1f%% of H100 dense bf16 %.0f TFLOP/s\n", name, ms,
-           tflops, 100.0 * tflops / H100_TFLOPS, H100_TFLOPS);
+    char card[48];
+    if (g_card_tflops > 0)
+        snprintf(card, sizeof card, "%5.1f%% of card %.0f", 100.0 * tflops / g_card_tflops,
+                 g_card_tflops);
+    else
+        snprintf(card, sizeof card, "  n/a of card (peak unknown)");
+    printf("%-48s %9.3f ms %8.1f TFLOP/s   %s   %5.1f%% of H100 dense bf16 %.0f TFLOP/s\n", name,
+           ms, tflops, card, 100.0 * tflops / H100_TFLOPS, H100_TFLOPS);
+    return tflops;
 }
 
 int main(int argc, char **argv) {
@@ -83,7 +116,13 @@ int main(int argc, char **argv) {
         printf("no CUDA device: skipped\n");
         return 77;
     }
-    if (argc > 1) g_reps = atoi(argv[1]) > 0 ? atoi(argv[1]) : g_reps;
+    bool attention_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--attention") == 0)
+            attention_only = true;
+        else if (atoi(argv[i]) > 0)
+            g_reps = atoi(argv[i]);
+    }
     CK(cudaSetDevice(0));
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
@@ -94,14 +133,67 @@ int main(int argc, char **argv) {
     printf("device: %s, %d SMs, memory %.1f GiB, bus %d bits at %.0f MHz -> %.2f TB/s theoretical\n",
            prop.name, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, bus_bits,
            mem_khz / 1e3, g_card_tbps);
-    printf("reps %d; reference: H100 SXM %.2f TB/s, %.0f TFLOP/s dense bf16; attention variant %s\n\n",
-           g_reps, H100_TBPS, H100_TFLOPS, armo_attention_use_simple() ? "simple" : "flash");
+    g_card_tflops = card_peak_tflops(prop.name);
+    const int envv = armo_attention_env_variant();
+    printf("reps %d; card dense bf16 peak %s%.0f TFLOP/s; reference: H100 SXM %.2f TB/s, %.0f "
+           "TFLOP/s dense bf16; armo_attention_bf16 uses %s (ARMO_ATTN)\n\n",
+           g_reps, g_card_tflops > 0 ? "" : "unknown: ", g_card_tflops, H100_TBPS, H100_TFLOPS,
+           envv == ARMO_ATTN_SIMPLE ? "simple" : envv == ARMO_ATTN_PIPELINED ? "pipelined" : "flash");
     CK(cudaEventCreate(&g_ev0));
     CK(cudaEventCreate(&g_ev1));
 
     const int H = 4096, nh = 32, nkv = 8, hd = 128, I = 14336, vocab = 128257;
     const int n = 16384; /* tokens in a pack */
     const double bf = 2.0;
+
+    /* ---- attention at ArmoRM's shapes: 16384-token packs of causal sequences
+     * of 512 .. 4096 tokens, flash vs pipelined (vs simple at 512 and 4096) ---- */
+    {
+        const int seq_lens[4] = {512, 1024, 2048, 4096};
+        for (int c = 0; c < 4; c++) {
+            const int len = seq_lens[c], nseq = n / len;
+            uint16_t *q = rand_bf16((size_t)n * nh * hd, 1.0f, 7), *k = rand_bf16((size_t)n * nkv * hd, 1.0f, 8);
+            uint16_t *v = rand_bf16((size_t)n * nkv * hd, 1.0f, 9), *out;
+            CK(cudaMalloc(&out, (size_t)n * nh * hd * 2));
+            int32_t *cu_h = (int32_t *)malloc((size_t)(nseq + 1) * 4), *cu;
+            for (int s = 0; s <= nseq; s++) cu_h[s] = s * len;
+            CK(cudaMalloc(&cu, (size_t)(nseq + 1) * 4));
+            CK(cudaMemcpy(cu, cu_h, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice));
+            /* causal: each sequence's len x len scores, half of them, 2 GEMMs
+             * (S = Q·Kᵀ, O = P·V) of 2 FLOPs per multiply-add */
+            const double flops = 4.0 * nseq * ((double)len * len / 2.0) * nh * hd;
+            char name[96];
+            snprintf(name, sizeof name, "attention flash %d x %d causal, 32/8 x 128", nseq, len);
+            const double ms_f = time_ms([&] {
+                return armo_attention_flash_bf16(out, q, k, v, cu, nseq, n, len, nh, nkv, hd, 0);
+            });
+            const double tf_f = report_flops(name, ms_f, flops);
+            snprintf(name, sizeof name, "attention pipelined %d x %d causal, 32/8 x 128", nseq, len);
+            const double ms_p = time_ms([&] {
+                return armo_attention_pipelined_bf16(out, q, k, v, cu, nseq, n, len, nh, nkv, hd, 0);
+            });
+            const double tf_p = report_flops(name, ms_p, flops);
+            printf("attention pipelined / flash %d x %d: time %.3f, TFLOP/s %.3f (same run)\n",
+                   nseq, len, ms_p / ms_f, tf_p / tf_f);
+            if (len == 512 || len == 4096) {
+                const int saved = g_reps;
+                g_reps = 2; /* the simple variant is slow by design */
+                snprintf(name, sizeof name, "attention simple %d x %d causal", nseq, len);
+                const double ms_s = time_ms([&] {
+                    return armo_attention_simple_bf16(out, q, k, v, cu, nseq, n, len, nh, nkv, hd, 0);
+                });
+                report_flops(name, ms_s, flops);
+                g_reps = saved;
+            }
+            CK(cudaFree(q)); CK(cudaFree(k)); CK(cudaFree(v)); CK(cudaFree(out)); CK(cudaFree(cu));
+            free(cu_h);
+        }
+    }
+    if (attention_only) {
+        CK(cudaEventDestroy(g_ev0));
+        CK(cudaEventDestroy(g_ev1));
+        return 0;
+    }
 
     /* ---- embedding ---- */
     {
@@ -142,40 +234,6 @@ int main(int argc, char **argv) {
         double ms = time_ms([&] { return armo_rope_bf16(q, k, n, nh, nkv, hd, pos, inv, 0); });
         report_bw("rope n 16384, 32 + 8 heads x 128", ms, 2.0 * n * (nh + nkv) * hd * bf);
         CK(cudaFree(q)); CK(cudaFree(k)); CK(cudaFree(pos)); CK(cudaFree(inv)); free(pos_h);
-    }
-
-    /* ---- attention: 4 x 4096-token causal sequences, and 16 x 1024 ---- */
-    {
-        const int seq_lens[2] = {4096, 1024};
-        for (int c = 0; c < 2; c++) {
-            const int len = seq_lens[c], nseq = n / len;
-            uint16_t *q = rand_bf16((size_t)n * nh * hd, 1.0f, 7), *k = rand_bf16((size_t)n * nkv * hd, 1.0f, 8);
-            uint16_t *v = rand_bf16((size_t)n * nkv * hd, 1.0f, 9), *out;
-            CK(cudaMalloc(&out, (size_t)n * nh * hd * 2));
-            int32_t *cu_h = (int32_t *)malloc((size_t)(nseq + 1) * 4), *cu;
-            for (int s = 0; s <= nseq; s++) cu_h[s] = s * len;
-            CK(cudaMalloc(&cu, (size_t)(nseq + 1) * 4));
-            CK(cudaMemcpy(cu, cu_h, (size_t)(nseq + 1) * 4, cudaMemcpyHostToDevice));
-            const double flops = 4.0 * nseq * ((double)len * len / 2.0) * nh * hd;
-            char name[96];
-            snprintf(name, sizeof name, "attention flash %d x %d causal, 32/8 x 128", nseq, len);
-            double ms = time_ms([&] {
-                return armo_attention_flash_bf16(out, q, k, v, cu, nseq, n, len, nh, nkv, hd, 0);
-            });
-            report_flops(name, ms, flops);
-            if (c == 0) {
-                const int saved = g_reps;
-                g_reps = 2; /* the simple variant is slow by design */
-                snprintf(name, sizeof name, "attention simple %d x %d causal", nseq, len);
-                ms = time_ms([&] {
-                    return armo_attention_simple_bf16(out, q, k, v, cu, nseq, n, len, nh, nkv, hd, 0);
-                });
-                report_flops(name, ms, flops);
-                g_reps = saved;
-            }
-            CK(cudaFree(q)); CK(cudaFree(k)); CK(cudaFree(v)); CK(cudaFree(out)); CK(cudaFree(cu));
-            free(cu_h);
-        }
     }
 
     /* ---- SwiGLU ---- */

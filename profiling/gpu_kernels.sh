@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # gpu_kernels.sh — what a GPU slot runs for the kernels of kernels/: every
 # GPU kernel test, compute-sanitizer memcheck on them (quick shapes), the
-# attention test once more through the ARMO_ATTN=simple dispatcher, and the
+# attention test once more through the ARMO_ATTN=simple and =pipelined
+# dispatcher (every run of it checks the flash, simple and pipelined kernels
+# directly too), and the
 # microbenchmarks; full logs under $LOG, a short table last.
 #
 # Usage: profiling/gpu_kernels.sh [build-dir]   (default: build)
@@ -36,6 +38,7 @@ step() { # step NAME CMD... : runs CMD with a timeout, logs to $LOG/NAME.log
 (nvidia-smi -L; nvcc --version | tail -1) >"$LOG/device.log" 2>&1
 for t in $TESTS; do step "test_$t" "$BUILD/gpu_test_$t"; done
 step "test_attention_dispatch" env ARMO_ATTN=simple "$BUILD/gpu_test_attention"
+step "test_attention_pipelined" env ARMO_ATTN=pipelined "$BUILD/gpu_test_attention"
 if command -v compute-sanitizer >/dev/null; then
     for t in $TESTS; do
         step "memcheck_$t" env ARMO_GPU_TEST_QUICK=1 compute-sanitizer --tool memcheck \

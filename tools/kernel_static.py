@@ -23,9 +23,10 @@ Why it is shaped so:
     toolkit does not always ship cuobjdump; CI has nvcc only).  Where both
     are available they must agree.
 Modes: (none) prints the table; --markdown prints it as Markdown; --check
-prints it and exits 1 if a kernel spills, if a flash_attn_kernel instantiation
-has no HMMA on some arch, if static shared memory exceeds 48 KB, or if no
-block fits on an SM.  Exit 77 when nvcc is not found (ctest: skipped).
+prints it and exits 1 if a kernel spills, if a flash_attn_kernel or
+pipelined_attn_kernel instantiation has no HMMA on some arch, if static shared
+memory exceeds 48 KB, or if no block fits on an SM.  Exit 77 when nvcc is not
+found (ctest: skipped).
 Python 3 standard library only.
 """
 import argparse
@@ -108,7 +109,7 @@ LAUNCH_TABLE = {
 }
 
 # Kernels whose every instantiation must hold tensor-core instructions.
-TENSOR_CORE_KERNELS = ("flash_attn_kernel",)
+TENSOR_CORE_KERNELS = ("flash_attn_kernel", "pipelined_attn_kernel")
 # SASS opcode of HMMA in the low 12 bits of a 128-bit sm_80 / sm_90 instruction
 # (cuobjdump prints e.g. "HMMA.16816.F32.BF16 ... /* 0x...723c */").
 HMMA_OPCODE = 0x23C
@@ -609,7 +610,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
-                      help="exit 1 on a spill, a flash_attn_kernel without HMMA, static "
+                      help="exit 1 on a spill, an attention kernel (flash, pipelined) without "
+                           "HMMA, static "
                            "shared memory over 48 KB, or a kernel that cannot launch")
     mode.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--nvcc", help="nvcc to use (default: PATH, then /usr/local/cuda/bin/nvcc)")
@@ -650,7 +652,7 @@ def main():
             print(f"allowed spill: {r['name']} on {r['arch']} ({r['spill_st']}/{r['spill_ld']} "
                   f"bytes): {ALLOWED_SPILLS[(r['name'], r['arch'])][2]}")
     print("kernel_static --check: OK (no spill but the allowed ones, HMMA in every "
-          "flash_attn_kernel on "
+          f"{' and '.join(TENSOR_CORE_KERNELS)} on "
           f"{' and '.join(result['archs'])}, static smem <= 48 KB)")
     return 0
 

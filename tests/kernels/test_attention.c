@@ -1,4 +1,4 @@
-/* test_attention.c — both attention variants (flash and simple) against
+/* test_attention.c — the attention variants (flash, simple, pipelined) against
  * cpu_attention_rows on packed ragged batches with fresh random q, k, v:
  *   nh 32 / nkv 8 (GQA 4), hd 128, lengths 1, 7, 128, 1000, 8192;
  *   nh 16 / nkv 16 (GQA 1), hd 128, lengths 1, 7, 64, 65, 1000;
@@ -13,12 +13,18 @@
  * rows (the CPU reference is O(len) per row).  The whole output is also
  * checked for NaN: the buffer is poisoned, so an unwritten row shows.
  * The first variant is armo_attention_bf16 (the flash kernel by default;
- * ARMO_ATTN=simple checks the switch), the second the simple kernel.
+ * ARMO_ATTN=simple / pipelined check the switch), the second the simple
+ * kernel, the third the pipelined one (cp.async double-buffered K/V tiles;
+ * head dims 16, 32, 64, 128: every case the flash kernel takes).  On the
+ * emulator the pipelined kernel's copies land only at their
+ * cp.async.wait_group (shim/kernels/cp_async.cuh), so a read before the
+ * wait fails these comparisons, and its racecheck schedules must agree to
+ * the bit.
  * ARMO_GPU_TEST_QUICK=1 (for compute-sanitizer runs) drops the 8192-token
  * sequence from the first batch.  Built against the CPU emulator
  * (GPU_TEST_EMULATED) it runs smaller cases of the same kinds.
  *
- * armo_attention_ex_bf16 (issue 20), both variants, every row checked:
+ * armo_attention_ex_bf16 (issue 20), every variant, every row checked:
  *   - q, k, v read in place from one fused [n, q | k | v] buffer (the QKV
  *     GEMM's output layout) with its row stride;
  *   - prefix_of: continuations attend their prefix's keys where they are;
@@ -92,11 +98,17 @@ static void run_case(const int *lens, int nseq, int nh, int nkv, int hd, uint64_
     float *got = gpu_host_alloc((size_t)m * row_width * 4);
 
     /* variant 0 goes through the dispatcher: the flash kernel, unless
-     * ARMO_ATTN=simple or a head_dim the flash kernel does not take */
-    const int via_flash = armo_attention_flash_supports(hd) && !armo_attention_use_simple();
-    const attn_fn fns[2] = {armo_attention_bf16, armo_attention_simple_bf16};
-    const char *names[2] = {via_flash ? "flash" : "disp->simple", "simple"};
-    for (int variant = 0; variant < 2; variant++) {
+     * ARMO_ATTN=simple / pipelined or a head_dim the flash kernel does not
+     * take; variant 2, the pipelined kernel, where it takes the head_dim */
+    const int tiled = armo_attention_flash_supports(hd);
+    const int envv = armo_attention_env_variant();
+    const attn_fn fns[3] = {armo_attention_bf16, armo_attention_simple_bf16,
+                            armo_attention_pipelined_bf16};
+    const char *names[3] = {!tiled || envv == ARMO_ATTN_SIMPLE ? "disp->simple"
+                            : envv == ARMO_ATTN_PIPELINED      ? "disp->pipel"
+                                                               : "flash",
+                            "simple", "pipelined"};
+    for (int variant = 0; variant < (tiled ? 3 : 2); variant++) {
         GPU_CHECK(cudaMemset(d_out, 0xFF, qc * 2));
         GPU_CHECK(fns[variant](d_out, d_q, d_k, d_v, d_cu, nseq, n, max_len, nh, nkv, hd, 0));
         float *out = gpu_download_bf16_as_f32(d_out, qc);
@@ -201,9 +213,10 @@ static void run_ex_case(const char *what, const int *lens, int nseq, const int32
                               .q_stride = stride, .kv_stride = stride, .cu_seqlens = d_cu,
                               .prefix_of = d_pre, .nseq = nseq, .n = n, .max_seqlen = max_len,
                               .nh = nh, .nkv = nkv, .hd = hd};
-    const int variants[2] = {ARMO_ATTN_FLASH, ARMO_ATTN_SIMPLE};
-    for (int vi = 0; vi < 2; vi++) {
-        const char *vname = vi == 0 ? "flash" : "simple";
+    const int variants[3] = {ARMO_ATTN_FLASH, ARMO_ATTN_SIMPLE, ARMO_ATTN_PIPELINED};
+    const char *const vnames[3] = {"flash", "simple", "pipelined"};
+    for (int vi = 0; vi < 3; vi++) {
+        const char *vname = vnames[vi];
         GPU_CHECK(cudaMemset(d_out, 0xFF, qc * 2));
         GPU_CHECK(armo_attention_ex_bf16(&a, variants[vi], 0));
         float *out = gpu_download_bf16_as_f32(d_out, qc);
@@ -244,7 +257,7 @@ static void run_ex_case(const char *what, const int *lens, int nseq, const int32
               vname, e, finite_rows, worst_row, worst);
         CHECK(!poison || (bad_rows > 0 && finite_rows > 0), "%s %s: %d finite, %d non-finite rows",
               what, vname, finite_rows, bad_rows);
-        printf("attention ex %-7s %-28s nh %2d nkv %2d hd %3d n %4d: rel err %.3g, %d finite rows, "
+        printf("attention ex %-9s %-28s nh %2d nkv %2d hd %3d n %4d: rel err %.3g, %d finite rows, "
                "%d non-finite as the reference\n", vname, what, nh, nkv, hd, n, e, finite_rows,
                bad_rows);
         free(out);

@@ -151,10 +151,11 @@ static void test_attention(void) {
     const struct {
         const char *name;
         attn_fn fn;
-    } fns[3] = {{"dispatcher", armo_attention_bf16},
+    } fns[4] = {{"dispatcher", armo_attention_bf16},
                 {"flash", armo_attention_flash_bf16},
-                {"simple", armo_attention_simple_bf16}};
-    for (int f = 0; f < 3; f++) {
+                {"simple", armo_attention_simple_bf16},
+                {"pipelined", armo_attention_pipelined_bf16}};
+    for (int f = 0; f < 4; f++) {
         attn_fn A = fns[f].fn;
         printf("attention %s\n", fns[f].name);
         /* empty: no tokens, or no sequences */
@@ -196,11 +197,20 @@ static void test_attention(void) {
     REFUSED(armo_attention_flash_bf16(out + 1, q, k, v, cu, 1, 1, 1, nh, nkv, hd, 0));
     /* the alignment is checked before the empty-problem early return */
     REFUSED(armo_attention_flash_bf16(out, q + 1, k, v, cu, 0, 0, 0, nh, nkv, hd, 0));
-    if (!armo_attention_use_simple()) /* the dispatcher picks flash for hd 64 */
+    if (!armo_attention_use_simple()) /* the dispatcher picks flash (or pipelined) for hd 64 */
         REFUSED(armo_attention_bf16(out, q + 1, k, v, cu, 1, 1, 1, nh, nkv, hd, 0));
+    /* pipelined: the flash kernel's head dims and 16-byte rules (cp.async
+     * copies 16-byte aligned chunks) */
+    REFUSED(armo_attention_pipelined_bf16(out, q, k, v, cu, 1, 1, 1, 1, 1, 48, 0));
+    REFUSED(armo_attention_pipelined_bf16(out, q, k, v, cu, 0, 0, 0, 1, 1, 48, 0));
+    REFUSED(armo_attention_pipelined_bf16(out, q + 1, k, v, cu, 1, 1, 1, nh, nkv, hd, 0));
+    REFUSED(armo_attention_pipelined_bf16(out, q, k + 4, v, cu, 1, 1, 1, nh, nkv, hd, 0));
+    REFUSED(armo_attention_pipelined_bf16(out, q, k, v + 2, cu, 1, 1, 1, nh, nkv, hd, 0));
+    REFUSED(armo_attention_pipelined_bf16(out + 1, q, k, v, cu, 1, 1, 1, nh, nkv, hd, 0));
+    REFUSED(armo_attention_pipelined_bf16(out, q + 1, k, v, cu, 0, 0, 0, nh, nkv, hd, 0));
     /* the general form: strides below the widths, flash strides that break
      * 16-byte rows, an unknown variant, a NULL argument block */
-    for (int variant = ARMO_ATTN_AUTO; variant <= ARMO_ATTN_SIMPLE; variant++) {
+    for (int variant = ARMO_ATTN_AUTO; variant <= ARMO_ATTN_PIPELINED; variant++) {
         armo_attn_args a = {.out = out, .q = q, .k = k, .v = v, .q_stride = nh * hd,
                             .kv_stride = nkv * hd, .cu_seqlens = cu, .prefix_of = NULL,
                             .nseq = 1, .n = 1, .max_seqlen = 1, .nh = nh, .nkv = nkv, .hd = hd};
@@ -221,6 +231,9 @@ static void test_attention(void) {
                             .kv_stride = nkv * hd, .cu_seqlens = cu, .prefix_of = NULL,
                             .nseq = 1, .n = 1, .max_seqlen = 1, .nh = nh, .nkv = nkv, .hd = hd};
         REFUSED(armo_attention_ex_bf16(&a, ARMO_ATTN_FLASH, 0)); /* rows not 16-byte */
+        REFUSED(armo_attention_ex_bf16(&a, ARMO_ATTN_PIPELINED, 0));
+        a.q_stride = nh * hd, a.kv_stride = nkv * hd + 4;
+        REFUSED(armo_attention_ex_bf16(&a, ARMO_ATTN_PIPELINED, 0));
         REFUSED(armo_attention_ex_bf16(&a, 7, 0));
         REFUSED(armo_attention_ex_bf16(NULL, ARMO_ATTN_AUTO, 0));
     }

@@ -6,8 +6,8 @@
  * tokens in 5 sequences (57, 1, 80, 3, 59: a 1-token sequence, sequences
  * sharing 64-token tiles, tiles straddling sequence starts), hidden 1024,
  * head_dim 128 with GQA 4:1 (8 query heads, 2 KV heads: 8 x 128 = 1024);
- * the flash kernel also at head_dim 64, 32 and 16 (the instantiations the
- * dispatcher has), the heads on 5 sequences.  Inputs are random bf16: the
+ * the flash and pipelined kernels also at head_dim 64, 32 and 16 (the
+ * instantiations the dispatcher has), the heads on 5 sequences.  Inputs are random bf16: the
  * kernels' shared-memory addresses do not depend on the data, only on the
  * shape, so the figures are static properties of the code at that shape.
  * The GEMM layer is cuBLASLt's (the emulator fakes it on the CPU: no kernel
@@ -31,7 +31,7 @@
 /* The kernels on the per-token path of every layer, and the limit their
  * conflict rate is held to: conflict-free (profiling/bank_conflicts.md). */
 static const char *const HOT[] = {
-    "flash_attn_kernel<128>", "rmsnorm_kernel",          "add_rmsnorm_kernel",
+    "flash_attn_kernel<128>", "pipelined_attn_kernel<128>", "rmsnorm_kernel", "add_rmsnorm_kernel",
     "rope_kernel",            "swiglu_pair_kernel",      "embed_vec_kernel",
     "gather_rows_bf16_kernel", "gather_rows_f32_kernel", "gather_rows2_bf16_kernel",
     "add_rmsnorm_f32_kernel",
@@ -114,10 +114,10 @@ static int32_t *dev_i32(const int32_t *h, size_t count) {
 typedef struct {
     const char *kernel, *shape;
 } shape_note;
-static shape_note g_shapes[32];
+static shape_note g_shapes[48];
 static int g_nshapes;
 static void note_shape(const char *kernel, const char *shape) {
-    if (g_nshapes < 32) g_shapes[g_nshapes++] = (shape_note){kernel, shape};
+    if (g_nshapes < 48) g_shapes[g_nshapes++] = (shape_note){kernel, shape};
 }
 static const char *shape_of(const char *kernel) {
     for (int i = 0; i < g_nshapes; i++)
@@ -133,12 +133,16 @@ static void run_attention(void) {
     int32_t *d_cu = dev_i32(cu, 6);
     static const struct {
         int hd, nh, nkv;
-        const char *kernel, *shape;
+        const char *kernel, *pipelined, *shape;
     } cases[] = {
-        {128, 8, 2, "flash_attn_kernel<128>", "hd 128, 8 q / 2 kv heads, 200 tokens"},
-        {64, 16, 4, "flash_attn_kernel<64>", "hd 64, 16 q / 4 kv heads, 200 tokens"},
-        {32, 4, 1, "flash_attn_kernel<32>", "hd 32, 4 q / 1 kv heads, 200 tokens"},
-        {16, 4, 1, "flash_attn_kernel<16>", "hd 16, 4 q / 1 kv heads, 200 tokens"},
+        {128, 8, 2, "flash_attn_kernel<128>", "pipelined_attn_kernel<128>",
+         "hd 128, 8 q / 2 kv heads, 200 tokens"},
+        {64, 16, 4, "flash_attn_kernel<64>", "pipelined_attn_kernel<64>",
+         "hd 64, 16 q / 4 kv heads, 200 tokens"},
+        {32, 4, 1, "flash_attn_kernel<32>", "pipelined_attn_kernel<32>",
+         "hd 32, 4 q / 1 kv heads, 200 tokens"},
+        {16, 4, 1, "flash_attn_kernel<16>", "pipelined_attn_kernel<16>",
+         "hd 16, 4 q / 1 kv heads, 200 tokens"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int hd = cases[c].hd, nh = cases[c].nh, nkv = cases[c].nkv;
@@ -149,6 +153,11 @@ static void run_attention(void) {
         check(armo_attention_flash_bf16(o, q, k, v, d_cu, nseq, N_TOK, 80, nh, nkv, hd, 0),
               "armo_attention_flash_bf16");
         note_shape(cases[c].kernel, cases[c].shape);
+        /* the pipelined variant at the same shape (its cp.async stores are
+         * counted at their wait, its ldmatrix per 8-lane phase) */
+        check(armo_attention_pipelined_bf16(o, q, k, v, d_cu, nseq, N_TOK, 80, nh, nkv, hd, 0),
+              "armo_attention_pipelined_bf16");
+        note_shape(cases[c].pipelined, cases[c].shape);
         if (hd == 128) {
             /* the engine's launch: q, k, v in place in one fused [n, q | k | v]
              * buffer, and prefix sharing's second key range (sequence 2
@@ -163,6 +172,7 @@ static void run_attention(void) {
                                       .nseq = nseq, .n = N_TOK, .max_seqlen = 80, .nh = nh,
                                       .nkv = nkv, .hd = hd};
             check(armo_attention_ex_bf16(&a, ARMO_ATTN_FLASH, 0), "armo_attention_ex_bf16");
+            check(armo_attention_ex_bf16(&a, ARMO_ATTN_PIPELINED, 0), "armo_attention_ex_bf16");
             check(armo_attention_simple_bf16(o, q, k, v, d_cu, nseq, N_TOK, 80, nh, nkv, hd, 0),
                   "armo_attention_simple_bf16");
             note_shape("simple_attn_kernel", cases[c].shape);
@@ -288,7 +298,7 @@ int main(int argc, char **argv) {
                "| conflict rate | worst site |\n");
         printf("|---|---|---|--:|--:|--:|--:|---|\n");
     } else {
-        printf("%-24s %4s %12s %12s %12s %6s  %s\n", "kernel", "hot", "instructions",
+        printf("%-26s %4s %12s %12s %12s %6s  %s\n", "kernel", "hot", "instructions",
                "wavefronts", "ideal", "rate", "worst site");
     }
     for (int i = 0; i < armo_banks_count(); i++) {
@@ -303,7 +313,7 @@ int main(int argc, char **argv) {
             printf("| `%s` | %s | %s | %llu | %llu | %llu | %s | %s |\n", name, shape_of(name),
                    is_hot(name) ? "yes" : "", s.instructions, s.wavefronts, s.ideal, rate, worst);
         else
-            printf("%-24s %4s %12llu %12llu %12llu %6s  %s\n", name, is_hot(name) ? "yes" : "",
+            printf("%-26s %4s %12llu %12llu %12llu %6s  %s\n", name, is_hot(name) ? "yes" : "",
                    s.instructions, s.wavefronts, s.ideal, rate, worst);
         if (s.unmodelled)
             printf("  (%s: %llu range accesses to shared memory not costed)\n", name, s.unmodelled);

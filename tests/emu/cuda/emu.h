@@ -30,7 +30,8 @@
  * schedule alone, without the check;
  * ARMO_EMU_VERBOSE=1 prints each refused launch configuration.
  *
- * The shim headers (shim/cuda_runtime.h, shim/kernels/mma.cuh) are the only
+ * The shim headers (shim/cuda_runtime.h, shim/kernels/mma.cuh, cp_async.cuh,
+ * ldmatrix.cuh) are the only
  * users of this interface besides the launches that translate_launches.py
  * writes in place of <<<...>>>. */
 #ifndef ARMO_EMU_H
@@ -61,6 +62,7 @@ struct warp_slot {
     uint32_t result;
     uint32_t a[4], b[2];       /* mma.sync A, B fragments */
     float c[4], d[4];          /* mma.sync C in, D out */
+    uint32_t row[4], r[4];     /* ldmatrix: the lane's 16-byte row in, its registers out */
 };
 
 /* Index, in the block, of the thread now running, and its lane. */
@@ -74,6 +76,29 @@ void warp_collective(void);
 /* __syncthreads() at file:line: every live thread of the block must wait at
  * the same one (a barrier in divergent code is reported, not counted) */
 void block_barrier(const char *file, int line);
+
+/* cp.async (shim/kernels/cp_async.cuh), per thread of the running block:
+ * issue records a copy in the thread's open group, commit closes that group,
+ * and async_copy_due hands back, one at a time and oldest first, the copies
+ * of the thread's committed groups older than its `keep` newest, which the
+ * shim's wait then performs: a copy lands only at the wait that covers it
+ * (the latest moment the PTX ISA allows).  In the warp-serial schedule
+ * instead, issue returns true and the shim performs the copy at once (the
+ * earliest moment): a kernel that refills a buffer other warps still read
+ * then differs from the forward schedule, and the race check reports it.
+ * The scheduler calls async_copy_block_end once a block's threads have all
+ * returned: a copy still pending then (never waited for) stops the run. */
+struct async_copy {
+    void *dst;
+    const void *src;
+    unsigned src_size; /* bytes read from src; the rest of the 16 are zeros */
+};
+bool async_copy_issue(const async_copy &c); /* true: perform it now */
+void async_copy_commit(void);
+bool async_copy_due(int keep, async_copy *out);
+void async_copy_block_end(void);
+/* true while the warp-serial schedule runs (scheduler.cpp) */
+bool schedule_warp_serial(void);
 
 /* Stops the run: prints "armo emu: <kernel> block (x,y,z) thread t: msg". */
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

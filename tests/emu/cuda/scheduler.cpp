@@ -371,6 +371,7 @@ void run_block(sched &s) {
                 if (s.fibers[i].state == DONE) live--;
             }
         if (live == 0) {
+            async_copy_block_end();
             if (g_observer) {
                 observe_all_warps(s);
                 g_observer->block_end();
@@ -398,6 +399,8 @@ void run_block(sched &s) {
 void set_block_observer(const block_observer *obs) { g_observer = obs; }
 
 int running_thread(void) { return S().current; }
+
+bool schedule_warp_serial(void) { return S().warp_serial; }
 
 unsigned current_thread(void) {
     sched &s = S();

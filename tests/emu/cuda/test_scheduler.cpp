@@ -11,11 +11,21 @@
 //     lane 0, a shfl_up scan gives inclusive prefix sums (segments of width
 //     restart), shfl_sync broadcasts, shfl_xor butterflies, ballot / any / all;
 //   - atomics from every thread of every block add up;
+//   - cp.async (shim/kernels/cp_async.cuh, async_copy.cpp): a copy lands at
+//     the wait_group that covers it (all but the N newest groups), not
+//     before; src-size 0 fills zeros; in the warp-serial schedule it lands
+//     at its issue; a double-buffered loop reads the right tiles;
+//   - ldmatrix .x4.trans (shim/kernels/ldmatrix.cuh) hands out the B
+//     fragments of mma.m16n8k16 (PTX ISA: k 2t, 2t+1 and n g of lane 4g+t)
+//     of a row-major [k][n] tile;
 //   - the failures the scheduler must stop with (checked in a child process,
 //     by exit status and message): a barrier in divergent code, a deadlock, a
 //     shuffle whose mask names a lane that has returned, a shared-memory
-//     race that ARMO_EMU_RACECHECK=1 must name, and a kernel on a
-//     non-blocking stream not ordered after a pageable cudaMemcpy.
+//     race that ARMO_EMU_RACECHECK=1 must name, a kernel on a
+//     non-blocking stream not ordered after a pageable cudaMemcpy, cp.async
+//     copies never waited for, and a double-buffered cp.async loop without
+//     its barrier before the refill (the race check's warp-serial schedule)
+//     or reading tiles before their wait.
 // Exit 0 when every check holds; one line per check.
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +34,8 @@
 #include <unistd.h>
 
 #include "cuda_runtime.h" // the shim (tests/emu/cuda/shim, first on the path)
+#include "kernels/cp_async.cuh" // the shims of these two as well
+#include "kernels/ldmatrix.cuh"
 
 static int g_failed, g_checks;
 
@@ -38,6 +50,69 @@ __global__ void index_kernel(int *out) {
     const unsigned b = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
     const unsigned t = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
     out[b * blockDim.x * blockDim.y * blockDim.z + t] = (int)(b * 1000 + t);
+}
+
+// cp.async groups: per thread a copy into ta (group 1), one into tb (group 2),
+// what the thread sees of them before and after each wait, then a zero fill
+__global__ void cp_async_kernel(const uint4 *a, const uint4 *b, uint4 *seen) {
+    __shared__ __align__(16) uint4 ta[32], tb[32];
+    const int t = threadIdx.x;
+    ta[t] = make_uint4(7, 7, 7, 7);
+    tb[t] = make_uint4(7, 7, 7, 7);
+    cp_async_16(&ta[t], &a[t], true);
+    cp_async_commit();
+    cp_async_16(&tb[t], &b[t], true);
+    cp_async_commit();
+    seen[t * 5 + 0] = ta[t]; // before any wait
+    cp_async_wait<1>();
+    seen[t * 5 + 1] = ta[t]; // group 1 has landed
+    seen[t * 5 + 2] = tb[t]; // group 2 not yet
+    cp_async_16(&ta[t], &a[t], false);
+    cp_async_commit();
+    cp_async_wait<0>();
+    seen[t * 5 + 3] = tb[t];
+    seen[t * 5 + 4] = ta[t]; // zeros
+}
+
+__global__ void cp_async_unwaited_kernel(const uint4 *a) {
+    __shared__ __align__(16) uint4 ta[32];
+    cp_async_16(&ta[threadIdx.x], &a[threadIdx.x], true);
+    cp_async_commit();
+}
+
+// A double-buffered loop as the pipelined attention kernel has it: 2 warps,
+// tiles of 256 ints (16 bytes per thread), tile i+1 issued before tile i is
+// read; each thread sums words of the other warp's chunk.  mode 0: right;
+// 1: no barrier before the refill; 2: no wait before the reads (one wait at
+// the end, so that no copy is left pending).
+__global__ void pipeline_kernel(const int *src, int ntiles, int mode, int *out) {
+    __shared__ __align__(16) int buf[2][256];
+    const int t = threadIdx.x;
+    int sum = 0;
+    cp_async_16(&buf[0][t * 4], src + t * 4, true);
+    cp_async_commit();
+    for (int i = 0; i < ntiles; i++) {
+        const int st = i & 1;
+        if (i + 1 < ntiles) cp_async_16(&buf[st ^ 1][t * 4], src + (i + 1) * 256 + t * 4, true);
+        cp_async_commit();
+        if (mode != 2) cp_async_wait<1>();
+        __syncthreads();
+        sum += buf[st][(63 - t) * 4] + buf[st][(63 - t) * 4 + 3];
+        if (mode != 1) __syncthreads();
+    }
+    cp_async_wait<0>();
+    out[t] = sum;
+}
+
+// ldmatrix .x4.trans of a 16 x 16 row-major [k][n] tile (rows padded to 24)
+__global__ void ldmatrix_kernel(uint32_t *out) {
+    __shared__ __align__(16) uint16_t m[16][24];
+    const int l = threadIdx.x;
+    for (int i = l; i < 16 * 16; i += 32) m[i / 16][i % 16] = (uint16_t)((i / 16) * 100 + i % 16);
+    __syncthreads();
+    uint32_t r[4];
+    ldmatrix_x4_trans(r, &m[(l & 8) + (l & 7)][(l >> 4) * 8]);
+    for (int i = 0; i < 4; i++) out[l * 4 + i] = r[i];
 }
 
 __global__ void reverse_kernel(int *data, int n) { // block-wide reverse through shared memory
@@ -171,6 +246,35 @@ static void run_racy(void) {
     emu::launch("racy_kernel", __FILE__, __LINE__, [&] { racy_kernel(d); }, dim3(1), dim3(64));
 }
 
+static void run_cp_async_unwaited(void) {
+    uint4 *a = dev<uint4>(32);
+    emu::launch("cp_async_unwaited_kernel", __FILE__, __LINE__,
+                [&] { cp_async_unwaited_kernel(a); }, dim3(1), dim3(32));
+}
+
+// the double-buffered loop over 5 tiles; true when every thread's sum is right
+static bool run_pipeline(int mode) {
+    const int ntiles = 5;
+    int *src = dev<int>(ntiles * 256), *out = dev<int>(64);
+    for (int i = 0; i < ntiles * 256; i++) src[i] = i * 7 + 1;
+    emu::launch("pipeline_kernel", __FILE__, __LINE__,
+                [&] { pipeline_kernel(src, ntiles, mode, out); }, dim3(1), dim3(64));
+    bool ok = true;
+    for (int t = 0; t < 64; t++) {
+        int want = 0;
+        for (int i = 0; i < ntiles; i++)
+            want += src[i * 256 + (63 - t) * 4] + src[i * 256 + (63 - t) * 4 + 3];
+        ok &= out[t] == want;
+    }
+    cudaFree(src);
+    cudaFree(out);
+    return ok;
+}
+static void run_pipeline_no_refill_barrier(void) { run_pipeline(1); }
+static void run_pipeline_ok(void) {
+    if (!run_pipeline(0)) _exit(3);
+}
+
 // a pageable host -> device cudaMemcpy (legacy stream) and then, with or
 // without a device sync in between, a kernel on a non-blocking stream
 static void legacy_copy_then_launch(bool sync) {
@@ -299,6 +403,60 @@ int main(void) {
         cudaFree(c);
         cudaFree(f);
     }
+    // cp.async: when copies land
+    {
+        uint4 *a = dev<uint4>(32), *b = dev<uint4>(32), *seen = dev<uint4>(32 * 5);
+        for (int t = 0; t < 32; t++) {
+            a[t] = make_uint4(t, t + 1, t + 2, t + 3);
+            b[t] = make_uint4(100 + t, 0, 0, 100 - t);
+        }
+        auto same = [](uint4 x, uint4 y) {
+            return x.x == y.x && x.y == y.y && x.z == y.z && x.w == y.w;
+        };
+        const uint4 old = make_uint4(7, 7, 7, 7), zero = make_uint4(0, 0, 0, 0);
+        emu::launch("cp_async_kernel", __FILE__, __LINE__, [&] { cp_async_kernel(a, b, seen); },
+                    dim3(1), dim3(32));
+        bool before = true, w1 = true, w0 = true;
+        for (int t = 0; t < 32; t++) {
+            before &= same(seen[t * 5 + 0], old);
+            w1 &= same(seen[t * 5 + 1], a[t]) && same(seen[t * 5 + 2], old);
+            w0 &= same(seen[t * 5 + 3], b[t]) && same(seen[t * 5 + 4], zero);
+        }
+        check(before, "cp.async: the destination holds its old bytes until a wait covers the copy");
+        check(w1, "cp.async.wait_group 1 lands every group but the newest");
+        check(w0, "cp.async.wait_group 0 lands the rest; src-size 0 writes 16 zero bytes");
+        setenv("ARMO_EMU_SCHEDULE", "warp-serial", 1);
+        emu::launch("cp_async_kernel", __FILE__, __LINE__, [&] { cp_async_kernel(a, b, seen); },
+                    dim3(1), dim3(32));
+        unsetenv("ARMO_EMU_SCHEDULE");
+        bool eager = true;
+        for (int t = 0; t < 32; t++)
+            eager &= same(seen[t * 5 + 0], a[t]) && same(seen[t * 5 + 2], b[t]);
+        check(eager, "cp.async in the warp-serial schedule: a copy lands at its issue");
+        cudaFree(a); cudaFree(b); cudaFree(seen);
+        check(run_pipeline(0), "a double-buffered cp.async loop reads every tile right");
+        check(!run_pipeline(2), "the same loop reading each tile before its wait reads stale tiles");
+        char err[4096];
+        int status = 0;
+        in_child(run_pipeline_ok, "ARMO_EMU_RACECHECK=1", err, sizeof err, &status);
+        check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the double-buffered loop passes the race check");
+    }
+    // ldmatrix .x4.trans: lane 4g + t, register i holds k = 2t, 2t+1 (+8 for
+    // odd i) at n = g (+8 for i >= 2), k in the low half
+    {
+        uint32_t *out = dev<uint32_t>(32 * 4);
+        emu::launch("ldmatrix_kernel", __FILE__, __LINE__, [&] { ldmatrix_kernel(out); }, dim3(1),
+                    dim3(32));
+        bool ok = true;
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 4; i++) {
+                const int k = (i & 1) * 8 + 2 * (l & 3), nn = (i >> 1) * 8 + (l >> 2);
+                ok &= out[l * 4 + i] == ((uint32_t)(k * 100 + nn) | (uint32_t)((k + 1) * 100 + nn) << 16);
+            }
+        check(ok, "ldmatrix.x4.trans gives the mma.m16n8k16 B fragments of a row-major tile");
+        cudaFree(out);
+    }
     // what the scheduler must stop
     expect_failure(run_deadlock, nullptr, "divergent __syncthreads",
                    "a barrier in divergent code is refused");
@@ -311,6 +469,10 @@ int main(void) {
     expect_failure(run_unordered_copy, nullptr, "legacy stream",
                    "a kernel on a non-blocking stream after an unsynchronised pageable cudaMemcpy "
                    "is reported");
+    expect_failure(run_cp_async_unwaited, nullptr, "never waited for",
+                   "cp.async copies still pending at the end of the block are reported");
+    expect_failure(run_pipeline_no_refill_barrier, "ARMO_EMU_RACECHECK=1", "race:",
+                   "a cp.async refill of a buffer other warps may still read is a race");
     {
         char err[4096];
         int status = 0;
