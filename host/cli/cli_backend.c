@@ -43,9 +43,9 @@ static int check_fit(const armo_model *m, const armo_cli_backend_args *a, int64_
 
 /* The backend kind, the batch budget (checked against the GPU) and the
  * options every backend of the run is opened with; NULL with e set. */
-static const char *plan_backend(const armo_model *m, const armo_cli_backend_args *a,
-                                int max_length, armo_backend_opts *bo, int64_t *budget,
-                                armo_err *e) {
+const char *armo_cli_plan_backend(const armo_model *m, const armo_cli_backend_args *a,
+                                  int max_length, armo_backend_opts *bo, int64_t *budget,
+                                  armo_err *e) {
     /* --devices names GPUs: without --device, it asks for CUDA */
     const char *kind = armo_backend_resolve(
         a->devices && !strcmp(a->device, "auto") ? "cuda" : a->device, e);
@@ -65,14 +65,14 @@ static const char *plan_backend(const armo_model *m, const armo_cli_backend_args
 armo_backend *armo_cli_open_backend(const armo_model *m, const armo_cli_backend_args *a,
                                     int max_length, armo_backend_opts *bo, int64_t *budget,
                                     armo_err *e) {
-    const char *kind = plan_backend(m, a, max_length, bo, budget, e);
+    const char *kind = armo_cli_plan_backend(m, a, max_length, bo, budget, e);
     return kind ? armo_backend_open(m, kind, bo, e) : NULL;
 }
 
 armo_backend **armo_cli_open_backends(const armo_model *m, const armo_cli_backend_args *a,
                                       int max_length, armo_backend_opts *bo, int64_t *budget,
                                       int *nb, armo_err *e) {
-    const char *kind = plan_backend(m, a, max_length, bo, budget, e);
+    const char *kind = armo_cli_plan_backend(m, a, max_length, bo, budget, e);
     armo_backend **b = NULL;
     if (!kind || armo_backend_open_workers(m, kind, a->devices, (int)a->workers, bo, &b, nb, e))
         return NULL;
