@@ -188,6 +188,19 @@ if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
                        ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 endif()
 
+# `armo score --tp 2 --tp-across-ranks` under mpirun on armo_emu: TP groups
+# whose ranks are processes (NCCL bootstrapped over MPI, the fake NCCL across
+# processes) against single-process TP groups, byte for byte; a world that
+# does not divide; a rank failing alone, then --resume (tests/dist/emu_tp_ranks.sh)
+if(TARGET armo_mpi AND ARMO_EMU_NCCL_DEFS)
+  add_test(NAME emu_tp_across_ranks
+           COMMAND ${ARMO_BASH} ${PROJECT_SOURCE_DIR}/tests/dist/emu_tp_ranks.sh $<TARGET_FILE:armo>
+                   ${ARMO_MODELS_DIR} ${PROJECT_SOURCE_DIR} $<TARGET_FILE:armo_emu>
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_tp_across_ranks PROPERTIES LABELS "cpu;emu;dist" SKIP_RETURN_CODE 77
+                       TIMEOUT 600 ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+endif()
+
 # profiling/device_check.sh --dry-run over this build: the GPU session's steps
 # (gpu tests skip cleanly, memcheck's loop, compare's scripts, armo's bench on
 # the emulated CUDA path, bench_kernels' exit 77, the files handed back), so
