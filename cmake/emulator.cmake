@@ -201,6 +201,18 @@ if(TARGET armo_mpi AND ARMO_EMU_NCCL_DEFS)
                        TIMEOUT 600 ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 endif()
 
+# a TP group's watchdog: one rank failing a batch alone while its peer waits
+# in a collective -> communicators aborted, the batch moved to the other
+# worker or per-record errors, no hang (tests/emu/cuda/tp_watchdog.sh)
+if(ARMO_EMU_NCCL_DEFS)
+  add_test(NAME emu_tp_watchdog
+           COMMAND ${ARMO_BASH} ${ARMO_EMU_DIR}/tp_watchdog.sh $<TARGET_FILE:armo_emu>
+                   ${ARMO_MODELS_DIR} ${PROJECT_SOURCE_DIR}
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_tp_watchdog PROPERTIES LABELS "cpu;emu" TIMEOUT 900
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+endif()
+
 # profiling/device_check.sh --dry-run over this build: the GPU session's steps
 # (gpu tests skip cleanly, memcheck's loop, compare's scripts, armo's bench on
 # the emulated CUDA path, bench_kernels' exit 77, the files handed back), so

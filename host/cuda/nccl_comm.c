@@ -2,6 +2,7 @@
  * nccl_comm.h). */
 #include "host/cuda/nccl_comm.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ struct armo_nccl_group {
     int n;                       /* communicators held here */
     int first;                   /* the rank of comm[0] (a joined group: its one rank) */
     ncclComm_t *comm;            /* [n] */
+    atomic_int aborted;          /* armo_nccl_group_abort ran: comm[] are gone */
 };
 
 armo_nccl_group *armo_nccl_group_create(const int *dev, int n, armo_err *e) {
@@ -69,9 +71,32 @@ fail:
     return NULL;
 }
 
+int armo_nccl_group_async_error(armo_nccl_group *g, armo_err *e) {
+    if (atomic_load(&g->aborted))
+        return armo_err_set(e, "the TP group's communicators were aborted");
+    for (int r = 0; r < g->n; r++) {
+        ncclResult_t async = ncclSuccess;
+        ARMO_NCCL_TRY(e, ncclCommGetAsyncError(g->comm[r], &async));
+        if (async != ncclSuccess)
+            return armo_err_set(e, "NCCL reports an asynchronous error on TP rank %d: %s",
+                                g->first + r, ncclGetErrorString(async));
+    }
+    return 0;
+}
+
+void armo_nccl_group_abort(armo_nccl_group *g) {
+    if (!g || atomic_exchange(&g->aborted, 1)) return;
+    for (int r = 0; r < g->n; r++) {
+        ncclResult_t st = ncclCommAbort(g->comm[r]);
+        if (st != ncclSuccess)
+            fprintf(stderr, "armo: ncclCommAbort of TP rank %d failed: %s\n", g->first + r,
+                    ncclGetErrorString(st));
+    }
+}
+
 void armo_nccl_group_destroy(armo_nccl_group *g, int abort) {
     if (!g) return;
-    for (int r = 0; r < g->n; r++) {
+    for (int r = 0; r < g->n && !atomic_load(&g->aborted); r++) {
         if (!g->comm[r]) continue;
         ncclResult_t st = abort ? ncclCommAbort(g->comm[r]) : ncclCommDestroy(g->comm[r]);
         if (st != ncclSuccess)
@@ -87,6 +112,9 @@ int armo_nccl_allreduce_bf16(armo_nccl_group *g, int rank, void *buf, size_t cou
                              cudaStream_t stream, armo_err *e) {
     if (!g || rank < g->first || rank >= g->first + g->n)
         return armo_err_set(e, "NCCL all-reduce: rank %d is not held here", rank);
+    if (atomic_load(&g->aborted))
+        return armo_err_set(e, "NCCL all-reduce: the TP group's communicators were aborted (a "
+                               "rank failed while its peers waited)");
     ARMO_NCCL_TRY(e, ncclAllReduce(buf, buf, count, ncclBfloat16, ncclSum,
                                    g->comm[rank - g->first], stream));
     return 0;
@@ -129,6 +157,13 @@ void armo_nccl_group_destroy(armo_nccl_group *g, int abort) {
     (void)g;
     (void)abort;
 }
+
+int armo_nccl_group_async_error(armo_nccl_group *g, armo_err *e) {
+    (void)g;
+    return armo_err_set(e, "%s", k_no_nccl);
+}
+
+void armo_nccl_group_abort(armo_nccl_group *g) { (void)g; }
 
 int armo_nccl_allreduce_bf16(armo_nccl_group *g, int rank, void *buf, size_t count,
                              cudaStream_t stream, armo_err *e) {

@@ -39,6 +39,16 @@ armo_nccl_group *armo_nccl_group_join(const unsigned char id[ARMO_NCCL_ID_BYTES]
  * `abort`: after a failure, when a peer may never arrive). */
 void armo_nccl_group_destroy(armo_nccl_group *g, int abort);
 
+/* ncclCommGetAsyncError of each communicator held: 0 when none reports an
+ * error, else -1 with e naming the rank and NCCL's error. */
+int armo_nccl_group_async_error(armo_nccl_group *g, armo_err *e);
+
+/* ncclCommAbort of every communicator held, now, from any thread (a
+ * watchdog's: peers blocked in a collective whose partner failed return
+ * with an error); later all-reduces fail at once, and destroy frees what
+ * is left without calling NCCL again. */
+void armo_nccl_group_abort(armo_nccl_group *g);
+
 /* In place: buf (count bf16 values on rank's device) = the sum over the
  * ranks, enqueued on stream.  Each rank's thread calls it for its rank (a
  * joined group: its one rank). */
