@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -92,7 +93,9 @@ int armo_mpi_group_split(int color, int key, armo_mpi_group **g, int *rank, int 
 
 void armo_mpi_group_free(armo_mpi_group *g) {
     if (!g) return;
-    if (g->comm != MPI_COMM_NULL) (void)MPI_Comm_free(&g->comm); /* at exit: nothing to report */
+    armo_err e;
+    if (g->comm != MPI_COMM_NULL && mpi_check(MPI_Comm_free(&g->comm), "MPI_Comm_free", &e))
+        fprintf(stderr, "armo: %s\n", e.msg);
     free(g);
 }
 
