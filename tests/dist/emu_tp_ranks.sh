@@ -10,6 +10,8 @@
 #  - mpirun -np 4 (2 groups x TP 2) + armo merge: byte for byte the two
 #    shards scored by single-process TP groups (--rank g --world 2), merged;
 #  - mpirun -np 3: refused, naming the launch's rank count;
+#  - one rank of a group that cannot load its model: both exit 2, the other
+#    saying so, no hang;
 #  - TP rank 1 made to fail a batch alone (ARMO_TEST_FAIL_TP_RANK): the job
 #    ends (no hang) with a message naming the rank, the output holds whole
 #    lines, and the same command with --resume completes it to the
@@ -74,6 +76,12 @@ expect_error 2 "the launch has 3 ranks (OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZ
   "${MPIRUN[@]}" -np 3 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$TMP/np3.jsonl"
 check
 [ ! -e "$TMP/np3.jsonl" ] || fail "the refused run created its output"
+
+# ---- a rank that cannot set up (its model is missing): every rank exits 2 --------
+expect_error 2 "another rank of TP group 0 could not set up its backend" \
+  timeout -k 10 120 "${MPIRUN[@]}" -np 1 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks \
+  --output "$TMP/setup.jsonl" : -np 1 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks \
+  --output "$TMP/setup.jsonl" --model "$TMP/no-such-model"
 
 # ---- one TP rank fails a batch alone: the job ends, --resume completes it -------
 OUT=$TMP/fail.jsonl
