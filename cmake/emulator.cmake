@@ -199,6 +199,10 @@ if(TARGET armo_mpi AND ARMO_EMU_NCCL_DEFS)
            WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   set_tests_properties(emu_tp_across_ranks PROPERTIES LABELS "cpu;emu;dist" SKIP_RETURN_CODE 77
                        TIMEOUT 600 ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+  # and under srun --mpi=pmix, in the Slurm cluster test_dist_slurm starts
+  if(TEST test_dist_slurm)
+    set_tests_properties(test_dist_slurm PROPERTIES ENVIRONMENT "ARMO_EMU=$<TARGET_FILE:armo_emu>")
+  endif()
 endif()
 
 # a TP group's watchdog: one rank failing a batch alone while its peer waits
