@@ -652,6 +652,9 @@ static int io_close(const score_args *a, score_io *io) {
  * after the batch in flight; a second exits at once (the lines written are
  * whole: each went out in one write). */
 static atomic_int g_stop_signal;
+/* --tp-across-ranks: the scheduler's stop flag, set by the group's per-batch
+ * agreement once any of its ranks saw a signal (score_tp_ranks.h) */
+static atomic_int g_group_stop;
 
 static void on_stop_signal(int sig) {
     if (atomic_load(&g_stop_signal)) {
@@ -698,7 +701,7 @@ static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
                           .quiet = a->quiet,
                           .share_prefix = a->share_prefix,
-                          .stop = &g_stop_signal,
+                          .stop = a->tp_across ? &g_group_stop : &g_stop_signal,
                           .in_name = a->in_path,
                           .out_name = a->out_path,
                           .out_line0 = io->resumed};
@@ -862,6 +865,7 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "armo: tensor parallel over %ld shards per %s\n", a.tp,
                 a.tp_across ? "group of processes" : "worker");
     if (output_start(&a, &io)) goto done;
+    if (a.tp_across) armo_tp_ranks_set_stop(&a.tpr, &g_stop_signal, &g_group_stop);
     rc = run(&io, backend, nbackend, &sc, &bo, budget, &a);
 done:
     if (io_close(&a, &io)) rc = 2;

@@ -69,6 +69,11 @@ int armo_tp_ranks_any(armo_tp_ranks *t, int failed, armo_err *e) {
     return v != 0;
 }
 
+void armo_tp_ranks_set_stop(armo_tp_ranks *t, atomic_int *signal, atomic_int *group_stop) {
+    t->signal = signal;
+    t->group_stop = group_stop;
+}
+
 void armo_tp_ranks_end(armo_tp_ranks *t) {
     armo_mpi_group_free(t->mpi);
     t->mpi = NULL;
@@ -122,11 +127,13 @@ static int peer_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
         p->in->hidden_out = NULL;
     }
     const int64_t limit = p->in->max_batch_tokens_now;
-    /* max-reduced: any failed, -(all failed), any lost, -(smallest budget) */
-    int64_t v[4] = {rc != 0, -(int64_t)(rc != 0), p->in->lost != NULL,
-                    -(limit > 0 ? limit : INT64_MAX)};
+    /* max-reduced: any failed, -(all failed), any lost, -(smallest budget),
+     * a signal seen */
+    int64_t v[5] = {rc != 0, -(int64_t)(rc != 0), p->in->lost != NULL,
+                    -(limit > 0 ? limit : INT64_MAX),
+                    p->t->signal ? atomic_load(p->t->signal) : 0};
     armo_err me;
-    int st = armo_mpi_group_max_i64(p->t->mpi, v, 4, p->timeout_s, &me);
+    int st = armo_mpi_group_max_i64(p->t->mpi, v, 5, p->timeout_s, &me);
     char why[ARMO_ERR_LEN + 200];
     if (st) {
         if (st > 0)
@@ -136,6 +143,10 @@ static int peer_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
         else
             snprintf(why, sizeof why, "agreeing on a batch's outcome: %s", me.msg);
         abort_job(p, why);
+    }
+    if (v[4] > 0) { /* a rank saw SIGINT / SIGTERM: all stop after this batch */
+        if (p->t->signal && !atomic_load(p->t->signal)) atomic_store(p->t->signal, (int)v[4]);
+        if (p->t->group_stop) atomic_store(p->t->group_stop, (int)v[4]);
     }
     if (!v[0]) return 0;                  /* every rank scored it */
     if (v[2] || -v[1] == 0) {             /* a device lost, or the ranks disagree */
@@ -316,6 +327,10 @@ armo_backend *armo_tp_ranks_open(armo_tp_ranks *t, const armo_model *m,
 }
 
 void armo_tp_ranks_setup_failed(armo_tp_ranks *t) { (void)t; }
+
+void armo_tp_ranks_set_stop(armo_tp_ranks *t, atomic_int *signal, atomic_int *group_stop) {
+    (void)t, (void)signal, (void)group_stop;
+}
 
 void armo_tp_ranks_end(armo_tp_ranks *t) { (void)t; }
 

@@ -25,7 +25,8 @@
  * part; the others skip the records it holds), the batch budget (each
  * rank's GPU memory check; the group takes the smallest), and every batch's
  * outcome: after each score call the ranks max-reduce (failed, lost, the
- * lowered budget of an out-of-memory batch).  All ranks scored it, or all
+ * lowered budget of an out-of-memory batch, a SIGINT / SIGTERM seen: then
+ * every rank stops after this batch).  All ranks scored it, or all
  * refused it (a bad batch, or all out of memory: the smallest budget is
  * then every rank's, so they re-pack alike): the run goes on.  Ranks that
  * disagree (one out of memory, a device lost), or a peer that does not
@@ -39,6 +40,7 @@
 #ifndef ARMO_CLI_SCORE_TP_RANKS_H
 #define ARMO_CLI_SCORE_TP_RANKS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/errors.h"
@@ -55,6 +57,8 @@ typedef struct {
     int device;                  /* its GPU (an ordinal among the visible ones) */
     void *mpi;                   /* its group's communicator (mpi_bcast.h) */
     int mpi_up;                  /* this process initialised MPI */
+    atomic_int *signal;          /* set by this process's SIGINT / SIGTERM handler */
+    atomic_int *group_stop;      /* the scheduler's stop flag: set by the group's agreement */
 } armo_tp_ranks;
 
 /* From the launcher's rank d (rank R of W): checks W % tp == 0, starts
@@ -84,6 +88,13 @@ armo_backend *armo_tp_ranks_open(armo_tp_ranks *t, const armo_model *m,
  * (the model, the tokenizer) says so to its peers, which are waiting in
  * armo_tp_ranks_open's first agreement: all exit 2 instead of waiting. */
 void armo_tp_ranks_setup_failed(armo_tp_ranks *t);
+
+/* SIGINT / SIGTERM: `signal` is what this process's handler sets; the
+ * scheduler is given `group_stop` instead, which every rank of the group
+ * sets in the same batch's agreement once any rank has seen a signal (the
+ * agreed signal number, copied into `signal` too), so that all stop after
+ * the same batch instead of one leaving the others in a collective. */
+void armo_tp_ranks_set_stop(armo_tp_ranks *t, atomic_int *signal, atomic_int *group_stop);
 
 /* Frees the group and finalises MPI (after the backend is closed). */
 void armo_tp_ranks_end(armo_tp_ranks *t);

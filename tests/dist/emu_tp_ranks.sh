@@ -16,6 +16,9 @@
 #    ends (no hang) with a message naming the rank, the output holds whole
 #    lines, and the same command with --resume completes it to the
 #    single-process run's bytes;
+#  - SIGTERM to one rank alone: the group's per-batch agreement stops both
+#    after the same batch, the leader with the summary of an interrupted run;
+#    --resume completes the output;
 #  - no shared-memory segment of the fake NCCL is left behind.
 # Skipped (exit 77) when mpirun is not installed.
 #   usage: emu_tp_ranks.sh ARMO_EXE MODELS_DIR SOURCE_DIR ARMO_EMU_EXE
@@ -104,6 +107,37 @@ rc=$?
 check
 [ $rc -eq "$REF_RC" ] || { fail "--resume: exit $rc"; cat "$TMP/resume.err" >&2; }
 same "$OUT" "$REF" "a TP rank failed mid-run, the job rerun with --resume = one process's TP group"
+
+# ---- SIGTERM to one rank alone: the whole group stops after the same batch -------
+OUT=$TMP/sig.jsonl
+{ echo '#!/bin/sh'
+  echo "echo \$\$ >\"$TMP/pid.\$OMPI_COMM_WORLD_RANK\""
+  printf 'exec'; printf ' %q' "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT"
+  echo; } >"$TMP/rank.sh"
+chmod +x "$TMP/rank.sh"
+"${MPIRUN[@]}" -np 2 timeout -k 10 120 "$TMP/rank.sh" 2>"$TMP/sig.err" &
+JOB=$!
+CLEANUPS+=("kill $JOB 2>/dev/null")
+for ((i = 0; i < 3000; i++)); do
+  [ -s "$TMP/pid.1" ] && [ -f "$OUT" ] && [ "$(wc -l <"$OUT")" -ge 4 ] && break
+  sleep 0.02
+done
+kill -TERM "$(cat "$TMP/pid.1")"
+wait $JOB
+rc=$?
+n=$(wc -l <"$OUT")
+echo "SIGTERM to TP rank 1 alone after 4 lines: exit $rc, $n of 38 lines"
+check
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$n" -lt 38 ] || fail "the signalled job: exit $rc, $n lines"
+check
+grep -qF "armo score: interrupted by SIGTERM: $OUT holds the whole lines of the first $n records" "$TMP/sig.err" ||
+  { fail "the group's leader did not stop with the summary of an interrupted run"; cat "$TMP/sig.err" >&2; }
+"${MPIRUN[@]}" -np 2 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT" --resume \
+  2>"$TMP/resume2.err"
+rc=$?
+check
+[ $rc -eq "$REF_RC" ] || { fail "--resume after SIGTERM: exit $rc"; cat "$TMP/resume2.err" >&2; }
+same "$OUT" "$REF" "SIGTERM to one rank, the job rerun with --resume = one process's TP group"
 
 check
 shm_after=$(ls /dev/shm | grep -c '^armo-emu-nccl-')
