@@ -14,8 +14,10 @@ foreach(script ${ARMO_DIST_TESTS})
 endforeach()
 
 # armo_mpi: host/dist/mpi_*.c (MPI start-up, a checked byte broadcast for
-# bootstrapping NCCL across processes), only where MPI is found; armo_core
-# and the armo binary never link MPI.  Its test: mpirun -np 2.
+# bootstrapping NCCL across processes, a TP group's agreement), only where
+# MPI is found.  armo_core never links MPI; the armo CLI does, for `armo
+# score --tp N --tp-across-ranks` (host/cli/score_tp_ranks.h), which alone
+# calls MPI_Init (mpi_bcast.h says why).  Its test: mpirun -np 2.
 option(ARMO_MPI "build armo_mpi (host/dist/mpi_bcast.h) when MPI is found" ON)
 set(ARMO_HAVE_MPI OFF)
 if(ARMO_MPI)
@@ -27,6 +29,7 @@ if(ARMO_MPI)
     target_compile_options(armo_mpi PRIVATE ${ARMO_C_WARNINGS})
     target_link_libraries(armo_mpi PUBLIC armo_core MPI::MPI_C)
     target_compile_definitions(armo_mpi PUBLIC ARMO_HAVE_MPI=1)
+    target_link_libraries(armo PRIVATE armo_mpi)
     add_executable(mpi_bcast_check ${PROJECT_SOURCE_DIR}/tests/dist/mpi_bcast_check.c)
     target_compile_options(mpi_bcast_check PRIVATE ${ARMO_C_WARNINGS})
     target_link_libraries(mpi_bcast_check PRIVATE armo_mpi)

@@ -185,6 +185,9 @@ add_executable(armo_emu ${ARMO_CLI_SOURCES_FOR_EMU} ${ARMO_CUDA_HOST_SOURCES})
 target_compile_options(armo_emu PRIVATE ${ARMO_C_WARNINGS} ${ARMO_EMU_SANITIZE})
 target_compile_definitions(armo_emu PRIVATE ARMO_HAVE_CUDA=1 ${ARMO_EMU_NCCL_DEFS})
 target_link_libraries(armo_emu PRIVATE armo_cuda_emu armo_core armo_version)
+if(TARGET armo_mpi) # --tp-across-ranks (host/cli/score_tp_ranks.h)
+  target_link_libraries(armo_emu PRIVATE armo_mpi)
+endif()
 set_target_properties(armo_emu PROPERTIES LINKER_LANGUAGE CXX)
 if(EXISTS ${ARMO_EMU_DIR}/test_cli.py)
   add_test(NAME emu_cli COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/test_cli.py
@@ -210,6 +213,35 @@ add_test(NAME emu_bench_graphs COMMAND ${Python3_EXECUTABLE} ${ARMO_EMU_DIR}/tes
                                        --work ${ARMO_EMU_RUN_DIR}/bench_graphs)
 set_tests_properties(emu_bench_graphs PROPERTIES LABELS "cpu;emu" TIMEOUT 600
                      ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+
+# `armo score --tp 2 --tp-across-ranks` under mpirun on armo_emu: TP groups
+# whose ranks are processes (NCCL bootstrapped over MPI, the fake NCCL across
+# processes) against single-process TP groups, byte for byte; a world that
+# does not divide; a rank failing alone, then --resume (tests/dist/emu_tp_ranks.sh)
+if(TARGET armo_mpi AND ARMO_EMU_NCCL_DEFS)
+  add_test(NAME emu_tp_across_ranks
+           COMMAND ${ARMO_BASH} ${PROJECT_SOURCE_DIR}/tests/dist/emu_tp_ranks.sh $<TARGET_FILE:armo>
+                   ${ARMO_MODELS_DIR} ${PROJECT_SOURCE_DIR} $<TARGET_FILE:armo_emu>
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_tp_across_ranks PROPERTIES LABELS "cpu;emu;dist" SKIP_RETURN_CODE 77
+                       TIMEOUT 600 ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+  # and under srun --mpi=pmix, in the Slurm cluster test_dist_slurm starts
+  if(TEST test_dist_slurm)
+    set_tests_properties(test_dist_slurm PROPERTIES ENVIRONMENT "ARMO_EMU=$<TARGET_FILE:armo_emu>")
+  endif()
+endif()
+
+# a TP group's watchdog: one rank failing a batch alone while its peer waits
+# in a collective -> communicators aborted, the batch moved to the other
+# worker or per-record errors, no hang (tests/emu/cuda/tp_watchdog.sh)
+if(ARMO_EMU_NCCL_DEFS)
+  add_test(NAME emu_tp_watchdog
+           COMMAND ${ARMO_BASH} ${ARMO_EMU_DIR}/tp_watchdog.sh $<TARGET_FILE:armo_emu>
+                   ${ARMO_MODELS_DIR} ${PROJECT_SOURCE_DIR}
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(emu_tp_watchdog PROPERTIES LABELS "cpu;emu" TIMEOUT 900
+                       ENVIRONMENT "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+endif()
 
 # profiling/device_check.sh --dry-run over this build: the GPU session's steps
 # (gpu tests skip cleanly, memcheck's loop, compare's scripts, armo's bench on

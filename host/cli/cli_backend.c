@@ -20,14 +20,14 @@ static int tighter(const armo_fit *a, const armo_fit *b) {
  * weight is uploaded (device_memory.h); with --tp, what one rank holds (its
  * shards, embedding and head whole).  With workers (armo score) every GPU
  * they use (--devices, or every visible one) is asked and the one with the
- * least room decides, the budget being one for all; a single backend (armo
- * serve) asks the current device, the one it opens.  Every message has the
- * numbers and names the GPU. */
+ * least room decides, the budget being one for all; a single backend asks
+ * `device` (-1: the current device, the one armo serve opens).  Every
+ * message has the numbers and names the GPU. */
 static int check_fit(const armo_model *m, const armo_cli_backend_args *a, int workers,
-                     int64_t *budget, armo_err *e) {
+                     int device, int64_t *budget, armo_err *e) {
     enum { MAX_DEVICES = 256 };
     int dev[MAX_DEVICES], ndev = 1;
-    dev[0] = -1; /* the current device */
+    dev[0] = device; /* -1: the current device */
     if (workers &&
         armo_backend_cuda_devices(a->devices, (int)a->tp, dev, MAX_DEVICES, &ndev, e))
         return -1;
@@ -70,7 +70,7 @@ static int check_fit(const armo_model *m, const armo_cli_backend_args *a, int wo
 /* The backend kind, the batch budget (checked against the GPU) and the
  * options every backend of the run is opened with; NULL with e set. */
 static const char *plan_backend(const armo_model *m, const armo_cli_backend_args *a,
-                                int workers, int max_length, armo_backend_opts *bo,
+                                int workers, int device, int max_length, armo_backend_opts *bo,
                                 int64_t *budget, armo_err *e) {
     /* --devices names GPUs: without --device, it asks for CUDA */
     const char *kind = armo_backend_resolve(
@@ -80,7 +80,7 @@ static const char *plan_backend(const armo_model *m, const armo_cli_backend_args
     *budget = a->max_batch > 0 ? a->max_batch
               : cuda           ? ARMO_DEFAULT_BATCH_TOKENS_CUDA
                                : ARMO_DEFAULT_BATCH_TOKENS_CPU;
-    if (cuda && check_fit(m, a, workers, budget, e)) return NULL;
+    if (cuda && check_fit(m, a, workers, device, budget, e)) return NULL;
     *bo = (armo_backend_opts){.threads = (int)a->threads, .quiet = a->quiet,
                               .max_seqs = ARMO_DEFAULT_MAX_SEQS,
                               .tp = a->tp > 1 ? (int)a->tp : 1};
@@ -88,17 +88,23 @@ static const char *plan_backend(const armo_model *m, const armo_cli_backend_args
     return kind;
 }
 
+const char *armo_cli_plan_backend(const armo_model *m, const armo_cli_backend_args *a,
+                                  int device, int max_length, armo_backend_opts *bo,
+                                  int64_t *budget, armo_err *e) {
+    return plan_backend(m, a, 0, device, max_length, bo, budget, e);
+}
+
 armo_backend *armo_cli_open_backend(const armo_model *m, const armo_cli_backend_args *a,
                                     int max_length, armo_backend_opts *bo, int64_t *budget,
                                     armo_err *e) {
-    const char *kind = plan_backend(m, a, 0, max_length, bo, budget, e);
+    const char *kind = plan_backend(m, a, 0, -1, max_length, bo, budget, e);
     return kind ? armo_backend_open(m, kind, bo, e) : NULL;
 }
 
 armo_backend **armo_cli_open_backends(const armo_model *m, const armo_cli_backend_args *a,
                                       int max_length, armo_backend_opts *bo, int64_t *budget,
                                       int *nb, armo_err *e) {
-    const char *kind = plan_backend(m, a, 1, max_length, bo, budget, e);
+    const char *kind = plan_backend(m, a, 1, -1, max_length, bo, budget, e);
     armo_backend **b = NULL;
     if (!kind || armo_backend_open_workers(m, kind, a->devices, (int)a->workers, bo, &b, nb, e))
         return NULL;

@@ -34,6 +34,14 @@ armo_backend *armo_cli_open_backend(const armo_model *m, const armo_cli_backend_
                                     int max_length, armo_backend_opts *bo, int64_t *budget,
                                     armo_err *e);
 
+/* What armo_cli_open_backend does before opening: the kind ("cpu" /
+ * "cuda"), *budget (checked against CUDA device `device`, -1: the current
+ * one) and *bo; NULL with e set.  For a caller that opens the backend
+ * itself (score_tp_ranks.h). */
+const char *armo_cli_plan_backend(const armo_model *m, const armo_cli_backend_args *a,
+                                  int device, int max_length, armo_backend_opts *bo,
+                                  int64_t *budget, armo_err *e);
+
 /* The same for data parallel (`armo score`): one backend per worker
  * (armo_backend_open_workers: a->devices on CUDA, a->workers on the CPU,
  * each a group of a->tp shards when a->tp > 1; the fit check counts what

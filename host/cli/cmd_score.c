@@ -17,6 +17,7 @@
 #include "host/cli/cli_args.h"
 #include "host/cli/cli_backend.h"
 #include "host/cli/commands.h"
+#include "host/cli/score_tp_ranks.h"
 #include "host/cli/version.h"
 #include "host/dist/launch_env.h"
 #include "host/dist/shard.h"
@@ -101,6 +102,18 @@ static void usage(FILE *f) {
         "                          by columns); N must divide the KV-head count.  CUDA:\n"
         "                          each worker is a group of N devices (NCCL); CPU: the\n"
         "                          same arithmetic, shard by shard (a check, not faster)\n"
+        "  --tp-across-ranks       with --tp N under mpirun (or srun --mpi=pmix): N\n"
+        "                          consecutive launcher ranks form one TP group, one GPU\n"
+        "                          each (--devices D, else the node-local rank modulo the\n"
+        "                          visible GPUs), NCCL bootstrapped over MPI; the world\n"
+        "                          must be a multiple of N.  Group g = rank / N scores\n"
+        "                          share g of world / N (as --rank g --world world/N);\n"
+        "                          its TP rank 0 writes the part OUT.part-g-of-G (OUT when\n"
+        "                          G = 1), the others write nothing.  Ranks that fall out\n"
+        "                          of step (one out of memory, a device lost, a peer gone\n"
+        "                          ARMO_TP_PEER_TIMEOUT_S seconds, default 600) end the\n"
+        "                          job; rerun it with --resume.  Needs --input FILE,\n"
+        "                          --output FILE and --device cuda / auto\n"
         "  --max-batch-tokens N    token budget of one packed batch (default 16384 on\n"
         "                          CUDA, 2048 on the CPU); a longer sequence (up to\n"
         "                          --max-length) is scored alone.  A cap, not an\n"
@@ -187,6 +200,8 @@ typedef struct {
     int resume;                  /* --resume: keep and check what --output holds, append */
     long rank, world;            /* --rank / --world (-1: not given) */
     armo_dist_rank dist;         /* this process's share (host/dist/launch_env.h) */
+    int tp_across;               /* --tp-across-ranks: TP groups over the launch's ranks */
+    armo_tp_ranks tpr;           /* then this process's group (score_tp_ranks.h) */
     char part_path[4096];        /* world > 1: the part file out_path then names */
     const char *report;          /* --report FILE: armo report's page of the output */
 } score_args;
@@ -197,7 +212,7 @@ enum {
     OPT_MODEL = ARMO_OPT_FIRST, OPT_INPUT, OPT_OUTPUT, OPT_RESUME, OPT_DEVICE, OPT_MAX_BATCH,
     OPT_MAX_LENGTH, OPT_TRUNCATE, OPT_SPECIAL_AS_TEXT, OPT_INPUT_IDS_ONLY, OPT_NO_SHARE_PREFIX,
     OPT_EXPLAIN, OPT_THREADS, OPT_WINDOW, OPT_CHECK_WEIGHTS, OPT_ALLOW_NONFINITE, OPT_QUIET,
-    OPT_RANK, OPT_WORLD, OPT_REPORT, OPT_DEVICES, OPT_WORKERS, OPT_TP,
+    OPT_RANK, OPT_WORLD, OPT_REPORT, OPT_DEVICES, OPT_WORKERS, OPT_TP, OPT_TP_ACROSS,
 };
 static const struct option k_opts[] = {
     {"model", required_argument, NULL, OPT_MODEL},
@@ -223,6 +238,7 @@ static const struct option k_opts[] = {
     {"devices", required_argument, NULL, OPT_DEVICES},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"tp", required_argument, NULL, OPT_TP},
+    {"tp-across-ranks", no_argument, NULL, OPT_TP_ACROSS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {0, 0, 0, 0},
@@ -246,6 +262,7 @@ static int parse_option(int c, const char *v, score_args *a) {
     case OPT_QUIET: a->quiet = 1; return 0;
     case OPT_REPORT: a->report = v; return 0;
     case OPT_DEVICES: a->devices = v; return 0;
+    case OPT_TP_ACROSS: a->tp_across = 1; return 0;
     case OPT_RANK:
         return armo_parse_long("score", "--rank", v, 0, ARMO_DIST_MAX_WORLD - 1, &a->rank);
     case OPT_WORLD:
@@ -326,6 +343,45 @@ static int parse_args(int argc, char **argv, score_args *a) {
     return 0;
 }
 
+/* --tp-across-ranks: MPI, this process's TP group and its rank in it
+ * (score_tp_ranks.h); the records and the part are the group's: a->dist
+ * becomes the group's share (group g of G), the leader writes the part
+ * (OUT when G = 1), the other ranks /dev/null. */
+static int setup_tp_ranks(score_args *a) {
+    armo_err e;
+    if (a->report || !strcmp(a->out_path, "-") || !strcmp(a->in_path, "-") ||
+        !strcmp(a->device, "cpu")) {
+        fprintf(stderr, "armo score: --tp-across-ranks needs --input FILE (every rank reads it) "
+                        "and --output FILE, runs on CUDA (not --device cpu) and writes no "
+                        "--report (run armo report on the output)\n");
+        return -1;
+    }
+    if (armo_tp_ranks_start(&a->tpr, (int)a->tp, &a->dist, &e)) {
+        fprintf(stderr, "armo score: %s\n", e.msg);
+        armo_tp_ranks_end(&a->tpr);
+        return -1;
+    }
+    const armo_tp_ranks *t = &a->tpr;
+    snprintf(a->dist.source, sizeof a->dist.source, "TP group %d of %d, launcher rank %d of %d",
+             t->group, t->groups, t->launch_rank, t->launch_world);
+    a->dist.rank = t->group;
+    a->dist.world = t->groups;
+    if (t->groups > 1 &&
+        armo_part_name(a->out_path, t->group, t->groups, a->part_path, sizeof a->part_path, &e)) {
+        fprintf(stderr, "armo score: %s\n", e.msg);
+        armo_tp_ranks_end(&a->tpr);
+        return -1;
+    }
+    const char *out = t->groups > 1 ? a->part_path : a->out_path;
+    if (!a->quiet)
+        fprintf(stderr, "armo: TP rank %d of group %d of %d (launcher rank %d of %d): the records "
+                        "i of %s with i %% %d == %d%s%s\n", t->tp_rank, t->group, t->groups,
+                t->launch_rank, t->launch_world, a->in_path, t->groups, t->group,
+                t->tp_rank ? "; the group's TP rank 0 writes " : ", into ", out);
+    a->out_path = t->tp_rank ? "/dev/null" : out;
+    return 0;
+}
+
 /* This process's share of the records (host/dist): --rank / --world or the
  * launcher's environment.  More than one rank: --output OUT becomes this
  * rank's part OUT.part-RRRRR-of-WWWWW (locked, --resume, as OUT would be),
@@ -337,6 +393,7 @@ static int setup_rank(score_args *a) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         return -1;
     }
+    if (a->tp_across) return setup_tp_ranks(a);
     const armo_dist_rank *d = &a->dist;
     if (d->world == 1) return 0;
     if (a->report) {
@@ -595,6 +652,9 @@ static int io_close(const score_args *a, score_io *io) {
  * after the batch in flight; a second exits at once (the lines written are
  * whole: each went out in one write). */
 static atomic_int g_stop_signal;
+/* --tp-across-ranks: the scheduler's stop flag, set by the group's per-batch
+ * agreement once any of its ranks saw a signal (score_tp_ranks.h) */
+static atomic_int g_group_stop;
 
 static void on_stop_signal(int sig) {
     if (atomic_load(&g_stop_signal)) {
@@ -653,7 +713,7 @@ static int run(score_io *io, armo_backend **b, int nb, armo_scoring *sc,
                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
                           .quiet = a->quiet,
                           .share_prefix = a->share_prefix,
-                          .stop = &g_stop_signal,
+                          .stop = a->tp_across ? &g_group_stop : &g_stop_signal,
                           .in_name = a->in_path,
                           .out_name = a->out_path,
                           .out_line0 = io->resumed};
@@ -712,6 +772,35 @@ static int check_weights(const armo_model *m, const score_args *a) {
     return -1;
 }
 
+/* --tp-across-ranks: the group's leader opened (and with --resume checked)
+ * the part; the other ranks learn whether it could, and skip the records
+ * it already holds, so that every rank packs the same batches.  -1: exit 2. */
+static int tp_share_output(score_args *a, score_io *io, int failed) {
+    int64_t v[2] = {failed, io->resumed};
+    armo_err e;
+    if (armo_tp_ranks_share(&a->tpr, v, 2, &e)) {
+        fprintf(stderr, "armo score: %s\n", e.msg);
+        return -1;
+    }
+    if (v[0]) {
+        if (a->tpr.tp_rank)
+            fprintf(stderr, "armo score: TP group %d's leader could not open or resume its output "
+                            "(its message says why)\n", a->tpr.group);
+        return -1;
+    }
+    for (int64_t i = io->resumed = v[1]; a->tpr.tp_rank && i > 0; i--) {
+        const char *l;
+        size_t n;
+        if (armo_line_next_record(&io->reader, &l, &n) <= 0) {
+            fprintf(stderr, "armo score: --resume: %s ended before the %lld records the group's "
+                            "leader holds (is it the same file on every node?)\n", in_name(a),
+                    (long long)v[1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cmd_score(int argc, char **argv) {
     score_args a = {.in_path = "-", .out_path = "-", .device = "auto", .window = 2048,
                     .share_prefix = 1, .scoring = {.explain = 3},
@@ -724,8 +813,12 @@ int cmd_score(int argc, char **argv) {
     score_io io;
     if (open_input(&a, &io)) return 2;
     if (a.dist.world > 1) armo_line_reader_shard(&io.reader, a.dist.rank, a.dist.world);
-    if (open_output(&a, &io) || (a.resume && resume_check(&a, &io))) {
+    int io_failed = open_output(&a, &io) ||
+                    (a.resume && !(a.tp_across && a.tpr.tp_rank) && resume_check(&a, &io));
+    if (a.tp_across && tp_share_output(&a, &io, io_failed)) io_failed = 1;
+    if (io_failed) {
         io_close(&a, &io);
+        if (a.tp_across) armo_tp_ranks_end(&a.tpr);
         return 2;
     }
 
@@ -735,7 +828,7 @@ int cmd_score(int argc, char **argv) {
     armo_scoring sc;
     armo_backend **backend = NULL;
     int nbackend = 0;
-    int model_open = 0, scoring_open = 0;
+    int model_open = 0, scoring_open = 0, reached_open = 0;
     if (armo_model_open(a.model_dir, &model, &e)) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
@@ -759,7 +852,17 @@ int cmd_score(int argc, char **argv) {
                                 .max_batch = a.max_batch, .threads = a.threads,
                                 .workers = a.workers, .tp = a.tp, .quiet = a.quiet,
                                 .share_prefix = a.share_prefix};
-    backend = armo_cli_open_backends(&model, &ba, sc.max_length, &bo, &budget, &nbackend, &e);
+    if (a.tp_across) {
+        reached_open = 1;
+        backend = calloc(1, sizeof *backend);
+        if (backend && (backend[0] = armo_tp_ranks_open(&a.tpr, &model, &ba, sc.max_length, &bo,
+                                                        &budget, &e)) != NULL)
+            nbackend = 1;
+        else if (!backend) armo_err_set(&e, "out of host memory");
+        else free(backend), backend = NULL;
+    } else {
+        backend = armo_cli_open_backends(&model, &ba, sc.max_length, &bo, &budget, &nbackend, &e);
+    }
     if (!backend) {
         fprintf(stderr, "armo score: %s\n", e.msg);
         goto done;
@@ -771,8 +874,10 @@ int cmd_score(int argc, char **argv) {
     for (int i = 1; i < nbackend && !a.quiet; i++)
         fprintf(stderr, "armo: worker %d on %s\n", i, backend[i]->device);
     if (!a.quiet && a.tp > 1)
-        fprintf(stderr, "armo: tensor parallel over %ld shards per worker\n", a.tp);
+        fprintf(stderr, "armo: tensor parallel over %ld shards per %s\n", a.tp,
+                a.tp_across ? "group of processes" : "worker");
     if (output_start(&a, &io)) goto done;
+    if (a.tp_across) armo_tp_ranks_set_stop(&a.tpr, &g_stop_signal, &g_group_stop);
     rc = run(&io, backend, nbackend, &sc, &bo, budget, &a);
 done:
     if (io_close(&a, &io)) rc = 2;
@@ -780,5 +885,10 @@ done:
     armo_backend_close_workers(backend, nbackend);
     if (scoring_open) armo_scoring_free(&sc);
     if (model_open) armo_model_close(&model);
+    if (a.tp_across) {
+        if (!reached_open) armo_tp_ranks_setup_failed(&a.tpr); /* the peers wait to hear */
+        armo_tp_ranks_end(&a.tpr);
+        if (a.tpr.tp_rank && rc == 1) rc = 0; /* the leader's status is the group's */
+    }
     return rc;
 }

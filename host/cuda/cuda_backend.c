@@ -71,6 +71,8 @@ typedef struct {
      * partial o_proj / down_proj sums are all-reduced over nccl */
     int tp, rank;
     armo_nccl_group *nccl;
+    int own_nccl;                /* a rank of a group across processes: nccl is this
+                                  * backend's, destroyed with it (aborted after a failure) */
     cudaStream_t stream;
     armo_gemm *gemm;
     uint16_t *embed, *final_norm;
@@ -916,6 +918,7 @@ static void cuda_destroy(armo_backend *b) {
         for (int i = 0; i < 6; i++)
             if (g->phase_ev[i]) cudaEventDestroy(g->phase_ev[i]);
         if (g->stream) cudaStreamDestroy(g->stream);
+        if (g->own_nccl) armo_nccl_group_destroy(g->nccl, g->failed[0] != 0);
         free(g->layers);
         free(g);
     }
@@ -1044,5 +1047,30 @@ armo_backend *armo_cuda_backend_create_rank(const armo_model *m, const armo_back
         cuda_destroy(b);
         return NULL;
     }
+    return b;
+}
+
+int armo_cuda_tp_unique_id(unsigned char id[ARMO_TP_ID_BYTES], armo_err *e) {
+    _Static_assert(ARMO_TP_ID_BYTES == ARMO_NCCL_ID_BYTES, "a TP group's id is NCCL's");
+    return armo_nccl_unique_id(id, e);
+}
+
+armo_backend *armo_cuda_tp_peer_open(const armo_model *m, const armo_backend_opts *o,
+                                     const unsigned char id[ARMO_TP_ID_BYTES], int tp, int rank,
+                                     armo_err *e) {
+    const char *env = getenv("ARMO_CUDA_DEVICE");
+    const int dev = o && o->has_device ? o->device : env ? atoi(env) : 0;
+    armo_nccl_group *nccl = armo_nccl_group_join(id, tp, rank, dev, e);
+    if (!nccl) return NULL;
+    armo_backend_opts ro = o ? *o : (armo_backend_opts){0};
+    ro.has_device = 1;
+    ro.device = dev;
+    armo_backend *b = armo_cuda_backend_create_rank(m, &ro, tp, rank, nccl, e);
+    if (!b) {
+        armo_nccl_group_destroy(nccl, 1); /* the peers may be waiting in a collective */
+        armo_err_prefix(e, "TP rank %d of %d (device %d)", rank, tp, dev);
+        return NULL;
+    }
+    ((engine *)b->impl)->own_nccl = 1;
     return b;
 }

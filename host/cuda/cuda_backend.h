@@ -40,6 +40,17 @@ armo_backend *armo_cuda_tp_group_open(const armo_model *m, const armo_backend_op
                                       const int *dev, int tp, armo_err *e);
 int armo_cuda_device_count(void);
 
+/* A tensor-parallel group spread over processes (backend_open.h's
+ * tp_unique_id / open_tp_peer): rank 0's NCCL unique id, and this
+ * process's rank `rank` of tp on device o->device (has_device; else
+ * ARMO_CUDA_DEVICE or 0), its communicator from ncclCommInitRank (blocks
+ * until the tp ranks have joined), owned by the backend: destroyed at
+ * close, aborted when the device failed. */
+int armo_cuda_tp_unique_id(unsigned char id[ARMO_TP_ID_BYTES], armo_err *e);
+armo_backend *armo_cuda_tp_peer_open(const armo_model *m, const armo_backend_opts *o,
+                                     const unsigned char id[ARMO_TP_ID_BYTES], int tp, int rank,
+                                     armo_err *e);
+
 /* CUDA graphs (environment ARMO_CUDA_GRAPHS=1 at open, off by default): a
  * batch of at most 2048 tokens is padded to its shape bucket and its
  * forward pass replayed from a graph captured once per bucket (no speed-up

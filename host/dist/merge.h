@@ -1,10 +1,11 @@
 /* merge.h — the ranks' part files back into one output in input order
  * (armo merge).
  *
- * Why part files and a merge rather than a gather at rank 0 over MPI: the
- * scoring binary needs no MPI (the same armo runs under srun, mpirun, a
- * job array whose tasks need not even run at the same time, or by hand
- * with --rank / --world); each rank writes its part with armo score's
+ * Why part files and a merge rather than a gather at rank 0 over MPI: data
+ * parallel scoring needs no MPI (armo starts it only for `armo score
+ * --tp-across-ranks`, TP groups across processes; the same armo runs under
+ * srun, mpirun, a job array whose tasks need not even run at the same
+ * time, or by hand with --rank / --world); each rank writes its part with armo score's
  * output safety (a lock, whole lines, fsync, --resume), so a rank that
  * dies costs only its own records: a rerun of it with --resume completes
  * its part, where a gather would lose the run (MPI aborts every rank when

@@ -47,6 +47,29 @@ armo_backend *armo_backend_open(const armo_model *m, const char *device,
     return !strcmp(kind, "cuda") ? g_cuda->open(m, o, e) : armo_cpu_backend_open(m, o, e);
 }
 
+/* the CUDA backend's cross-process TP, or why there is none */
+static int tp_peer_check(const char *kind, armo_err *e) {
+    if (strcmp(kind, "cuda"))
+        return armo_err_set(e, "a tensor-parallel group across processes needs the CUDA backend "
+                               "(the CPU backend's --tp runs inside one process)");
+    if (!g_cuda || !g_cuda->tp_unique_id || !g_cuda->open_tp_peer)
+        return armo_err_set(e, "this armo's CUDA backend has no tensor parallel across processes");
+    return 0;
+}
+
+int armo_backend_tp_unique_id(const char *kind, unsigned char id[ARMO_TP_ID_BYTES], armo_err *e) {
+    if (tp_peer_check(kind, e)) return -1;
+    return g_cuda->tp_unique_id(id, e);
+}
+
+armo_backend *armo_backend_open_tp_peer(const armo_model *m, const char *kind,
+                                        const armo_backend_opts *o,
+                                        const unsigned char id[ARMO_TP_ID_BYTES], int tp,
+                                        int rank, armo_err *e) {
+    if (tp_peer_check(kind, e)) return NULL;
+    return g_cuda->open_tp_peer(m, o, id, tp, rank, e);
+}
+
 int armo_backend_device_count(const char *kind) {
     return !strcmp(kind, "cuda") && g_cuda ? g_cuda->device_count() : 0;
 }

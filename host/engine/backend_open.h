@@ -14,6 +14,9 @@
 #include "host/engine/backend.h"
 #include "weights/model.h"
 
+/* the bytes of a tensor-parallel group's id (NCCL's unique id) */
+#define ARMO_TP_ID_BYTES 128
+
 /* What an accelerator backend registers. */
 typedef struct {
     const char *name;            /* "cuda" */
@@ -22,6 +25,15 @@ typedef struct {
      * backend (NULL: none). */
     armo_backend *(*open_tp)(const armo_model *m, const armo_backend_opts *o, const int *dev,
                              int tp, armo_err *e);
+    /* One rank of a tensor-parallel group whose other ranks are other
+     * processes (NULL: none): unique_id makes the group's id (rank 0 calls
+     * it and sends the bytes to the others), open_tp_peer joins the group
+     * as rank `rank` of tp on device o->device and opens the rank's shards.
+     * Blocks until all tp ranks have joined. */
+    int (*tp_unique_id)(unsigned char id[ARMO_TP_ID_BYTES], armo_err *e);
+    armo_backend *(*open_tp_peer)(const armo_model *m, const armo_backend_opts *o,
+                                  const unsigned char id[ARMO_TP_ID_BYTES], int tp, int rank,
+                                  armo_err *e);
     int (*device_count)(void);   /* devices visible (0: no driver or device) */
     /* The measured bf16 GEMM ceiling: Y[n, out] = X[n, in] · Wᵀ timed over
      * reps launches on random data, in TFLOP/s (the denominator of MFU). */
@@ -42,6 +54,17 @@ const char *armo_backend_resolve(const char *device, armo_err *e);
 /* Opens the backend armo_backend_resolve(device) names for model m. */
 armo_backend *armo_backend_open(const armo_model *m, const char *device,
                                 const armo_backend_opts *o, armo_err *e);
+
+/* A tensor-parallel group spread over processes, on a resolved kind (only
+ * "cuda" has one): the group's id, made by its rank 0 (the caller sends it
+ * to the other ranks), and this process's rank of the group (armo_accel's
+ * tp_unique_id / open_tp_peer).  An error for the CPU backend, or a CUDA
+ * backend built without NCCL. */
+int armo_backend_tp_unique_id(const char *kind, unsigned char id[ARMO_TP_ID_BYTES], armo_err *e);
+armo_backend *armo_backend_open_tp_peer(const armo_model *m, const char *kind,
+                                        const armo_backend_opts *o,
+                                        const unsigned char id[ARMO_TP_ID_BYTES], int tp,
+                                        int rank, armo_err *e);
 
 /* Devices a resolved kind has: the visible CUDA devices for "cuda"
  * (CUDA_VISIBLE_DEVICES honoured), 0 for "cpu". */

@@ -1,7 +1,8 @@
 /* mpi_bcast_check.c — host/dist/mpi_bcast.h under mpirun -np 2 (ctest
  * dist_mpi_bcast, built where MPI is found): rank 0's 128 bytes (the size
  * of an ncclUniqueId) reach every rank; 3 MB from the last rank too; a root
- * outside the world is refused with a message.  Each rank exits 1 on a
+ * outside the world is refused with a message; a group split off the world
+ * (pairs of ranks) broadcasts and max-reduces among its own ranks only.  Each rank exits 1 on a
  * failure (mpirun then fails). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,26 @@ int main(int argc, char **argv) {
     CHECK(armo_mpi_bcast(id, sizeof id, world, &e) == -1 &&
               test_contains(e.msg, "the world has ranks 0 to"), "a root outside the world: %s",
           e.msg);
+    /* a group split off the world: ranks {0, 1}, {2, 3}, ... ordered by
+     * world rank; its broadcast and max-reduce stay inside it */
+    armo_mpi_group *g = NULL;
+    int grank = -1, gsize = 0;
+    CHECK(armo_mpi_group_split(rank / 2, rank, &g, &grank, &gsize, &e) == 0, "split: %s", e.msg);
+    if (g) {
+        const int first = rank / 2 * 2, last = first + 1 < world ? first + 1 : first;
+        CHECK(grank == rank - first && gsize == last - first + 1, "rank %d: group rank %d of %d",
+              rank, grank, gsize);
+        int64_t v[3] = {0, 0, grank == 0 ? 1000 + rank : 0}; /* the leader's value */
+        CHECK(armo_mpi_group_bcast(g, &v[2], sizeof v[2], 0, &e) == 0, "group bcast: %s", e.msg);
+        CHECK(v[2] == 1000 + first, "rank %d: the group's broadcast gave %lld", rank,
+              (long long)v[2]);
+        v[0] = rank, v[1] = -rank, v[2] = grank == 0 ? 5 : 3;
+        CHECK(armo_mpi_group_max_i64(g, v, 3, 30, &e) == 0, "group max: %s", e.msg);
+        CHECK(v[0] == last && v[1] == -first && v[2] == 5,
+              "rank %d: group max {%lld, %lld, %lld}, want {%d, %d, 5}", rank, (long long)v[0],
+              (long long)v[1], (long long)v[2], last, -first);
+        armo_mpi_group_free(g);
+    }
     if (armo_mpi_finalize(&e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;

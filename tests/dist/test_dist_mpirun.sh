@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_dist_mpirun.sh — armo score launched by OpenMPI's mpirun (the ranks
-# learn rank and world from OMPI_COMM_WORLD_RANK / _SIZE; armo itself links
-# no MPI), then armo merge, on the CPU:
+# learn rank and world from OMPI_COMM_WORLD_RANK / _SIZE; armo starts no
+# MPI in this mode), then armo merge, on the CPU:
 #  - mpirun -np 2 and -np 3 over the mixed input -> merged output byte for
 #    byte one armo score process's;
 #    (records fail in it: a rank exits 0 all the same, or mpirun would end

@@ -9,6 +9,10 @@
 #    from SLURM_ARRAY_TASK_*);
 #  - examples/slurm/armo-multinode.sbatch with 2 tasks on the one node
 #    (srun inside the batch script, then the script's own armo merge);
+#  - where the build has the CUDA emulator (ARMO_EMU set by
+#    cmake/emulator.cmake): srun --mpi=pmix -n 2 of armo_emu score --tp 2
+#    --tp-across-ranks, one TP group whose ranks are Slurm's tasks, MPI
+#    started through PMIx, against the single-process group;
 # each merged output byte for byte one armo score process's.  The README's
 # scripts are run as written but for their --gpus-per-task line (no GPU
 # here) and the sizes given on the sbatch command line.
@@ -138,5 +142,22 @@ check
 wait_job "$JOB"
 cat "$TMP/armo-$JOB.log"
 same "$OUT" "$REF" "sbatch 2 tasks (examples/slurm/armo-multinode.sbatch): srun, its merge"
+
+# ---- srun --mpi=pmix -n 2 of a TP group across processes (armo_emu) -------------
+# where the build has the CUDA emulator with MPI and NCCL (cmake/emulator.cmake
+# sets ARMO_EMU): the group's output byte for byte the single-process group's
+if [ -n "${ARMO_EMU:-}" ]; then
+  export ASAN_OPTIONS=detect_leaks=0 # OpenMPI's own allocations at exit
+  EOPTS=(score --model "$MODEL" --device cuda --quiet --tp 2 --input "$INPUT")
+  ARMO_EMU_DEVICES=2 "$ARMO_EMU" "${EOPTS[@]}" --output "$TMP/emu-ref.jsonl"
+  ref_rc=$?
+  OUT=$TMP/srun-tp.jsonl
+  timeout -k 10 300 srun --mpi=pmix -n 2 --kill-on-bad-exit=1 "$ARMO_EMU" "${EOPTS[@]}" \
+    --tp-across-ranks --output "$OUT"
+  rc=$?
+  check
+  [ $rc -eq $ref_rc ] || fail "srun --mpi=pmix -n 2 --tp 2 --tp-across-ranks: exit $rc, one process $ref_rc"
+  same "$OUT" "$TMP/emu-ref.jsonl" "srun --mpi=pmix -n 2, one TP group of 2 processes (armo_emu) = one process's group"
+fi
 
 finish
