@@ -20,8 +20,9 @@
  *   vt_s below); S = Q·Kᵀ and O += P·V with mma.sync m16n8k16 bf16
  *   (fp32 accumulate); online softmax in fp32 (base-2 exponentials, scale
  *   folded in).  A row may see whole tiles of masked keys (before its
- *   sequence starts): its running max stays -inf and the guard below keeps
- *   its sums at 0 until its first valid key.  K/V rows past the batch are
+ *   sequence starts): its running max stays -inf and the guard in
+ *   online_softmax_tile (attention_common.cuh) keeps its sums at 0 until
+ *   its first valid key.  K/V rows past the batch are
  *   zero-filled so that masked keys contribute 0 * 0, never 0 * garbage;
  *   a V row holding Inf or NaN (a neighbouring sequence gone non-finite, or
  *   a later token of the row's own sequence) is zeroed in the tile too and
@@ -231,36 +232,7 @@ flash_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
         }
 
-        /* ---- online softmax: rows g (e = 0,1) and g+8 (e = 2,3) ---- */
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int j = 0; j < NT_S; j++) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m_run[rr], mx);
-            /* m_new stays -inf while every key so far precedes this row's
-             * sequence: base 0 then makes alpha = p = 0 (no -inf - -inf NaN) */
-            const float base = m_new == -INFINITY ? 0.0f : m_new;
-            const float alpha = exp2f(m_run[rr] - base);
-            m_run[rr] = m_new;
-            float psum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < NT_S; j++) {
-                const float p0 = exp2f(s[j][2 * rr] - base);
-                const float p1 = exp2f(s[j][2 * rr + 1] - base);
-                s[j][2 * rr] = p0;
-                s[j][2 * rr + 1] = p1;
-                psum += p0 + p1;
-            }
-            l_run[rr] = l_run[rr] * alpha + psum;
-#pragma unroll
-            for (int nt = 0; nt < NT_O; nt++) {
-                o[nt][2 * rr] *= alpha;
-                o[nt][2 * rr + 1] *= alpha;
-            }
-        }
+        online_softmax_tile<NT_S, NT_O>(s, o, m_run, l_run);
 
         /* ---- O += P · V; P's A fragments come straight from S's C fragments ---- */
 #pragma unroll
@@ -287,23 +259,8 @@ flash_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     }
 
     /* ---- normalise and store the rows inside the batch (each has key = row) ---- */
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        float l = l_run[rr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = 1.0f / l;
-        const int row = rr == 0 ? row_a : row_b;
-        const bool poison = rr == 0 ? poison_a : poison_b;
-        if (row < n) {
-            uint16_t *dst = out + (size_t)row * out_stride + (size_t)h * HD;
-#pragma unroll
-            for (int nt = 0; nt < NT_O; nt++)
-                *reinterpret_cast<uint32_t *>(dst + nt * 8 + 2 * t4) =
-                    poison ? 0x7fc07fc0u
-                           : pack_bf16x2(o[nt][2 * rr] * inv, o[nt][2 * rr + 1] * inv);
-        }
-    }
+    store_rows<NT_O>(out + (size_t)h * HD, out_stride, n, row_a, row_b, poison_a, poison_b, t4,
+                     o, l_run);
 }
 
 #define FA_PARAMS                                                                          \

@@ -230,34 +230,7 @@ pipelined_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
             }
         }
 
-        /* ---- online softmax (as flash: base 0 while a row has seen no key) ---- */
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int j = 0; j < NT_S; j++) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m_run[rr], mx);
-            const float base = m_new == -INFINITY ? 0.0f : m_new;
-            const float alpha = exp2f(m_run[rr] - base);
-            m_run[rr] = m_new;
-            float psum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < NT_S; j++) {
-                const float p0 = exp2f(s[j][2 * rr] - base);
-                const float p1 = exp2f(s[j][2 * rr + 1] - base);
-                s[j][2 * rr] = p0;
-                s[j][2 * rr + 1] = p1;
-                psum += p0 + p1;
-            }
-            l_run[rr] = l_run[rr] * alpha + psum;
-#pragma unroll
-            for (int nt = 0; nt < NT_O; nt++) {
-                o[nt][2 * rr] *= alpha;
-                o[nt][2 * rr + 1] *= alpha;
-            }
-        }
+        online_softmax_tile<NT_S, NT_O>(s, o, m_run, l_run);
 
         /* ---- O += P · V: V's B fragments by ldmatrix.trans, two n-tiles a time ---- */
 #pragma unroll
@@ -282,23 +255,8 @@ pipelined_attn_body(uint16_t *__restrict__ out, const uint16_t *__restrict__ q,
     }
 
     /* ---- normalise and store (as flash) ---- */
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        float l = l_run[rr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = 1.0f / l;
-        const int row = rr == 0 ? row_a : row_b;
-        const bool poison = rr == 0 ? poison_a : poison_b;
-        if (row < n) {
-            uint16_t *dst = out + (size_t)row * out_stride + (size_t)h * HD;
-#pragma unroll
-            for (int nt = 0; nt < NT_O; nt++)
-                *reinterpret_cast<uint32_t *>(dst + nt * 8 + 2 * t4) =
-                    poison ? 0x7fc07fc0u
-                           : pack_bf16x2(o[nt][2 * rr] * inv, o[nt][2 * rr + 1] * inv);
-        }
-    }
+    store_rows<NT_O>(out + (size_t)h * HD, out_stride, n, row_a, row_b, poison_a, poison_b, t4,
+                     o, l_run);
 }
 
 template <int HD>

@@ -134,7 +134,7 @@ static void test_emu_score(const char *exe, const armo_config *c, const char *mo
     int rc = run("ARMO_EMU_MEM_FREE_BYTES=50000000", exe, args, k_input);
     printf("refused: %s", g_err);
     CHECK(rc == 2, "a model that does not fit: exit %d, expected 2: %s", rc, g_err);
-    CHECK(test_contains(g_err, "armo score: the model does not fit on the GPU: even a minimal "
+    CHECK(test_contains(g_err, "armo score: the model does not fit on GPU 0: even a minimal "
                                "128-token batch needs") &&
               test_contains(g_err, "47.68 MiB free of 80.00 GiB") &&
               test_contains(g_err, "no --max-batch-tokens fits: the weights and workspace alone "
@@ -150,7 +150,7 @@ static void test_emu_score(const char *exe, const armo_config *c, const char *mo
     snprintf(args, sizeof args, "score --model %s --device cuda --max-batch-tokens 100000", model);
     rc = run(env, exe, args, k_input);
     printf("explicit: %s", g_err);
-    CHECK(rc == 2 && test_contains(g_err, "--max-batch-tokens 100000 does not fit on the GPU: a "
+    CHECK(rc == 2 && test_contains(g_err, "--max-batch-tokens 100000 does not fit on GPU 0: a "
                                           "100000-token batch needs") &&
               test_contains(g_err, "--max-batch-tokens 1024 would fit"),
           "an explicit budget that does not fit (exit %d): %s", rc, g_err);
@@ -162,7 +162,7 @@ static void test_emu_score(const char *exe, const armo_config *c, const char *mo
     snprintf(args, sizeof args, "score --model %s --device cuda", model);
     rc = run(env, exe, args, k_input);
     printf("lowered: %s", g_err);
-    CHECK(rc == 0 && test_contains(g_err, "the default --max-batch-tokens does not fit: a "
+    CHECK(rc == 0 && test_contains(g_err, "the default --max-batch-tokens does not fit on GPU 0: a "
                                           "16384-token batch needs") &&
               test_contains(g_err, "; using 2048") &&
               test_contains(g_err, "batches of up to 2048 tokens") &&
