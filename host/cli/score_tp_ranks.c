@@ -88,6 +88,7 @@ typedef struct {
     armo_backend *in;            /* the CUDA rank (backend_open.h's open_tp_peer) */
     armo_tp_ranks *t;
     double timeout_s;            /* ARMO_TP_PEER_TIMEOUT_S */
+    double grace_s;              /* ARMO_TP_WATCHDOG_GRACE_MS: after this rank failed */
     long calls;
     long fail_call;              /* ARMO_TEST_FAIL_TP_RANK's call (-1: none) */
 } peer;
@@ -133,13 +134,20 @@ static int peer_score(armo_backend *b, const int32_t *ids, const int32_t *cu, in
                     -(limit > 0 ? limit : INT64_MAX),
                     p->t->signal ? atomic_load(p->t->signal) : 0};
     armo_err me;
-    int st = armo_mpi_group_max_i64(p->t->mpi, v, 5, p->timeout_s, &me);
+    /* a rank that failed the batch waits for its peers only a grace period:
+     * peers refusing the same batch come back at once, and one still out is
+     * blocked in a collective waiting for this rank (it would never come) */
+    const double wait_s = rc && p->grace_s < p->timeout_s ? p->grace_s : p->timeout_s;
+    int st = armo_mpi_group_max_i64(p->t->mpi, v, 5, wait_s, &me);
     char why[ARMO_ERR_LEN + 200];
     if (st) {
-        if (st > 0)
+        if (st > 0 && rc)
+            snprintf(why, sizeof why, "this rank failed a batch of %d sequences (%s) and its "
+                     "peers were not back within %.1f s (ARMO_TP_WATCHDOG_GRACE_MS): they wait "
+                     "in a collective for this rank", nseq, e->msg, wait_s);
+        else if (st > 0)
             snprintf(why, sizeof why, "its peers did not finish a batch of %d sequences within "
-                     "%.0f s (ARMO_TP_PEER_TIMEOUT_S)%s%s", nseq, p->timeout_s,
-                     rc ? "; this rank failed it: " : "", rc ? e->msg : "");
+                     "%.0f s (ARMO_TP_PEER_TIMEOUT_S)", nseq, wait_s);
         else
             snprintf(why, sizeof why, "agreeing on a batch's outcome: %s", me.msg);
         abort_job(p, why);
@@ -197,6 +205,8 @@ static armo_backend *peer_wrap(armo_tp_ranks *t, armo_backend *in, armo_err *e) 
     }
     const char *v = getenv("ARMO_TP_PEER_TIMEOUT_S");
     p->timeout_s = v && atof(v) > 0 ? atof(v) : 600;
+    const char *g = getenv("ARMO_TP_WATCHDOG_GRACE_MS");
+    p->grace_s = g && atof(g) > 0 ? atof(g) / 1000.0 : 10.0;
     p->in = in;
     p->t = t;
     p->fail_call = fail_hook(t->tp_rank);

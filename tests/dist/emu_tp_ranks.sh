@@ -13,8 +13,10 @@
 #  - one rank of a group that cannot load its model: both exit 2, the other
 #    saying so, no hang;
 #  - TP rank 1 made to fail a batch alone (ARMO_TEST_FAIL_TP_RANK): the job
-#    ends (no hang) with a message naming the rank, the output holds whole
-#    lines, and the same command with --resume completes it to the
+#    ends (no hang; the failed rank waits for its blocked peer only
+#    ARMO_TP_WATCHDOG_GRACE_MS, not ARMO_TP_PEER_TIMEOUT_S's 600 s, which
+#    the test's 120-s timeout would cut) with a message naming the rank, the
+#    output holds whole lines, and the same command with --resume completes it to the
 #    single-process run's bytes;
 #  - SIGTERM to one rank alone: the group's per-batch agreement stops both
 #    after the same batch, the leader with the summary of an interrupted run;
@@ -89,7 +91,7 @@ expect_error 2 "another rank of TP group 0 could not set up its backend" \
 # ---- one TP rank fails a batch alone: the job ends, --resume completes it -------
 OUT=$TMP/fail.jsonl
 start=$(date +%s)
-timeout -k 10 120 "${MPIRUN[@]}" -np 2 -x ARMO_TEST_FAIL_TP_RANK=1:2 -x ARMO_TP_PEER_TIMEOUT_S=3 \
+timeout -k 10 120 "${MPIRUN[@]}" -np 2 -x ARMO_TEST_FAIL_TP_RANK=1:2 -x ARMO_TP_WATCHDOG_GRACE_MS=2000 \
   "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT" 2>"$TMP/fail.err"
 rc=$?
 n=$(wc -l <"$OUT")
@@ -97,7 +99,8 @@ echo "TP rank 1 made to fail its third batch: exit $rc after $(($(date +%s) - st
 check
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$n" -lt 38 ] || fail "the failing job: exit $rc, $n lines"
 check
-grep -qF "TP rank 1 of group 0 (launcher rank 1 of 2): its peers did not finish a batch" "$TMP/fail.err" &&
+grep -qF "TP rank 1 of group 0 (launcher rank 1 of 2): this rank failed a batch" "$TMP/fail.err" &&
+  grep -qF "were not back within 2.0 s (ARMO_TP_WATCHDOG_GRACE_MS)" "$TMP/fail.err" &&
   grep -qF "made to fail by ARMO_TEST_FAIL_TP_RANK" "$TMP/fail.err" &&
   grep -qF "rerun the same command with --resume" "$TMP/fail.err" ||
   { fail "the failing job's message"; cat "$TMP/fail.err" >&2; }
