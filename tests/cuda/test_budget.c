@@ -23,6 +23,7 @@
 #include "host/cuda/cuda_backend.h"
 #include "host/engine/backend_open.h"
 #include "host/engine/device_memory.h"
+#include "tests/util/random_armorm.h"
 #include "tests/util/test_util.h"
 #include "weights/random_model.h"
 
@@ -32,28 +33,13 @@
 #define GATE_TOL 1e-1
 #define SCORE_TOL 5e-2
 
-static double rel_l2(const float *a, const float *b, int n) {
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static double norm2(const float *a, int n) {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += (double)a[i] * a[i];
-    return sqrt(s);
-}
-
 static void compare(const char *what, const armo_result *g, const armo_result *c) {
     const int K = c->n_objectives;
     CHECK(g->n_tokens == c->n_tokens && g->n_objectives == K, "%s: %d tokens / %d objectives, "
           "cpu %d / %d", what, g->n_tokens, g->n_objectives, c->n_tokens, K);
-    const double er = rel_l2(g->rewards, c->rewards, K), eg = rel_l2(g->gating, c->gating, K),
-                 ec = rel_l2(g->coefficients, c->coefficients, K);
-    const double scale = norm2(c->rewards, K) * norm2(c->coefficients, K);
+    const double er = test_rel_l2(g->rewards, c->rewards, K), eg = test_rel_l2(g->gating, c->gating, K),
+                 ec = test_rel_l2(g->coefficients, c->coefficients, K);
+    const double scale = test_norm2(c->rewards, K) * test_norm2(c->coefficients, K);
     const double es = fabs((double)g->score - c->score) / (scale > 1e-6 ? scale : 1e-6);
     printf("%-34s rel err rewards %.2e gating %.2e coefficients %.2e score %.2e\n", what, er, eg,
            ec, es);
@@ -174,24 +160,11 @@ int main(void) {
     armo_backend_register_cuda(&armo_cuda_accel);
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/tmp_budget_model", ARMO_BINARY_DIR);
-    armo_random_spec s = armo_random_spec_armorm(2, 4321);
-    s.hidden = 128;
-    s.heads = 2;
-    s.kv_heads = 1;
-    s.head_dim = 64;
-    s.intermediate = 256;
-    s.vocab = 512;
-    s.gating_hidden = 64;
+    armo_random_spec s = test_small_armorm_spec(2, 4321);
     s.max_positions = 131072;
-    armo_err e;
-    int rc = armo_write_random_model(dir, &s, &e);
-    CHECK(rc == 0, "model: %s", e.msg);
-    if (rc) return test_finish("test_budget");
     armo_model m;
-    if (armo_model_open(dir, &m, &e)) {
-        CHECK(0, "%s", e.msg);
-        return test_finish("test_budget");
-    }
+    if (test_open_random_model(dir, &s, "budget", &m)) return test_finish("test_budget");
+    armo_err e;
     CHECK(m.cfg.max_position_embeddings == 131072, "max_position_embeddings %d",
           m.cfg.max_position_embeddings);
     /* armo score's default: a ceiling of max(16384, --max-length) */

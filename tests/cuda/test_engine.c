@@ -29,6 +29,7 @@
 
 #include "host/cuda/cuda_backend.h"
 #include "host/engine/backend_open.h"
+#include "tests/util/random_armorm.h"
 #include "tests/util/test_util.h"
 #include "weights/dtype.h"
 #include "weights/random_model.h"
@@ -56,21 +57,6 @@
 /* tolerance on the gating weights and coefficients of the model under test */
 static double g_gate_tol = VEC_TOL;
 
-static double rel_l2(const float *a, const float *b, int n) {
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static double norm2(const float *a, int n) {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += (double)a[i] * a[i];
-    return sqrt(s);
-}
-
 static void compare_tol(const char *what, const armo_result *gpu, const armo_result *cpu, int n,
                         double vec_tol, double gate_tol, double score_tol) {
     /* single-head scale: RMS over the batch of each label */
@@ -87,10 +73,10 @@ static void compare_tol(const char *what, const armo_result *gpu, const armo_res
             const int k = c->n_objectives;
             CHECK(g->n_objectives == k, "%s seq %d: %d objectives, cpu %d", what, s,
                   g->n_objectives, k);
-            const double er = rel_l2(g->rewards, c->rewards, k),
-                         eg = rel_l2(g->gating, c->gating, k),
-                         ec = rel_l2(g->coefficients, c->coefficients, k);
-            const double scale = norm2(c->rewards, k) * norm2(c->coefficients, k);
+            const double er = test_rel_l2(g->rewards, c->rewards, k),
+                         eg = test_rel_l2(g->gating, c->gating, k),
+                         ec = test_rel_l2(g->coefficients, c->coefficients, k);
+            const double scale = test_norm2(c->rewards, k) * test_norm2(c->coefficients, k);
             const double es = fabs((double)g->score - c->score) / fmax(scale, 1e-6);
             printf("%-28s seq %2d (%5d tokens): score cuda %9.5f cpu %9.5f (err %.2e of "
                    "|r||c| %.3g) | rel err rewards %.2e gating %.2e coefficients %.2e\n",
@@ -334,15 +320,9 @@ static void test_medium(void) {
     s.intermediate = 2816;
     s.vocab = 4096;
     s.gating_hidden = 256;
-    armo_err e;
-    int rc = armo_write_random_model(dir, &s, &e);
-    CHECK(rc == 0, "medium model: %s", e.msg);
-    if (rc) return;
     armo_model m;
-    if (armo_model_open(dir, &m, &e)) {
-        CHECK(0, "%s", e.msg);
-        return;
-    }
+    if (test_open_random_model(dir, &s, "medium", &m)) return;
+    armo_err e;
     const int lens[] = {1, 7, 128, 1000, 333, 64};
     const int nseq = 6;
     int32_t cu[7], gpos[6];
@@ -464,15 +444,9 @@ static void test_open_refusals(void) {
         s.intermediate = cases[i].intermediate;
         s.vocab = 256;
         s.gating_hidden = 32;
-        armo_err e;
-        int rc = armo_write_random_model(dir, &s, &e);
-        CHECK(rc == 0, "%s model: %s", cases[i].name, e.msg);
-        if (rc) continue;
         armo_model m;
-        if (armo_model_open(dir, &m, &e)) {
-            CHECK(0, "%s model: %s", cases[i].name, e.msg);
-            continue;
-        }
+        if (test_open_random_model(dir, &s, cases[i].name, &m)) continue;
+        armo_err e;
         size_t free0 = 0, free1 = 0, total = 0;
         CHECK(armo_cuda_accel.mem_info(&free0, &total, &e) == 0, "mem_info: %s", e.msg);
         armo_backend_opts o = {.threads = 0, .max_batch_tokens = 256, .max_seqs = 8, .quiet = 1};

@@ -27,6 +27,7 @@
 
 #include "host/cuda/cuda_backend.h"
 #include "host/engine/backend_open.h"
+#include "tests/util/random_armorm.h"
 #include "tests/util/test_util.h"
 #include "weights/random_model.h"
 
@@ -38,26 +39,11 @@ long armo_emu_last_graph_ops(void); /* tests/emu/cuda/runtime.cpp */
 #define GATE_TOL 1e-1
 #define SCORE_TOL 5e-2
 
-static double rel_l2(const float *a, const float *b, int n) {
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static double norm2(const float *a, int n) {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += (double)a[i] * a[i];
-    return sqrt(s);
-}
-
 static void compare_cpu(const char *what, int s, const armo_result *g, const armo_result *c) {
     const int K = c->n_objectives;
-    const double er = rel_l2(g->rewards, c->rewards, K), eg = rel_l2(g->gating, c->gating, K),
-                 ec = rel_l2(g->coefficients, c->coefficients, K);
-    const double scale = norm2(c->rewards, K) * norm2(c->coefficients, K);
+    const double er = test_rel_l2(g->rewards, c->rewards, K), eg = test_rel_l2(g->gating, c->gating, K),
+                 ec = test_rel_l2(g->coefficients, c->coefficients, K);
+    const double scale = test_norm2(c->rewards, K) * test_norm2(c->coefficients, K);
     const double es = fabs((double)g->score - c->score) / (scale > 1e-6 ? scale : 1e-6);
     CHECK(g->n_tokens == c->n_tokens && er <= VEC_TOL && eg <= GATE_TOL && ec <= GATE_TOL &&
               es <= SCORE_TOL && isfinite(er + eg + ec + es),
@@ -137,23 +123,10 @@ int main(void) {
     armo_backend_register_cuda(&armo_cuda_accel);
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/tmp_graphs_model", ARMO_BINARY_DIR);
-    armo_random_spec s = armo_random_spec_armorm(2, 9876);
-    s.hidden = 128;
-    s.heads = 2;
-    s.kv_heads = 1;
-    s.head_dim = 64;
-    s.intermediate = 256;
-    s.vocab = 512;
-    s.gating_hidden = 64;
-    armo_err e;
-    int rc = armo_write_random_model(dir, &s, &e);
-    CHECK(rc == 0, "model: %s", e.msg);
-    if (rc) return test_finish("test_graphs");
+    armo_random_spec s = test_small_armorm_spec(2, 9876);
     armo_model m;
-    if (armo_model_open(dir, &m, &e)) {
-        CHECK(0, "%s", e.msg);
-        return test_finish("test_graphs");
-    }
+    if (test_open_random_model(dir, &s, "graphs", &m)) return test_finish("test_graphs");
+    armo_err e;
     armo_backend_opts o = {.threads = 0, .max_batch_tokens = 4096, .max_seqs = 64, .quiet = 1};
     backends b = {NULL, NULL, NULL, s.vocab};
     setenv("ARMO_CUDA_GRAPHS", "1", 1); /* read at open */

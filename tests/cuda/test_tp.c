@@ -24,6 +24,7 @@
 #include "host/engine/backend_open.h"
 #include "host/engine/scheduler.h"
 #include "tests/util/gpu_test_util.h"
+#include "tests/util/random_armorm.h"
 #include "tests/util/test_util.h"
 #include "weights/model.h"
 #include "weights/random_model.h"
@@ -60,23 +61,14 @@ static int score(armo_backend *bk, const batch *b, armo_result *out, armo_err *e
     return bk->score(bk, b->ids, b->cu, b->nseq, b->gpos, b->shared ? b->prefix_of : NULL, out, e);
 }
 
-static double rel_l2(const float *a, const float *b, int n) {
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* got against ref (ArmoRM outputs) within the bf16 bounds. */
 static void compare(const char *what, const armo_result *got, const armo_result *ref, int n) {
     for (int s = 0; s < n; s++) {
         if (ref[s].n_tokens == 0) continue; /* a shared prefix: no head */
         const int K = ref[s].n_objectives;
-        double dr = rel_l2(got[s].rewards, ref[s].rewards, K),
-               dg = rel_l2(got[s].gating, ref[s].gating, K),
-               dc = rel_l2(got[s].coefficients, ref[s].coefficients, K);
+        double dr = test_rel_l2(got[s].rewards, ref[s].rewards, K),
+               dg = test_rel_l2(got[s].gating, ref[s].gating, K),
+               dc = test_rel_l2(got[s].coefficients, ref[s].coefficients, K);
         double nr = 0, nc = 0;
         for (int k = 0; k < K; k++)
             nr += (double)ref[s].rewards[k] * ref[s].rewards[k],
@@ -225,11 +217,9 @@ int main(void) {
     s.intermediate = 256;
     s.vocab = 512;
     s.gating_hidden = 32;
-    if (armo_write_random_model(dir, &s, &e) == 0 && armo_model_open(dir, &m, &e) == 0) {
+    if (test_open_random_model(dir, &s, "random kv4", &m) == 0) {
         check_model("random kv4", &m, 4, devices);
         armo_model_close(&m);
-    } else {
-        CHECK(0, "random kv4: %s", e.msg);
     }
     return test_finish("test_tp");
 }
