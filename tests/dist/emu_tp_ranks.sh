@@ -88,6 +88,17 @@ expect_error 2 "another rank of TP group 0 could not set up its backend" \
   --output "$TMP/setup.jsonl" : -np 1 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks \
   --output "$TMP/setup.jsonl" --model "$TMP/no-such-model"
 
+# The job cut short in $OUT rerun with --resume (its stderr in $TMP/$1): the
+# exit status and bytes of the single-process TP group's run ($2: what cut it)
+resume_same() {
+  "${MPIRUN[@]}" -np 2 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT" --resume \
+    2>"$TMP/$1"
+  local rc=$?
+  check
+  [ $rc -eq "$REF_RC" ] || { fail "$2: --resume: exit $rc"; cat "$TMP/$1" >&2; }
+  same "$OUT" "$REF" "$2, the job rerun with --resume = one process's TP group"
+}
+
 # ---- one TP rank fails a batch alone: the job ends, --resume completes it -------
 OUT=$TMP/fail.jsonl
 start=$(date +%s)
@@ -104,12 +115,7 @@ grep -qF "TP rank 1 of group 0 (launcher rank 1 of 2): this rank failed a batch"
   grep -qF "made to fail by ARMO_TEST_FAIL_TP_RANK" "$TMP/fail.err" &&
   grep -qF "rerun the same command with --resume" "$TMP/fail.err" ||
   { fail "the failing job's message"; cat "$TMP/fail.err" >&2; }
-"${MPIRUN[@]}" -np 2 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT" --resume \
-  2>"$TMP/resume.err"
-rc=$?
-check
-[ $rc -eq "$REF_RC" ] || { fail "--resume: exit $rc"; cat "$TMP/resume.err" >&2; }
-same "$OUT" "$REF" "a TP rank failed mid-run, the job rerun with --resume = one process's TP group"
+resume_same resume.err "a TP rank failed mid-run"
 
 # ---- SIGTERM to one rank alone: the whole group stops after the same batch -------
 OUT=$TMP/sig.jsonl
@@ -135,12 +141,7 @@ check
 check
 grep -qF "armo score: interrupted by SIGTERM: $OUT holds the whole lines of the first $n records" "$TMP/sig.err" ||
   { fail "the group's leader did not stop with the summary of an interrupted run"; cat "$TMP/sig.err" >&2; }
-"${MPIRUN[@]}" -np 2 "$EMU" score "${OPTS[@]}" --tp 2 --tp-across-ranks --output "$OUT" --resume \
-  2>"$TMP/resume2.err"
-rc=$?
-check
-[ $rc -eq "$REF_RC" ] || { fail "--resume after SIGTERM: exit $rc"; cat "$TMP/resume2.err" >&2; }
-same "$OUT" "$REF" "SIGTERM to one rank, the job rerun with --resume = one process's TP group"
+resume_same resume2.err "SIGTERM to one rank"
 
 check
 shm_after=$(ls /dev/shm | grep -c '^armo-emu-nccl-')
